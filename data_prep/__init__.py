@@ -1,0 +1,1 @@
+"""Dataset preparation: official raw files -> one manifest format, and the Dataset over it."""
