@@ -1,0 +1,72 @@
+import pytest
+from pytorch_metric_learning.losses import CrossBatchMemory, SupConLoss
+
+import variants
+from variants.registry import register
+
+EXPECTED = {"no_xbm", "xbm", "xbm_star", "xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn",
+            "centre_xbn", "scaled_xbn"}
+
+
+def test_all_ten_variants_registered():
+    assert set(variants.VARIANTS) == EXPECTED
+    assert len(variants.VARIANTS) == 10
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_is_a_crossbatchmemory_with_its_attributes(name):
+    mem = variants.build(name, loss=SupConLoss(), embedding_size=8, memory_size=32)
+    assert isinstance(mem, CrossBatchMemory)
+    assert tuple(mem.embedding_memory.shape) == (32, 8)
+    assert tuple(mem.label_memory.shape) == (32,)
+    assert mem.queue_idx == 0 and mem.has_been_filled is False
+    mem.set_epoch(3)
+    assert mem.epoch == 3
+
+
+def test_unknown_variant_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown variant 'xbnn'.*valid variants: .*axbn"):
+        variants.build("xbnn", loss=SupConLoss(), embedding_size=8, memory_size=32)
+
+
+def test_unknown_option_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown option.*lamda_mu.*valid options: .*lambda_mu"):
+        variants.build("pc_xbn", loss=SupConLoss(), embedding_size=8, memory_size=32, lamda_mu=0.3)
+    with pytest.raises(ValueError, match="valid options: .*miner_distance"):
+        variants.build("xbm", loss=SupConLoss(), embedding_size=8, memory_size=32, delay_epochs=3)
+
+
+def test_option_names_and_defaults():
+    assert variants.variant_options("axbn") == {
+        "miner_distance": None, "delay_epochs": 0, "p0": 1.0, "q": 1.0, "r": 0.01,
+        "gain_interval": 100}
+    assert variants.variant_options("pc_xbn")["lambda_mu"] == 0.5
+    assert variants.variant_options("pc_xbn")["lambda_sigma"] == 1.0
+    assert variants.variant_options("sc_xbn")["normalize_absent"] is True
+    assert variants.variant_options("delayed_xbn")["delay_epochs"] == 15
+    for name in ("xbn", "axbn", "pc_xbn", "sc_xbn", "centre_xbn", "scaled_xbn"):
+        assert variants.variant_options(name)["delay_epochs"] == 0
+
+
+def test_none_options_mean_default():
+    mem = variants.build("axbn", loss=SupConLoss(), embedding_size=8, memory_size=32, r=None)
+    assert mem.r == 0.01
+
+
+def test_duplicate_registration_is_an_error():
+    with pytest.raises(ValueError, match="registered twice"):
+        register("xbn")(type("Dup", (), {}))
+
+
+def test_bad_inputs():
+    mem = variants.build("xbm", loss=SupConLoss(), embedding_size=8, memory_size=4)
+    import torch
+    with pytest.raises(ValueError, match=r"embeddings must have shape \(batch_size, 8\)"):
+        mem(torch.zeros(3, 5), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels must be a 1D tensor"):
+        mem(torch.zeros(3, 8), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="memory_size must be >= .* got 4 < 6"):
+        mem(torch.randn(6, 8), torch.zeros(6, dtype=torch.long))
+    sc = variants.build("sc_xbn", loss=SupConLoss(), embedding_size=8, memory_size=16)
+    with pytest.raises(ValueError, match="needs superclasses"):
+        sc(torch.randn(4, 8), torch.zeros(4, dtype=torch.long))

@@ -1,0 +1,33 @@
+"""The memory variants: drop-in replacements for PML's ``CrossBatchMemory``.
+
+    from variants import build, VARIANTS
+    mem = build("xbn", loss=SupConLoss(), embedding_size=512, memory_size=29775,
+                miner=PairMarginMiner(0.2, 0.8))
+    loss = mem(embeddings, labels)                    # same call as CrossBatchMemory
+    loss = mem(embeddings, labels, superclasses=sc)   # SC-XBN needs superclass ids
+
+Every module is imported here explicitly, which registers it.
+"""
+
+from . import (  # noqa: F401  (imported for registration)
+    axbn,
+    centre_xbn,
+    delayed_xbn,
+    no_xbm,
+    pc_xbn,
+    sc_xbn,
+    scaled_xbn,
+    xbm,
+    xbm_star,
+    xbn,
+)
+from .base import MemoryBase
+from .registry import build, get_variant, registered, variant_options
+
+# DESIGN.md's order; a variant registered outside this list is appended after it
+_ORDER = ("no_xbm", "xbm", "xbm_star", "xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn",
+          "centre_xbn", "scaled_xbn")
+VARIANTS: tuple[str, ...] = tuple(n for n in _ORDER if n in registered()) + tuple(
+    n for n in registered() if n not in _ORDER)
+
+__all__ = ["VARIANTS", "MemoryBase", "build", "get_variant", "variant_options"]

@@ -1,0 +1,208 @@
+"""The shared memory: PML's ``CrossBatchMemory`` with an adaptation hook and a complete state.
+
+Per step (XBN paper, section 3.1): (1) adapt the stored embeddings R with the variant's
+normaliser, from statistics of R and of the detached batch B; (2) write R back; (3) enqueue B
+(FIFO, oldest out); (4) mine and compute the loss of the batch against the whole memory,
+self-comparisons removed, exactly as PML does.
+
+Differences from PML, all deliberate:
+- the memory stays float32 even when embeddings arrive in float16 (PML casts it to the
+  embeddings' dtype on every call); the loss is computed on ``embeddings.float()``;
+- ``queue_idx``, ``has_been_filled``, the epoch and each variant's own state travel through
+  ``state_dict()`` (``get_extra_state``), so a resumed run continues from the same memory;
+- ``superclasses=`` is accepted by every variant (used by SC-XBN, ignored elsewhere), so the
+  trainer calls every variant the same way;
+- ``last_mined`` holds the number of positive and negative pairs mined in the last step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from pytorch_metric_learning.losses import CrossBatchMemory
+from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+
+from .miners import MINER_DISTANCES, convert_miner
+
+
+class MemoryBase(CrossBatchMemory):
+    """Plain cross-batch memory; subclasses override ``adapt`` (and rarely ``forward``)."""
+
+    name: ClassVar[str] = "base"
+    OPTIONS: ClassVar[dict[str, Any]] = {}  # the variant's own options and their defaults
+    NORMALISING: ClassVar[bool] = False  # adapts the memory, hence understands delay_epochs
+    DEFAULT_DELAY: ClassVar[int] = 0
+    NEEDS_SUPERCLASS: ClassVar[bool] = False
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        opts: dict[str, Any] = {"miner_distance": None}
+        if cls.NORMALISING:
+            opts["delay_epochs"] = cls.DEFAULT_DELAY
+        opts.update(cls.OPTIONS)
+        return opts
+
+    def __init__(self, loss, embedding_size: int, memory_size: int = 1024, miner=None,
+                 **options: Any) -> None:
+        valid = self.option_defaults()
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for variant {self.name!r}; "
+                f"valid options: {', '.join(sorted(valid)) or '(none)'}"
+            )
+        if embedding_size < 1 or memory_size < 1:
+            raise ValueError(
+                f"embedding_size and memory_size must be >= 1, got {embedding_size}, {memory_size}"
+            )
+        settings = {**valid, **options}
+        if settings["miner_distance"] is not None:
+            if settings["miner_distance"] not in MINER_DISTANCES:
+                raise ValueError(
+                    f"miner_distance must be one of {', '.join(MINER_DISTANCES)}, "
+                    f"got {settings['miner_distance']!r}"
+                )
+            miner = convert_miner(miner, settings["miner_distance"])
+        super().__init__(loss, embedding_size, memory_size=memory_size, miner=miner)
+        for key, value in settings.items():
+            setattr(self, key, value)
+        self.epoch = 0
+        self.last_mined = (0, 0)
+        if self.NEEDS_SUPERCLASS:
+            self.register_buffer("superclass_memory", torch.zeros(memory_size, dtype=torch.long))
+
+    # ----- state ---------------------------------------------------------------------------
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"queue_idx": int(self.queue_idx), "has_been_filled": bool(self.has_been_filled),
+                "epoch": int(self.epoch), **self.variant_state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.queue_idx = state["queue_idx"]
+        self.has_been_filled = state["has_been_filled"]
+        self.epoch = state["epoch"]
+        self.load_variant_state(state)
+
+    def variant_state(self) -> dict[str, Any]:
+        """Python-side state of a variant (tensors belong in buffers)."""
+        return {}
+
+    def load_variant_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the memory the current (0-based) main-phase epoch; used by the delay."""
+        self.epoch = int(epoch)
+
+    @property
+    def adapting(self) -> bool:
+        """Whether this step adapts the memory: a normalising variant from ``delay_epochs`` on."""
+        return self.NORMALISING and self.epoch >= self.delay_epochs
+
+    @property
+    def num_stored(self) -> int:
+        return self.memory_size if self.has_been_filled else int(self.queue_idx)
+
+    # ----- the step ------------------------------------------------------------------------
+    def adapt(self, memory: torch.Tensor, memory_labels: torch.Tensor, batch: torch.Tensor,
+              batch_labels: torch.Tensor, memory_superclasses: torch.Tensor | None,
+              batch_superclasses: torch.Tensor | None) -> torch.Tensor:
+        """Return the adapted stored embeddings (same shape as ``memory``)."""
+        return memory
+
+    def _check(self, embeddings, labels, enqueue_mask, superclasses) -> None:
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_size:
+            raise ValueError(
+                f"embeddings must have shape (batch_size, {self.embedding_size}), "
+                f"got {tuple(embeddings.shape)}"
+            )
+        if labels.ndim != 1 or len(labels) != len(embeddings):
+            raise ValueError(
+                f"labels must be a 1D tensor of shape ({len(embeddings)},), got {tuple(labels.shape)}"
+            )
+        queued = len(embeddings) if enqueue_mask is None else int(enqueue_mask.sum())
+        if queued > self.memory_size:
+            raise ValueError(
+                f"memory_size must be >= the number of enqueued embeddings, "
+                f"got {self.memory_size} < {queued}"
+            )
+        if self.NEEDS_SUPERCLASS:
+            if superclasses is None:
+                raise ValueError(f"variant {self.name!r} needs superclasses=, got None")
+            if superclasses.shape != labels.shape:
+                raise ValueError(
+                    f"superclasses must have the shape of labels {tuple(labels.shape)}, "
+                    f"got {tuple(superclasses.shape)}"
+                )
+
+    def _to_device(self, device: torch.device) -> None:
+        # the memory stays float32 whatever dtype the embeddings arrive in
+        if self.embedding_memory.device != device or self.embedding_memory.dtype != torch.float32:
+            self.embedding_memory = self.embedding_memory.to(device, torch.float32)
+            self.label_memory = self.label_memory.to(device)
+            if self.NEEDS_SUPERCLASS:
+                self.superclass_memory = self.superclass_memory.to(device)
+
+    def enqueue(self, embeddings: torch.Tensor, labels: torch.Tensor,
+                superclasses: torch.Tensor | None = None) -> None:
+        """Add detached embeddings to the memory (FIFO), without adaptation or loss.
+
+        Also the way to prefill the memory (DESIGN: memory initialisation ``prefill``).
+        """
+        self._to_device(embeddings.device)
+        labels = labels.to(embeddings.device)
+        self.add_to_memory(embeddings.detach().float(), labels, len(embeddings))
+        if self.NEEDS_SUPERCLASS:
+            self.superclass_memory[self.curr_batch_idx] = superclasses.to(embeddings.device)
+
+    def _adapt_memory(self, batch, batch_labels, batch_superclasses) -> None:
+        n = self.num_stored
+        if n == 0 or not self.adapting:
+            return
+        sc_mem = self.superclass_memory[:n] if self.NEEDS_SUPERCLASS else None
+        with torch.no_grad():
+            self.embedding_memory[:n] = self.adapt(
+                self.embedding_memory[:n], self.label_memory[:n], batch, batch_labels,
+                sc_mem, batch_superclasses)
+
+    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None,
+                superclasses=None):
+        if indices_tuple is not None and enqueue_mask is not None:
+            raise ValueError("indices_tuple and enqueue_mask are mutually exclusive")
+        self._check(embeddings, labels, enqueue_mask, superclasses)
+        self.reset_stats()
+        device = embeddings.device
+        self._to_device(device)
+        labels = labels.to(device)
+        embeddings = embeddings.float()
+        if superclasses is not None:
+            superclasses = superclasses.to(device)
+        if enqueue_mask is not None:
+            enqueue_mask = enqueue_mask.to(device).bool()
+            q_emb, q_lab = embeddings[enqueue_mask], labels[enqueue_mask]
+            q_sc = superclasses[enqueue_mask] if superclasses is not None else None
+            embeddings, labels = embeddings[~enqueue_mask], labels[~enqueue_mask]
+            remove_self = False
+        else:
+            q_emb, q_lab, q_sc = embeddings, labels, superclasses
+            remove_self = True
+        self._adapt_memory(q_emb.detach(), q_lab, q_sc)
+        self.enqueue(q_emb, q_lab, q_sc)
+        n = self.num_stored
+        e_mem, l_mem = self.embedding_memory[:n], self.label_memory[:n]
+        indices_tuple = self.create_indices_tuple(
+            embeddings, labels, e_mem, l_mem, indices_tuple, remove_self)
+        self.last_mined = _pair_counts(indices_tuple)
+        return self.loss(embeddings, labels, indices_tuple, e_mem, l_mem)
+
+
+def _pair_counts(indices_tuple) -> tuple[int, int]:
+    if len(indices_tuple) == 4:
+        return len(indices_tuple[0]), len(indices_tuple[2])
+    return len(indices_tuple[0]), len(indices_tuple[0])
+
+
+def minibatch_loss(loss, miner, embeddings, labels):
+    """The plain loss of a batch against itself (the reference set is the batch)."""
+    indices = miner(embeddings, labels) if miner is not None else lmu.get_all_pairs_indices(labels)
+    return loss(embeddings, labels, indices), indices

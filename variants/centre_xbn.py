@@ -1,0 +1,14 @@
+"""Centre XBN: shift the memory's mean onto the batch's, no rescaling (thesis eq. 4.5)."""
+
+from .base import MemoryBase
+from .registry import register
+from .stats import centre_transform
+
+
+@register("centre_xbn")
+class CentreXBN(MemoryBase):
+    NORMALISING = True
+
+    def adapt(self, memory, memory_labels, batch, batch_labels, memory_superclasses,
+              batch_superclasses):
+        return centre_transform(memory, memory.mean(dim=0), batch.mean(dim=0))  # thesis eq. 4.5

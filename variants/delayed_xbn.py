@@ -1,0 +1,13 @@
+"""Delayed XBN: plain XBM for the first ``delay_epochs`` main-phase epochs, XBN after (thesis 4.3.3).
+
+Epochs are 0-based: with the default 15, epochs 0..14 are plain XBM and normalisation starts at
+epoch 15, the first LR decay of the paper's schedule.
+"""
+
+from .registry import register
+from .xbn import XBN
+
+
+@register("delayed_xbn")
+class DelayedXBN(XBN):
+    DEFAULT_DELAY = 15

@@ -1,0 +1,22 @@
+"""No-XBM: the loss of the minibatch against itself; the memory is never used."""
+
+from .base import MemoryBase, _pair_counts, minibatch_loss
+from .registry import register
+
+
+@register("no_xbm")
+class NoXBM(MemoryBase):
+    """Reference set = the batch. Keeps the memory attributes (empty) for a uniform interface."""
+
+    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None,
+                superclasses=None):
+        if enqueue_mask is not None:
+            raise ValueError("no_xbm has no memory to enqueue into; enqueue_mask must be None")
+        self._check(embeddings, labels, None, superclasses)
+        labels = labels.to(embeddings.device)
+        if indices_tuple is not None:
+            self.last_mined = _pair_counts(indices_tuple)
+            return self.loss(embeddings.float(), labels, indices_tuple)
+        loss, indices = minibatch_loss(self.loss, self.miner, embeddings.float(), labels)
+        self.last_mined = _pair_counts(indices)
+        return loss

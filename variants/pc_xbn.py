@@ -1,0 +1,27 @@
+"""PC-XBN: per-class normalisation of the memory (thesis 4.3.1, eq. 4.3).
+
+A class with more than one sample in both the memory and the batch is adapted with its own
+statistics mixed with the batch's by ``lambda_mu`` and ``lambda_sigma``; every other class
+(absent from the batch, or with a single sample on either side) gets global XBN when
+``normalize_absent`` (the thesis' choice, the default) or is left as it is.
+"""
+
+from .base import MemoryBase
+from .registry import register
+from .stats import grouped_transform
+
+
+@register("pc_xbn")
+class PerClassXBN(MemoryBase):
+    NORMALISING = True
+    OPTIONS = {"lambda_mu": 0.5, "lambda_sigma": 1.0, "normalize_absent": True}
+
+    def groups(self, labels, superclasses):
+        return labels
+
+    def adapt(self, memory, memory_labels, batch, batch_labels, memory_superclasses,
+              batch_superclasses):
+        return grouped_transform(  # thesis eq. 4.3 / 4.4
+            memory, self.groups(memory_labels, memory_superclasses),
+            batch, self.groups(batch_labels, batch_superclasses),
+            self.lambda_mu, self.lambda_sigma, self.normalize_absent)

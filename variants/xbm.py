@@ -1,0 +1,9 @@
+"""XBM: the plain cross-batch memory, no adaptation; equal to PML's CrossBatchMemory."""
+
+from .base import MemoryBase
+from .registry import register
+
+
+@register("xbm")
+class XBM(MemoryBase):
+    """The XBN paper's "XBM": PML's memory-only loss (not the official code's batch + memory)."""

@@ -1,0 +1,22 @@
+"""XBM*: memory loss plus minibatch loss, as the official XBM code trains (paper table 2)."""
+
+from .base import MemoryBase, minibatch_loss
+from .registry import register
+
+
+@register("xbm_star")
+class XBMStar(MemoryBase):
+    """loss = minibatch loss + memory_weight x memory loss (msight-tech/research-xbm's XBM.WEIGHT)."""
+
+    OPTIONS = {"memory_weight": 1.0}
+
+    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None,
+                superclasses=None):
+        if enqueue_mask is not None:
+            raise ValueError("xbm_star needs the whole batch as anchors; enqueue_mask must be None")
+        memory_loss = super().forward(embeddings, labels, indices_tuple, None, superclasses)
+        mined = self.last_mined
+        batch_loss, _ = minibatch_loss(self.loss, self.miner, embeddings.float(),
+                                       labels.to(embeddings.device))
+        self.last_mined = mined
+        return batch_loss + self.memory_weight * memory_loss
