@@ -1,0 +1,31 @@
+# Two entry points for a fresh clone (README): `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: setup demo test fashion-mnist lint
+
+$(VENV)/.installed: requirements.lock setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements.lock
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The CPU demo's dataset: Debian's dataset-fashion-mnist, installed where apt-get runs as root.
+fashion-mnist:
+	@if dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
+	  || echo "warning: could not install dataset-fashion-mnist; the demo will need 'xbmbench data fetch fashion-mnist'"; \
+	else echo "note: dataset-fashion-mnist not installed (no root apt-get); the demo will need 'xbmbench data fetch fashion-mnist'"; fi
+
+demo: setup fashion-mnist
+	$(VENV)/bin/xbmbench reproduce
+
+test: setup fashion-mnist
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
