@@ -1,1 +1,31 @@
-"""Dataset preparation: official raw files -> one manifest format, and the Dataset over it."""
+"""Dataset preparation: official raw files -> one manifest format, and the Dataset over it.
+
+One module per dataset, each registering a ``Source``; every module is imported here explicitly.
+"""
+
+# registration order = the order of DATASETS
+# isort: off
+from data_prep import sop, inshop, deepfashion2  # noqa: F401
+from data_prep import cifar10, cifar100, fashion_mnist  # noqa: F401
+
+# isort: on
+from data_prep.dataset import ManifestDataset
+from data_prep.fashion_mnist import ensure_fashion_mnist, fetch_fashion_mnist
+from data_prep.manifest import FORMAT, default_data_dir, load_manifest, prepare, summarise
+from data_prep.registry import REGISTRY, get_source, register
+
+DATASETS: tuple[str, ...] = tuple(REGISTRY)
+
+__all__ = [
+    "DATASETS",
+    "FORMAT",
+    "ManifestDataset",
+    "default_data_dir",
+    "ensure_fashion_mnist",
+    "fetch_fashion_mnist",
+    "get_source",
+    "load_manifest",
+    "prepare",
+    "register",
+    "summarise",
+]

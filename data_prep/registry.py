@@ -1,0 +1,88 @@
+"""The dataset registry: one ``Source`` subclass per dataset module, registered by name.
+
+A source knows the official file layout of one dataset and turns it into ``Raw`` records with the
+dataset's own class and superclass keys; ``data_prep.manifest`` makes them dense and writes them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from data_prep.fileio import UserError
+
+BOX = ("x1", "y1", "x2", "y2")
+
+
+@dataclass
+class Raw:
+    """What a source read from the official files, before labels are made dense.
+
+    ``records`` has the columns ``split``, ``path`` (relative to ``root``) or ``index`` (row of
+    ``pixels``), ``class_key``, ``superclass_key`` (``None`` where the dataset has no superclasses)
+    and, for datasets with boxes, ``x1, y1, x2, y2``.
+    """
+
+    records: pd.DataFrame
+    root: Path
+    pixels: np.ndarray | None = None
+    skipped: Counter = field(default_factory=Counter)  # reason -> number of records left out
+    warnings: list[str] = field(default_factory=list)
+    superclass_names: dict[Hashable, str] = field(default_factory=dict)  # superclass_key -> name
+
+
+class Source:
+    """Base class of a dataset module: the official layout and sizes, and a reader."""
+
+    name: ClassVar[str]
+    splits: ClassVar[tuple[str, ...]]
+    # split -> (images, classes) from the official page or the paper; None where not published
+    official: ClassVar[dict[str, tuple[int | None, int | None]]]
+    official_superclasses: ClassVar[int | None] = None
+    pixel_mode: ClassVar[str | None] = None  # PIL mode of array datasets ("L", "RGB"); None: files
+    has_boxes: ClassVar[bool] = False
+    options: ClassVar[tuple[str, ...]] = ()  # dataset-specific keyword options of read()
+    url: ClassVar[str] = ""
+
+    def read(self, root: Path, **options: Any) -> Raw:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Source]] = {}
+
+
+def register(cls: type[Source]) -> type[Source]:
+    """Class decorator: add a ``Source`` to the registry under its ``name``."""
+    if cls.name in REGISTRY:
+        raise ValueError(
+            f"dataset {cls.name!r} is registered twice ({REGISTRY[cls.name]} and {cls})"
+        )
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_source(name: str) -> Source:
+    """The registered source called ``name``; a ``UserError`` listing the valid names otherwise."""
+    if name not in REGISTRY:
+        raise UserError(f"unknown dataset {name!r}; valid names: {', '.join(REGISTRY)}")
+    return REGISTRY[name]()
+
+
+def require_dir(root: Path, name: str, expected: str) -> Path:
+    """``root`` as a Path, or a ``UserError`` saying what the folder should contain."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{name}: root folder {root} does not exist (expected {expected} in it)")
+    return root
+
+
+def require_file(path: Path, name: str) -> Path:
+    if not path.is_file():
+        raise UserError(f"{name}: expected file {path} is missing")
+    return path

@@ -1,0 +1,249 @@
+"""Tiny fixture trees in each dataset's official layout, and their sizes counted by hand."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def jpeg(path: Path, size: tuple[int, int] = (8, 6), colour: int = 128) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (colour, 0, 255 - colour)).save(path, format="JPEG")
+
+
+# --- SOP: train classes 1, 2, 3 (2 + 3 + 1 images), test classes 4, 5 (2 + 2 images)
+SOP_ROWS = {
+    "train": [
+        (1, 1, "bicycle_final/1_a.JPG"),
+        (1, 1, "bicycle_final/1_b.JPG"),
+        (2, 1, "bicycle_final/2_a.JPG"),
+        (2, 1, "bicycle_final/2_b.JPG"),
+        (2, 1, "bicycle_final/2_c.JPG"),
+        (3, 2, "chair_final/3_a.JPG"),
+    ],
+    "test": [
+        (4, 2, "chair_final/4_a.JPG"),
+        (4, 2, "chair_final/4_b.JPG"),
+        (5, 3, "mug_final/5_a.JPG"),
+        (5, 3, "mug_final/5_b.JPG"),
+    ],
+}
+SOP_COUNTS = {
+    "train": {"images": 6, "classes": 3, "superclasses": 2},
+    "test": {"images": 4, "classes": 2, "superclasses": 2},
+}
+
+
+def make_sop(root: Path, images: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    image_id = 0
+    for split, rows in SOP_ROWS.items():
+        lines = ["image_id class_id super_class_id path"]
+        for cls, sup, rel in rows:
+            image_id += 1
+            lines.append(f"{image_id} {cls} {sup} {rel}")
+            if images:
+                jpeg(root / rel, colour=10 * image_id)
+        (root / f"Ebay_{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+# --- In-Shop: train id_01 (WOMEN/Dresses x2), id_02 (MEN/Denim x1);
+#     query/gallery id_03 (WOMEN/Denim: 1 query, 2 gallery),
+#     id_04 (WOMEN/Skirts: 2 query, 1 gallery)
+INSHOP_ROWS = [
+    ("img/WOMEN/Dresses/id_01/01_1_front.jpg", "id_01", "train"),
+    ("img/WOMEN/Dresses/id_01/01_2_side.jpg", "id_01", "train"),
+    ("img/MEN/Denim/id_02/01_1_front.jpg", "id_02", "train"),
+    ("img/WOMEN/Denim/id_03/01_1_front.jpg", "id_03", "query"),
+    ("img/WOMEN/Denim/id_03/01_2_side.jpg", "id_03", "gallery"),
+    ("img/WOMEN/Denim/id_03/01_3_back.jpg", "id_03", "gallery"),
+    ("img/WOMEN/Skirts/id_04/01_1_front.jpg", "id_04", "query"),
+    ("img/WOMEN/Skirts/id_04/01_2_side.jpg", "id_04", "query"),
+    ("img/WOMEN/Skirts/id_04/01_3_back.jpg", "id_04", "gallery"),
+]
+INSHOP_COUNTS = {
+    "train": {"images": 3, "classes": 2, "superclasses": 2},
+    "query": {"images": 3, "classes": 2, "superclasses": 2},
+    "gallery": {"images": 3, "classes": 2, "superclasses": 2},
+}
+
+
+def make_inshop(root: Path, images: bool = True) -> Path:
+    lines = [str(len(INSHOP_ROWS)), "image_name item_id evaluation_status"]
+    for i, (rel, item, status) in enumerate(INSHOP_ROWS):
+        lines.append(f"{rel} {item} {status}")
+        if images:
+            jpeg(root / rel, colour=20 * i)
+    (root / "Eval").mkdir(parents=True, exist_ok=True)
+    (root / "Eval" / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+# --- DeepFashion2: images 40 x 30
+def item(category: int, style: int, box: list[int]) -> dict:
+    return {
+        "category_id": category,
+        "category_name": f"cat{category}",
+        "style": style,
+        "bounding_box": box,
+        "landmarks": [],
+        "segmentation": [],
+        "occlusion": 1,
+    }
+
+
+DF2_ANNOS = {
+    "train": {
+        # user photo of pair 1: a class (1, cat 1, style 1) item and a style-0 item (dropped)
+        "000001": {
+            "source": "user",
+            "pair_id": 1,
+            "item1": item(1, 1, [2, 3, 20, 25]),
+            "item2": item(7, 0, [0, 0, 10, 10]),
+        },
+        # shop photo of pair 1: the same class again, and a new one (1, cat 1, style 2)
+        "000002": {
+            "source": "shop",
+            "pair_id": 1,
+            "item1": item(1, 1, [0, 0, 40, 30]),
+            "item2": item(1, 2, [5, 5, 15, 15]),
+        },
+    },
+    "validation": {
+        # query: box beyond the image, clipped to [0, 0, 40, 30]; same numbers as a train class
+        "000001": {"source": "user", "pair_id": 1, "item1": item(1, 1, [-5, -2, 55, 31])},
+        # gallery: the query's class, and a style-0 item (dropped)
+        "000002": {
+            "source": "shop",
+            "pair_id": 1,
+            "item1": item(1, 1, [10, 4, 30, 28]),
+            "item2": item(3, 0, [1, 1, 2, 2]),
+        },
+        # gallery: a box entirely right of the image (empty after clipping: skipped)
+        "000003": {"source": "shop", "pair_id": 2, "item1": item(2, 1, [45, 0, 60, 10])},
+    },
+}
+DF2_COUNTS = {
+    "train": {"images": 3, "classes": 2, "superclasses": 1},
+    "query": {"images": 1, "classes": 1, "superclasses": 1},
+    "gallery": {"images": 1, "classes": 1, "superclasses": 1},
+}
+
+
+def make_deepfashion2(root: Path, images: bool = True) -> Path:
+    for subset, annos in DF2_ANNOS.items():
+        (root / subset / "annos").mkdir(parents=True, exist_ok=True)
+        for stem, anno in annos.items():
+            (root / subset / "annos" / f"{stem}.json").write_text(json.dumps(anno))
+            if images:
+                jpeg(root / subset / "image" / f"{stem}.jpg", size=(40, 30))
+    return root
+
+
+# --- CIFAR: the python pickles, 2 images per train batch, 3 test images
+def _pixels(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 3072), dtype=np.uint8)
+
+
+def _dump(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+CIFAR10_LABELS = {"train": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "test": [3, 3, 9]}
+CIFAR10_COUNTS = {
+    "train": {"images": 10, "classes": 10, "superclasses": 0},
+    "test": {"images": 3, "classes": 2, "superclasses": 0},
+}
+
+
+def make_cifar10(root: Path) -> Path:
+    base = root / "cifar-10-batches-py"
+    train = CIFAR10_LABELS["train"]
+    for b in range(5):
+        _dump(
+            base / f"data_batch_{b + 1}",
+            {"data": _pixels(2, b), "labels": train[2 * b : 2 * b + 2]},
+        )
+    _dump(base / "test_batch", {"data": _pixels(3, 9), "labels": CIFAR10_LABELS["test"]})
+    _dump(base / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
+    return root
+
+
+# fine label -> coarse label of the fixture (not CIFAR-100's real hierarchy, on purpose)
+CIFAR100_FINE = {"train": [0, 1, 2, 50, 51, 99], "test": [2, 99]}
+CIFAR100_COARSE = {0: 4, 1: 4, 2: 7, 50: 0, 51: 7, 99: 19}
+CIFAR100_COUNTS = {
+    "train": {"images": 6, "classes": 6, "superclasses": 4},
+    "test": {"images": 2, "classes": 2, "superclasses": 2},
+}
+
+
+def make_cifar100(root: Path) -> Path:
+    base = root / "cifar-100-python"
+    for seed, split in enumerate(("train", "test")):
+        fine = CIFAR100_FINE[split]
+        _dump(
+            base / split,
+            {
+                "data": _pixels(len(fine), seed),
+                "fine_labels": fine,
+                "coarse_labels": [CIFAR100_COARSE[f] for f in fine],
+            },
+        )
+    _dump(
+        base / "meta",
+        {
+            "fine_label_names": [f"f{i}" for i in range(100)],
+            "coarse_label_names": [f"coarse{i}" for i in range(20)],
+        },
+    )
+    return root
+
+
+# --- Fashion-MNIST: gzip IDX files, 5 train and 3 test images of 4 x 3 pixels
+FASHION_LABELS = {"train": [0, 1, 5, 8, 9], "test": [2, 7, 7]}
+# tops, bottoms, footwear, bags, footwear | tops, footwear, footwear
+FASHION_COUNTS = {
+    "train": {"images": 5, "classes": 5, "superclasses": 4},
+    "test": {"images": 3, "classes": 2, "superclasses": 2},
+}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    magic = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    return magic + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def fashion_images(split: str) -> np.ndarray:
+    n = len(FASHION_LABELS[split])
+    return np.arange(n * 12, dtype=np.uint8).reshape(n, 4, 3) + (100 if split == "test" else 0)
+
+
+def make_fashion_mnist(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        labels = np.asarray(FASHION_LABELS[split], dtype=np.uint8)
+        (root / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(idx_bytes(fashion_images(split)))
+        )
+        (root / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    return root
+
+
+BUILDERS = {
+    "sop": (make_sop, SOP_COUNTS),
+    "inshop": (make_inshop, INSHOP_COUNTS),
+    "deepfashion2": (make_deepfashion2, DF2_COUNTS),
+    "cifar10": (make_cifar10, CIFAR10_COUNTS),
+    "cifar100": (make_cifar100, CIFAR100_COUNTS),
+    "fashion-mnist": (make_fashion_mnist, FASHION_COUNTS),
+}
