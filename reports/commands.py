@@ -1,0 +1,92 @@
+"""Click commands ``report`` and ``compare``; cli.py registers them with ``main.add_command``.
+
+``compare --study S`` keeps the tables of a study (``paper-table1``, ``paper-table2``,
+``paper-table3``, ``thesis``, ``thesis-pc-sweep``, ``demo``: the study's source tables, or for
+``demo`` the ``cpu`` profile's tables), or else the rows of one dataset (``sop``) or the tables of
+one profile (``paper``, ``cpu``). An S matching none of these is an error listing the choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from data_prep.fileio import UserError
+from reports.build import build_report, compute
+from reports.load import EPOCH_CHOICES
+from reports.markdown import study_for_table
+from reports.render import display_table, to_markdown
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+STUDIES = ("paper-table1", "paper-table2", "paper-table3", "paper-fig1", "thesis",
+           "thesis-pc-sweep", "demo")  # fmt: skip
+DEMO_PROFILE = "cpu"
+
+results_option = click.option(
+    "--results", "results", type=click.Path(path_type=Path), default=Path("results"),
+    show_default=True, help="Results folder (holds runs/).",
+)  # fmt: skip
+epoch_option = click.option(
+    "--epoch", type=click.Choice(EPOCH_CHOICES), default="best", show_default=True,
+    help="best: epoch selected on the test set, as the papers did; last: the final epoch.",
+)  # fmt: skip
+
+
+def _profile_of(name: str) -> str:
+    """Profile of a table: source tables are 'paper'; '<profile> runs on <dataset>' otherwise."""
+    return name.split(" runs on ")[0] if " runs on " in name else "paper"
+
+
+def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[str, pd.DataFrame]:
+    """Tables of a study, a dataset or a profile (see the module docstring)."""
+    if not study:
+        return tables
+    if study in STUDIES:
+        if study == "demo":
+            return {k: t for k, t in tables.items() if _profile_of(k) == DEMO_PROFILE}
+        if study == "paper-fig1":  # no source table: the paper runs off the tables' grid
+            return {k: t for k, t in tables.items() if k.startswith("paper runs on ")}
+        return {k: t for k, t in tables.items()
+                if " runs on " not in k and study_for_table(k) == study}  # fmt: skip
+    profiles = {_profile_of(k) for k in tables}
+    if study in profiles:
+        return {k: t for k, t in tables.items() if _profile_of(k) == study}
+    datasets = {d for t in tables.values() for d in t["dataset"]}
+    if study in datasets:
+        kept = {k: t[t["dataset"] == study].reset_index(drop=True) for k, t in tables.items()}
+        return {k: t for k, t in kept.items() if len(t)}
+    choices = ", ".join([*STUDIES, *sorted(profiles), *sorted(datasets)])
+    raise UserError(f"unknown --study {study!r}; choose a study, profile or dataset: {choices}")
+
+
+@click.command("report", context_settings=CONTEXT)
+@results_option
+@epoch_option
+def report(results: Path, epoch: str) -> None:
+    """Turn the run records into tables, claims and figures (RESULTS/report/REPORT.md).
+
+    With no runs it still writes a REPORT.md that says how to get some (exit 0).
+    """
+    path = build_report(results, epoch)
+    click.echo(f"report written: {path}")
+
+
+@click.command("compare", context_settings=CONTEXT)
+@results_option
+@click.option("--study", default=None,
+              help="Keep one study's tables (paper-table1 .. demo), a profile or a dataset.")
+@epoch_option
+def compare(results: Path, study: str | None, epoch: str) -> None:
+    """Print our numbers beside the reported ones, table by table."""
+    rep = compute(results, epoch, with_figures=False)
+    tables = filter_tables(rep.tables, study)
+    if not tables:
+        click.echo(f"no done runs{f' for {study}' if study else ''} under {results}/runs/; "
+                   "`xbmbench reproduce` runs the CPU demo.")  # fmt: skip
+        return
+    click.echo(f"(numbers from the {epoch} epoch of each run)\n")
+    for name, table in tables.items():
+        click.echo(f"## {name}\n")
+        click.echo(to_markdown(display_table(table)))

@@ -1,0 +1,173 @@
+"""Read the run store (results/README.md) into two tidy frames; never imports the trainer.
+
+``runs``: one row per run folder, every status; ``epochs``: one row per (run, metrics.csv row).
+A run folder without ``result.json`` is a run that has not finished its first write: it counts as
+``running``. A malformed record (bad JSON, a missing field or column) is a ``UserError`` naming the
+file, because a report over silently skipped runs would answer the wrong question.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from data_prep.fileio import UserError
+
+CONFIG_FIELDS = (
+    "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
+    "batch_size", "memory_ratio", "pos_margin", "neg_margin",
+)  # fmt: skip
+SUMMARY_FIELDS = ("epoch", "recall@1", "recall@10")
+TOP_K = tuple(f"superclass_top{k}" for k in range(1, 6))
+METRIC_COLUMNS = (
+    "epoch", "phase", "loss", "recall@1", "recall@10", "drift_mean", "drift_max",
+    "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist", *TOP_K,
+    "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
+)  # fmt: skip
+EPOCH_CHOICES = ("best", "last")
+
+
+@dataclass(frozen=True)
+class Store:
+    """The whole run store: ``runs`` (one row per run) and ``epochs`` (per-epoch metrics)."""
+
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+
+    @property
+    def done(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "done"].reset_index(drop=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"malformed run record {path}: {e}") from e
+    if not isinstance(obj, dict):
+        raise UserError(f"malformed run record {path}: expected a JSON object")
+    return obj
+
+
+def _require(obj: dict[str, Any], fields: tuple[str, ...], path: Path) -> None:
+    missing = [f for f in fields if f not in obj]
+    if missing:
+        raise UserError(f"malformed run record {path}: missing field(s) {', '.join(missing)}")
+
+
+def canonical_options(options: Any, path: Path) -> str:
+    """variant_options as a sorted JSON string, so that runs can be grouped on it."""
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise UserError(f"malformed run record {path}: variant_options must be an object")
+    return json.dumps(options, sort_keys=True)
+
+
+def read_metrics(path: Path, run_id: str,
+                 required: tuple[str, ...] = METRIC_COLUMNS) -> pd.DataFrame:  # fmt: skip
+    """metrics.csv of one run, with ``run_id`` prepended; a missing column is a UserError."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"malformed run record {path}: {e}") from e
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise UserError(f"malformed run record {path}: missing column(s) {', '.join(missing)}")
+    frame.insert(0, "run_id", run_id)
+    return frame
+
+
+def _at_epoch(metrics: pd.DataFrame | None, epoch: int | None) -> dict[str, float]:
+    """Superclass top-k at one main-phase epoch (NaN where absent)."""
+    out = {k: float("nan") for k in TOP_K}
+    if metrics is None or epoch is None:
+        return out
+    rows = metrics[(metrics["phase"] == "main") & (metrics["epoch"] == epoch)]
+    if len(rows):
+        out.update({k: float(rows[k].iloc[-1]) for k in TOP_K})
+    return out
+
+
+def _summary(result: dict[str, Any], which: str, path: Path) -> dict[str, Any]:
+    part = result.get(which)
+    if not isinstance(part, dict):
+        raise UserError(f"malformed run record {path}: a done run needs '{which}'")
+    _require(part, SUMMARY_FIELDS, path)
+    return {
+        f"{which}_epoch": int(part["epoch"]),
+        f"{which}_recall@1": float(part["recall@1"]),
+        f"{which}_recall@10": float(part["recall@10"]),
+    }
+
+
+def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """One run folder -> (its row of the runs frame, its metrics or None)."""
+    config_path = folder / "config.json"
+    config = _read_json(config_path)
+    _require(config, CONFIG_FIELDS, config_path)
+    row: dict[str, Any] = {f: config[f] for f in CONFIG_FIELDS}
+    row["variant_options"] = canonical_options(config["variant_options"], config_path)
+    row["task"] = config.get("task", "metric")
+    result_path = folder / "result.json"
+    result = _read_json(result_path) if result_path.exists() else {"status": "running"}
+    _require(result, ("status",), result_path)
+    row["status"] = str(result["status"])
+    row["error"] = result.get("error")
+    metrics_path = folder / "metrics.csv"
+    metrics = None
+    if metrics_path.exists():  # an unfinished run may hold only its warm-up row so far
+        required = METRIC_COLUMNS if row["status"] == "done" else ("epoch", "phase")
+        metrics = read_metrics(metrics_path, str(config["run_id"]), required)
+    elif row["status"] == "done":
+        raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
+    for which in EPOCH_CHOICES:
+        if row["status"] == "done":
+            row.update(_summary(result, which, result_path))
+        epoch = row.get(f"{which}_epoch")
+        row.update({f"{which}_{k}": v for k, v in _at_epoch(metrics, epoch).items()})
+    return row, metrics
+
+
+def load_store(results: str | Path) -> Store:
+    """Every run under ``results/runs/`` (sorted by folder name, so the order is stable)."""
+    runs_dir = Path(results) / "runs"
+    rows, frames = [], []
+    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    for folder in folders:
+        if not (folder / "config.json").exists():
+            continue  # a folder the store has just created; nothing to read yet
+        row, metrics = read_run(folder)
+        rows.append(row)
+        if metrics is not None:
+            frames.append(metrics)
+    runs = pd.DataFrame(rows, columns=_run_columns())
+    epochs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["run_id", *METRIC_COLUMNS]
+    )
+    return Store(runs=runs, epochs=epochs)
+
+
+def _run_columns() -> list[str]:
+    cols = [*CONFIG_FIELDS, "task", "status", "error"]
+    for which in EPOCH_CHOICES:
+        cols += [f"{which}_{f}" for f in SUMMARY_FIELDS] + [f"{which}_{k}" for k in TOP_K]
+    return cols
+
+
+def select_epoch(runs: pd.DataFrame, epoch: str = "best") -> pd.DataFrame:
+    """Copy of ``runs`` with the chosen epoch's numbers under plain names (``recall@1`` ...).
+
+    ``best`` is the epoch selected on the test set, as the papers did; ``last`` is the final
+    epoch (no selection on the test set).
+    """
+    if epoch not in EPOCH_CHOICES:
+        raise ValueError(f"epoch must be one of {EPOCH_CHOICES}, got {epoch!r}")
+    out = runs.copy()
+    for f in (*SUMMARY_FIELDS, *TOP_K):
+        out[f] = runs[f"{epoch}_{f}"]
+    return out

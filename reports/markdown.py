@@ -1,0 +1,186 @@
+"""REPORT.md: the page that says which published numbers and claims this grid reproduced."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from reports.render import (
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    display_claims,
+    display_table,
+    fmt_num,
+    to_markdown,
+)  # fmt: skip
+from reports.stats import ALPHA, MATCH_TOL
+
+if TYPE_CHECKING:
+    from reports.build import Report
+
+DEMO_COMMAND = "xbmbench reproduce"
+GAIN_NAMES = {"gain_r1": "best − last R@1", "gain_r10": "best − last R@10"}
+STATUS_COLUMNS = ["run_id", "status", "profile", "dataset", "variant", "seed", "error"]
+
+
+def study_for_table(name: str) -> str:
+    """The study whose runs fill a source table (study names from DESIGN.md)."""
+    if name.startswith("paper table "):
+        return "paper-table" + name.removeprefix("paper table ")
+    if name in ("thesis table 5.14", "thesis table 5.15"):
+        return "thesis-pc-sweep"
+    return "thesis"
+
+
+def _rules(epoch: str) -> str:
+    which = ("the **best** epoch (selected on the test set, as the papers did)" if epoch == "best"
+             else "the **last** epoch (no selection on the test set)")  # fmt: skip
+    return f"""## How to read this report
+
+- Every number is from {which}; `xbmbench report --epoch best|last` switches.
+- Ours: mean ± sample standard deviation (ddof = 1) over seeds, n = number of runs; one run has
+  no std. Only runs with status `done` enter tables, claims and figures.
+- A reported row matches `done` runs of profile `paper` with the same dataset, variant, head,
+  options, miner margins, batch size and memory ratio (memory ignored for no_xbm); label grammar:
+  `no_xbm_512` = no_xbm at batch 512, `X+l2_bn` = head l2_bn, `pc_xbn[lambda_mu=0.2]` = that
+  option, `pc_xbn_adjusted_margin` = margins pos 0.1 / neg 2.0. Runs of other profiles (the CPU
+  demo) or off the published grid get their own tables with reported value "-".
+- diff = ours − reported. Welch p: two-sided Welch t-test (unequal variances) against the
+  reported mean ± std with the reported runs count, only where the source gives a std and both
+  sides have n ≥ 2.
+- A number is **reproduced** when |diff| ≤ max({MATCH_TOL:g} point, 2 × spread), spread =
+  sqrt(s_ours²/n_ours + s_rep²/n_rep) (an unknown std counts as 0).
+- Claims compare Recall@1 of variant A and B on one (profile, dataset), at its reference cell:
+  the most common batch size (ties: the smaller) and the most common non-zero memory ratio, unless
+  the label fixes the batch (`no_xbm_512`) or the claim is about small batches (the smallest batch
+  below the reference with runs on both sides). diff = mean A − mean B, spread =
+  sqrt(sA²/nA + sB²/nB). Verdicts: n < 2 on either side → *not enough runs*; "A > B" holds when
+  diff > 0 and the one-sided Welch p < {ALPHA:g} (both stds 0: diff > 0 decides); "A < B" the
+  mirror; "A ~ B" (matches) holds when |diff| ≤ max({MATCH_TOL:g} point, 2 × spread);
+  "A >= B - tol" (at least matches) when diff ≥ −max({MATCH_TOL:g} point, 2 × spread).
+  "reported diff" is the same difference in the source's own numbers.
+- Verdicts on the `cpu` profile are **demo-scale**: a small backbone, small images, few epochs,
+  a small dataset. They check the pipeline and the direction of effects, not the papers' numbers.
+"""
+
+
+def _glance_numbers(report: Report) -> str:
+    rows = []
+    for name, t in report.tables.items():
+        if "reported_mean" in t and t["reported_mean"].notna().any():
+            v = t["verdict"]
+            rows.append({"table": name, "numbers": len(t), REPRODUCED: int((v == REPRODUCED).sum()),
+                         NOT_REPRODUCED: int((v == NOT_REPRODUCED).sum()),
+                         NOT_RUN: int((v == NOT_RUN).sum())})  # fmt: skip
+    if not rows:
+        return "No published number has matching runs yet.\n"
+    return to_markdown(pd.DataFrame(rows))
+
+
+def _glance_claims(report: Report) -> str:
+    if report.claims.empty:
+        return "No claim could be tested: no runs of the compared variants.\n"
+    c = report.claims
+    cells = c.assign(
+        where=[f"{d} ({'paper' if s == 'paper' else 'demo, ' + p})"
+               for d, s, p in zip(c["dataset"], c["scale"], c["profile"])],
+        cell=[v if pd.isna(d) else f"{v} ({fmt_num(d)})" for v, d in zip(c["verdict"], c["diff"])],
+    )  # fmt: skip
+    order = list(dict.fromkeys(c["claim"]))
+    grid = cells.pivot(index="claim", columns="where", values="cell").reindex(order).fillna("")
+    counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
+    return (f"Verdicts: {counts}. Cells: verdict (mean Recall@1 of A - B, points); empty: "
+            "neither side was run there.\n\n" + to_markdown(grid.reset_index()))
+
+
+def _runs_section(report: Report) -> str:
+    runs = report.store.runs
+    counts = runs["status"].value_counts()
+    text = "## Runs\n\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".\n"
+    others = runs[runs["status"] != "done"]
+    if len(others):
+        text += "\nNot in the tables (not `done`):\n\n" + to_markdown(
+            others[STATUS_COLUMNS].fillna("").astype(str))
+    return text
+
+
+def _tables_section(report: Report) -> str:
+    from reports.build import table_file_stem
+
+    parts = ["## Tables\n"]
+    for name, table in report.tables.items():
+        stem = table_file_stem(name)
+        links = " · ".join(f"[{x}](tables/{stem}.{x})" for x in ("md", "csv", "tex"))
+        parts.append(f"### {name}\n\n{links}\n\n" + to_markdown(display_table(table)))
+    if report.missing_tables:
+        parts.append("Source tables with no runs yet (they show only the reported numbers):\n")
+        parts += [f"- {n}: `xbmbench reproduce --study {study_for_table(n)}`"
+                  for n in report.missing_tables]  # fmt: skip
+    return "\n".join(parts) + "\n"
+
+
+def _gain_section(report: Report) -> str:
+    g = report.gain
+    if g.empty:
+        return ""
+    total = g.iloc[-1]
+    shown = g.assign(gain_r1=[fmt_num(x) for x in g["gain_r1"]],
+                     gain_r10=[fmt_num(x) for x in g["gain_r10"]]).astype(str)  # fmt: skip
+    return (
+        "## What selecting the best epoch on the test set adds\n\n"
+        f"Mean over {int(total['n'])} done runs of best − last: Recall@1 "
+        f"{fmt_num(total['gain_r1'])} points, Recall@10 {fmt_num(total['gain_r10'])} points.\n\n"
+        + to_markdown(shown.rename(columns=GAIN_NAMES))
+    )
+
+
+def _figures_section(report: Report) -> str:
+    from reports.build import FIGURES
+
+    parts, missing = ["## Figures\n"], []
+    for name, (title, study) in FIGURES.items():
+        if report.figures.get(name) is None:
+            missing.append(f"- {title}: no runs; `xbmbench reproduce --study {study}`")
+        else:
+            parts.append(f"### {title}\n\n![{title}](figures/{name}.png) "
+                         f"([PDF](figures/{name}.pdf))\n")  # fmt: skip
+    if missing:
+        parts += ["Not drawn (no runs behind them):\n", *missing]
+    return "\n".join(parts) + "\n"
+
+
+def empty_report(report: Report) -> str:
+    return (
+        "# xbmbench report\n\n"
+        f"No run records were found under `{report.results}/runs/`.\n\n"
+        f"- `{DEMO_COMMAND}` runs the CPU demo study (minutes on a laptop) and writes this report.\n"
+        "- `xbmbench reproduce --study paper-table1` (GPU, datasets prepared) reproduces the"
+        " paper's table 1; `xbmbench grid list --study S` shows a study's cells.\n"
+        "- Then run `xbmbench report` again.\n"
+    )
+
+
+def report_text(report: Report) -> str:
+    """The whole of REPORT.md."""
+    if report.store.runs.empty:
+        return empty_report(report)
+    done = int((report.store.runs["status"] == "done").sum())
+    head = (
+        "# xbmbench report\n\n"
+        f"{len(report.store.runs)} run records under `{report.results}/runs/` ({done} done). "
+        f"Tables use the **{report.epoch}** epoch of each run.\n\n"
+        "## At a glance\n\n### Published numbers\n\n" + _glance_numbers(report)
+        + "\n### Claims\n\n" + _glance_claims(report)
+    )
+    if report.untested:
+        head += "\nClaims with no runs of either side: " + "; ".join(
+            c.text for c in report.untested) + ".\n"
+    claims = ""
+    if not report.claims.empty:
+        claims = ("## Claims in full\n\n[md](tables/claims.md) · [csv](tables/claims.csv) · "
+                  "[tex](tables/claims.tex)\n\n" + to_markdown(display_claims(report.claims)))
+    sections = [head, _runs_section(report), claims, _tables_section(report),
+                _gain_section(report), _figures_section(report), _rules(report.epoch)]  # fmt: skip
+    return "\n".join(s for s in sections if s)

@@ -1,0 +1,108 @@
+"""Numbers -> text: the display form of a table, Markdown and LaTeX writers (no I/O here)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from reports.stats import MATCH_TOL
+
+NOT_RUN, NO_VALUE = "not run", "-"
+REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
+
+
+def fmt_pm(mean: float, std: float, digits: int = 2) -> str:
+    """'mean ± std', or just the mean when the std is unknown."""
+    if mean is None or pd.isna(mean):
+        return NO_VALUE
+    if std is None or pd.isna(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt_num(x: float, spec: str = "+.2f") -> str:
+    return NO_VALUE if x is None or pd.isna(x) else format(x, spec)
+
+
+def number_verdict(row: dict) -> str:
+    """A reported number is reproduced when |ours - reported| <= max(MATCH_TOL, 2 x spread),
+    spread = sqrt(s_ours^2 / n_ours + s_rep^2 / n_rep), an unknown std counted as 0."""
+    if not row["n"]:
+        return NOT_RUN
+    if pd.isna(row.get("reported_mean", math.nan)):
+        return NO_VALUE
+    var = 0.0
+    for s, n in ((row["ours_std"], row["n"]), (row["reported_std"], row["reported_runs"])):
+        if not pd.isna(s) and not pd.isna(n) and n:
+            var += s**2 / n
+    return REPRODUCED if abs(row["diff"]) <= max(MATCH_TOL, 2 * math.sqrt(var)) else NOT_REPRODUCED
+
+
+def with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(verdict=[number_verdict(r) for r in table.to_dict("records")])
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The human form of a comparison table (see reports.tables.COLUMNS)."""
+    rows = []
+    for r in with_verdicts(table).to_dict("records"):
+        rep_n = "" if pd.isna(r["reported_runs"]) else f" (n={int(r['reported_runs'])})"
+        rep = fmt_pm(r["reported_mean"], r["reported_std"])
+        rows.append({
+            "dataset": r["dataset"], "variant": r["variant"], "batch": str(r["batch_size"]),
+            "memory": f"{r['memory_ratio']:g}", "metric": r["metric"],
+            "ours (mean ± std)": fmt_pm(r["ours_mean"], r["ours_std"]) if r["n"] else NOT_RUN,
+            "n": str(r["n"]), "reported": rep + (rep_n if rep != NO_VALUE else ""),
+            "diff": fmt_num(r["diff"]), "Welch p": fmt_num(r["welch_p"], ".3g"),
+            "verdict": r["verdict"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def display_claims(judged: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for r in judged.to_dict("records"):
+        rows.append({
+            "claim": r["claim"], "source": r["source"], "relation": r["relation"],
+            "dataset": r["dataset"], "scale": r["scale"],
+            "batch": NO_VALUE if pd.isna(r["batch_size"]) else str(int(r["batch_size"])),
+            "A": f"{r['a']}: {fmt_pm(r['mean_a'], r['std_a'])} (n={r['n_a']})",
+            "B": f"{r['b']}: {fmt_pm(r['mean_b'], r['std_b'])} (n={r['n_b']})",
+            "diff A-B ± spread": fmt_pm(r["diff"], r["spread"]),
+            "p (one-sided)": fmt_num(r["p_one_sided"], ".3g"),
+            "reported diff": fmt_num(r["reported_diff"]), "verdict": r["verdict"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table ('|' in cells escaped)."""
+    def cell(x: object) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    head = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    sep = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(cell(x) for x in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}  # fmt: skip
+
+
+def tex_escape(text: str) -> str:
+    out = "".join(_TEX.get(ch, ch) for ch in str(text))
+    return out.replace("±", r"$\pm$")
+
+
+def to_latex(frame: pd.DataFrame, caption: str) -> str:
+    """A booktabs table (needs \\usepackage{booktabs})."""
+    cols = "l" * len(frame.columns)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(caption)}}}",
+             rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(tex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]  # fmt: skip
+    for row in frame.itertuples(index=False):
+        lines.append(" & ".join(tex_escape(x) for x in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,123 @@
+"""Runs -> comparison tables (pure: DataFrames in, DataFrames out).
+
+Every table is long: one row per (configuration, metric) with our mean +- std over seeds (sample
+std, ddof = 1) and n, the reported mean +- std and runs count, the difference ours - reported and
+Welch's two-sided t-test p-value where the source gives a std and both sides have n >= 2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from reports.reported import match_runs, run_label
+from reports.stats import Summary, summarize, welch_p
+
+COLUMNS = [
+    "table", "dataset", "variant", "batch_size", "memory_ratio", "metric", "n", "ours_mean",
+    "ours_std", "reported_mean", "reported_std", "reported_runs", "diff", "welch_p", "run_ids",
+]  # fmt: skip
+GROUP_KEYS = ["profile", "dataset", "label", "batch_size", "memory_ratio"]
+GROUP_METRICS = ("recall@1", "recall@10")
+
+
+def compare_row(reported: dict, ours: Summary) -> dict:
+    """One reported row beside our summary: diff = ours - reported; Welch p (two-sided) when the
+    source gives a std and both n >= 2 (reported n = its runs count)."""
+    rep_std = float(reported["std"])
+    rep_n = int(reported["runs"]) if not pd.isna(reported["runs"]) else 0
+    rep = Summary(float(reported["mean"]), rep_std, rep_n)
+    p = welch_p(ours, rep) if not math.isnan(rep_std) else math.nan
+    return {
+        "n": ours.n, "ours_mean": ours.mean, "ours_std": ours.std,
+        "reported_mean": rep.mean, "reported_std": rep_std,
+        "reported_runs": rep_n if rep_n else math.nan,
+        "diff": ours.mean - rep.mean if ours.n else math.nan, "welch_p": p,
+    }  # fmt: skip
+
+
+def reported_comparison(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
+    """Every reported row with our matching runs (``runs``: select_epoch output, done runs)."""
+    rows = []
+    for rep in reported.to_dict("records"):
+        matched = match_runs(rep, runs)
+        ours = summarize(matched[rep["metric"]]) if len(matched) else Summary(math.nan, math.nan, 0)
+        rows.append({
+            "table": rep["key"], "dataset": rep["dataset"], "variant": rep["variant"],
+            "batch_size": int(rep["batch_size"]), "memory_ratio": float(rep["memory_ratio"]),
+            "metric": rep["metric"], **compare_row(rep, ours),
+            "run_ids": " ".join(sorted(matched["run_id"])),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def unmatched_runs(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
+    """Done runs that no reported row claims: every non-paper run, and paper runs off the grid."""
+    claimed: set[str] = set()
+    for rep in reported.to_dict("records"):
+        claimed.update(match_runs(rep, runs)["run_id"])
+    return runs[~runs["run_id"].isin(claimed)]
+
+
+def group_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs with no reported value, grouped by configuration; reported columns stay NaN ("-").
+
+    Table name: "<profile> runs on <dataset>" (one table per (profile, dataset)).
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    frame = runs.assign(label=[run_label(r) for r in runs.to_dict("records")])
+    rows = []
+    for key, grp in frame.groupby(GROUP_KEYS, sort=True):
+        profile, dataset, label, batch, memory = key
+        for metric in GROUP_METRICS:
+            s = summarize(grp[metric])
+            rows.append({
+                "table": f"{profile} runs on {dataset}", "dataset": dataset, "variant": label,
+                "batch_size": int(batch), "memory_ratio": float(memory), "metric": metric,
+                "n": s.n, "ours_mean": s.mean, "ours_std": s.std,
+                "run_ids": " ".join(sorted(grp["run_id"])),
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def all_tables(runs: pd.DataFrame, reported: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """{table name: table}: the source tables that have at least one run, then one table per
+    (profile, dataset) for the runs no reported row claims. Source tables without any run are left
+    out here (REPORT.md lists them)."""
+    out: dict[str, pd.DataFrame] = {}
+    comparison = reported_comparison(runs, reported)
+    for key, tab in comparison.groupby("table", sort=False):
+        if tab["n"].sum() > 0:
+            out[str(key)] = tab.reset_index(drop=True)
+    rest = group_table(unmatched_runs(runs, reported))
+    for key, tab in rest.groupby("table", sort=True):
+        out[str(key)] = tab.reset_index(drop=True)
+    return out
+
+
+def tables_without_runs(runs: pd.DataFrame, reported: pd.DataFrame) -> list[str]:
+    comparison = reported_comparison(runs, reported)
+    sums = comparison.groupby("table", sort=False)["n"].sum()
+    return [str(k) for k, v in sums.items() if v == 0]
+
+
+def selection_gain(runs: pd.DataFrame) -> pd.DataFrame:
+    """What selecting the best epoch on the test set adds: mean over runs of best - last,
+    per (profile, dataset) and overall (profile "all")."""
+    if runs.empty:
+        return pd.DataFrame(columns=["profile", "dataset", "n", "gain_r1", "gain_r10"])
+    g = runs.assign(
+        gain_r1=runs["best_recall@1"] - runs["last_recall@1"],
+        gain_r10=runs["best_recall@10"] - runs["last_recall@10"],
+    )
+    per = g.groupby(["profile", "dataset"], sort=True).agg(
+        n=("run_id", "size"), gain_r1=("gain_r1", "mean"), gain_r10=("gain_r10", "mean")
+    )
+    per = per.reset_index()
+    total = pd.DataFrame([{
+        "profile": "all", "dataset": "all", "n": len(g),
+        "gain_r1": g["gain_r1"].mean(), "gain_r10": g["gain_r10"].mean(),
+    }])  # fmt: skip
+    return pd.concat([per, total], ignore_index=True)

@@ -1,0 +1,74 @@
+"""Reading the run store: tidy frames, best vs last, malformed records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from data_prep.fileio import UserError
+from reports.load import load_store, select_epoch
+
+from .conftest import make_run
+
+
+def test_one_row_per_run_and_long_epochs(results):
+    a = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=80.0, last_r1=78.5,
+                 epochs=4, best_epoch=3, superclass=True)  # fmt: skip
+    make_run(results, dataset="sop", variant="xbn", seed=1, best_r1=1, status="failed")
+    store = load_store(results)
+    assert len(store.runs) == 2 and len(store.done) == 1
+    row = store.done.iloc[0]
+    assert row["run_id"] == a
+    assert (row["best_epoch"], row["best_recall@1"], row["best_recall@10"]) == (3, 80.0, 90.0)
+    assert (row["last_epoch"], row["last_recall@1"]) == (4, 78.5)
+    assert row["best_superclass_top2"] == 50 + 20 + 3  # superclass top-k of the best epoch
+    assert row["last_superclass_top2"] == 50 + 20 + 4
+    assert json.loads(row["variant_options"]) == {}
+    assert set(store.epochs["run_id"]) == set(store.runs["run_id"])
+    assert len(store.epochs) == (1 + 4) + (1 + 1)  # warm-up row + epochs, for both runs
+    assert {"run_id", "epoch", "drift_mean", "recall@1"} <= set(store.epochs.columns)
+
+
+def test_select_epoch(results):
+    make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=80.0, last_r1=78.5)
+    done = load_store(results).done
+    assert select_epoch(done, "best")["recall@1"].iloc[0] == 80.0
+    assert select_epoch(done, "last")["recall@1"].iloc[0] == 78.5
+    with pytest.raises(ValueError, match="epoch must be"):
+        select_epoch(done, "median")
+
+
+def test_missing_runs_dir_is_empty(results):
+    store = load_store(results)
+    assert store.runs.empty and store.epochs.empty
+
+
+def test_running_without_result_json(results):
+    rid = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=1, status="running")
+    (results / "runs" / rid / "result.json").unlink()
+    assert load_store(results).runs["status"].tolist() == ["running"]
+
+
+@pytest.mark.parametrize("name, damage, needle", [
+    ("result.json", lambda p: p.write_text("{not json"), "result.json"),
+    ("config.json", lambda p: p.write_text(json.dumps({"run_id": "x"})), "dataset"),
+    ("metrics.csv", lambda p: p.write_text("epoch,phase\n1,main\n"), "recall@1"),
+    ("metrics.csv", lambda p: p.unlink(), "metrics.csv"),
+    ("result.json", lambda p: p.write_text(json.dumps({"status": "done"})), "best"),
+])  # fmt: skip
+def test_malformed_record_names_the_file(results, name, damage, needle):
+    rid = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=80.0)
+    path = results / "runs" / rid / name
+    damage(path)
+    with pytest.raises(UserError) as err:
+        load_store(results)
+    assert str(path) in err.value.message and needle in err.value.message
+    assert err.value.exit_code == 2
+
+
+def test_running_run_with_only_its_warmup_row(results):
+    rid = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=1, status="running")
+    (results / "runs" / rid / "metrics.csv").write_text("epoch,phase,loss\n0,warmup,1.5\n")
+    store = load_store(results)
+    assert store.runs["status"].tolist() == ["running"] and len(store.epochs) == 1
