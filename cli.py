@@ -9,6 +9,9 @@ import sys
 
 import click
 
+from data_prep.commands import data
+from reports.commands import compare, report
+
 __version__ = "0.1.0"
 
 CONTEXT = dict(help_option_names=["-h", "--help"])
@@ -20,70 +23,53 @@ def _not_implemented(what: str) -> None:
 
 
 @click.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
 def main() -> None:
     """Reproducibility benchmark suite for Cross-Batch Memory and its variants."""
 
 
 @main.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
-def data() -> None:
-    """Prepare datasets from their official files and inspect them."""
-
-
-@data.command("prepare", context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
-def data_prepare() -> None:
-    """Turn a dataset's official files into a manifest."""
-    _not_implemented("data prepare")
-
-
-@main.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
 def grid() -> None:
     """Inspect the studies' grids."""
 
 
 @grid.command("list", context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
 def grid_list() -> None:
     """Print the cells of a study."""
     _not_implemented("grid list")
 
 
 @main.command(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
 def run() -> None:
     """Train and evaluate one cell."""
     _not_implemented("run")
 
 
 @main.command(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
 def reproduce() -> None:
     """Run every missing cell of a study, then write the report."""
     _not_implemented("reproduce")
 
 
-@main.command(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
-def report() -> None:
-    """Turn the run records into tables, claims and figures."""
-    _not_implemented("report")
-
-
-@main.command(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
-def compare() -> None:
-    """Print the comparison with the reported numbers."""
-    _not_implemented("compare")
-
-
 @main.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xbmbench")
 def bench() -> None:
     """Benchmarks: cost of each variant, of evaluation and of training."""
 
+
+main.add_command(data)
+main.add_command(report)
+main.add_command(compare)
+
+
+def _with_version(cmd: click.Command) -> None:
+    """Give every command and group ``--version`` (and ``-h``), recursively."""
+    if not any("--version" in p.opts for p in cmd.params):
+        click.version_option(__version__, prog_name="xbmbench")(cmd)
+    cmd.context_settings.setdefault("help_option_names", ["-h", "--help"])
+    for sub in getattr(cmd, "commands", {}).values():
+        _with_version(sub)
+
+
+_with_version(main)
 
 if __name__ == "__main__":
     main()
