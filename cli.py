@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from bench.commands import run_command
 from data_prep.commands import data
 from reports.commands import compare, report
 
@@ -39,12 +40,6 @@ def grid_list() -> None:
 
 
 @main.command(context_settings=CONTEXT)
-def run() -> None:
-    """Train and evaluate one cell."""
-    _not_implemented("run")
-
-
-@main.command(context_settings=CONTEXT)
 def reproduce() -> None:
     """Run every missing cell of a study, then write the report."""
     _not_implemented("reproduce")
@@ -56,6 +51,7 @@ def bench() -> None:
 
 
 main.add_command(data)
+main.add_command(run_command)
 main.add_command(report)
 main.add_command(compare)
 

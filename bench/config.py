@@ -1,0 +1,161 @@
+"""The frozen run configuration and the two profiles (DESIGN.md, "The protocol").
+
+A ``RunConfig`` holds every choice that can change a run's numbers; its hash names the run's
+folder. Profiles give the defaults; ``make_config`` resolves a profile, drops ``None``
+overrides (so a CLI default never overrides the profile) and adapts the sampler to datasets
+with few classes, writing each adaptation into ``deviations``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from data_prep.fileio import UserError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str
+    variant: str
+    seed: int = 0
+    profile: str = "cpu"
+    variant_options: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable
+    task: str = "metric"
+    # model
+    model: str = "test_resnet"  # any timm model name
+    pretrained: bool = False  # ImageNet weights from timm's cache or pretrained_file
+    pretrained_file: str | None = None
+    head: str = "l2"  # l2 | l2_bn | l2_ln (paper table 3)
+    embedding_size: int = 128
+    image_size: int = 28  # native resolution for array datasets on the cpu profile
+    augment: str = "flip"  # randaugment (timm rand-m9-mstd0.5 + random erasing 0.2) | flip | none
+    # sampler and memory
+    batch_size: int = 40
+    m_per_class: int = 4  # PML MPerClassSampler
+    memory_ratio: float = 0.5  # memory size as a share of the training set
+    memory_init: str = "queue"  # queue: empty after warm-up (PML); prefill: random subset
+    # loss and miner
+    loss: str = "supcon"  # PML SupConLoss, cosine similarity
+    temperature: float = 0.1
+    pos_margin: float = 0.2  # PairMarginMiner, Euclidean on unit vectors
+    neg_margin: float = 0.8
+    miner_distance: str = "euclidean"
+    # optimisation
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_step_epochs: int = 2  # StepLR step size
+    lr_gamma: float = 0.33
+    epochs: int = 5  # main phase
+    warmup_epochs: int = 1  # head only, SGD, plain minibatch loss
+    warmup_lr: float = 1e-3
+    amp: bool = False  # only ever used on CUDA
+    grad_clip: float = 10.0
+    # evaluation and data
+    eval_ks: tuple[int, ...] = (1, 10)
+    train_per_class: int | None = 400  # stratified training subset (None: all)
+    drift_probe: int = 64  # images in the fixed probe batch for feature drift
+    num_workers: int = 0
+    deviations: tuple[str, ...] = ()  # where this config departs from the profile, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["variant_options"] = dict(self.variant_options)
+        d["eval_ks"] = list(self.eval_ks)
+        d["deviations"] = list(self.deviations)
+        return d
+
+    @property
+    def run_id(self) -> str:
+        """A stable hash of every field (16 hex characters): the run's folder name."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.variant_options)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["variant_options"] = tuple(sorted(dict(kw.get("variant_options", {})).items()))
+        kw["eval_ks"] = tuple(kw.get("eval_ks", (1, 10)))
+        kw["deviations"] = tuple(kw.get("deviations", ()))
+        return cls(**kw)
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # the XBN paper, section 5.1
+    "paper": dict(model="resnet50", pretrained=True, head="l2", embedding_size=512,
+                  image_size=224, augment="randaugment", batch_size=64, m_per_class=4,
+                  memory_ratio=0.5, lr=1e-4, weight_decay=1e-4, lr_step_epochs=15,
+                  lr_gamma=0.33, epochs=50, warmup_epochs=2, warmup_lr=1e-3, amp=True,
+                  grad_clip=10.0, train_per_class=None, drift_probe=64, num_workers=8),
+    # the same pipeline scaled to two CPU cores: a small timm ResNet trained from scratch at the
+    # native resolution, 400 training images per class, 5 main epochs with the LR x0.33 every 2
+    # (the shape of x0.33 every 15 of 50), AdamW at 1e-3 since nothing is pretrained
+    "cpu": dict(model="test_resnet", pretrained=False, head="l2", embedding_size=128,
+                image_size=28, augment="flip", batch_size=40, m_per_class=4, memory_ratio=0.5,
+                lr=1e-3, weight_decay=1e-4, lr_step_epochs=2, lr_gamma=0.33, epochs=5,
+                warmup_epochs=1, warmup_lr=1e-3, amp=False, grad_clip=10.0,
+                train_per_class=400, drift_probe=64, num_workers=0),
+}
+
+# number of classes of the datasets whose few classes constrain the sampler
+FEW_CLASSES = {"cifar10": 10, "fashion-mnist": 10}
+FULL_MEMORY = {"deepfashion2"}  # paper: memory = 100% of the training set
+
+
+def _sampler_fix(batch: int, m: int, n_classes: int) -> tuple[int, str | None]:
+    """MPerClassSampler needs batch % m == 0 and m * n_classes >= batch: raise m if needed."""
+    if m * n_classes >= batch:
+        return m, None
+    for new_m in range(m, batch + 1):
+        if batch % new_m == 0 and new_m * n_classes >= batch:
+            return new_m, (f"m_per_class raised from {m} to {new_m}: {n_classes} classes cannot "
+                           f"fill a batch of {batch} with {m} per class")
+    raise UserError(f"batch_size {batch} cannot be sampled from {n_classes} classes")
+
+
+def make_config(dataset: str, variant: str, seed: int = 0, profile: str = "cpu",
+                variant_options: dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
+    """Resolve a profile into a RunConfig; ``None`` overrides mean "the profile's default"."""
+    import variants  # validate the variant and its options before anything runs
+
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    try:
+        valid = variants.variant_options(variant)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    opts = {k: v for k, v in (variant_options or {}).items() if v is not None}
+    bad = sorted(set(opts) - set(valid))
+    if bad:
+        raise UserError(f"unknown option(s) {', '.join(bad)} for variant {variant!r}; "
+                        f"valid options: {', '.join(sorted(valid))}")
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise UserError(f"unknown config field(s): {', '.join(unknown)}")
+    values: dict[str, Any] = dict(PROFILES[profile])
+    if dataset in FULL_MEMORY and profile == "paper":
+        values["memory_ratio"] = 1.0
+    if variant == "no_xbm":
+        values["memory_ratio"] = 0.0  # the memory is never used; the paper reports 0
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    deviations = list(values.pop("deviations", ()))
+    if dataset in FEW_CLASSES:
+        m, why = _sampler_fix(values["batch_size"], values["m_per_class"], FEW_CLASSES[dataset])
+        if why:
+            values["m_per_class"] = m
+            deviations.append(why)
+    if isinstance(values.get("eval_ks"), list):
+        values["eval_ks"] = tuple(values["eval_ks"])
+    return RunConfig(dataset=dataset, variant=variant, seed=seed, profile=profile,
+                     variant_options=tuple(sorted(opts.items())),
+                     deviations=tuple(deviations), **values)
