@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from bench.commands import run_command
+from bench.commands import grid, reproduce_command, run_command
 from data_prep.commands import data
 from reports.commands import compare, report
 
@@ -29,29 +29,14 @@ def main() -> None:
 
 
 @main.group(context_settings=CONTEXT)
-def grid() -> None:
-    """Inspect the studies' grids."""
-
-
-@grid.command("list", context_settings=CONTEXT)
-def grid_list() -> None:
-    """Print the cells of a study."""
-    _not_implemented("grid list")
-
-
-@main.command(context_settings=CONTEXT)
-def reproduce() -> None:
-    """Run every missing cell of a study, then write the report."""
-    _not_implemented("reproduce")
-
-
-@main.group(context_settings=CONTEXT)
 def bench() -> None:
     """Benchmarks: cost of each variant, of evaluation and of training."""
 
 
 main.add_command(data)
 main.add_command(run_command)
+main.add_command(grid)
+main.add_command(reproduce_command)
 main.add_command(report)
 main.add_command(compare)
 

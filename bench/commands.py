@@ -48,3 +48,106 @@ def run_command(dataset, variant, seed, profile, opts, data_dir, results, device
         click.echo(f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: {result['status']}: "
                    f"{result.get('error')} -> {path}", err=True)
         raise SystemExit(1)
+
+
+def _filters(f):
+    f = click.option("--seeds", default=None, metavar="0,1,2",
+                     help="only these seeds (comma-separated)")(f)
+    f = click.option("--variant", "variants", multiple=True,
+                     help="only this variant (repeatable)")(f)
+    f = click.option("--dataset", "datasets", multiple=True,
+                     help="only this dataset (repeatable)")(f)
+    return f
+
+
+def _seeds(text: str | None):
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}",
+                                 param_hint="--seeds") from None
+
+
+@click.group("grid")
+def grid() -> None:
+    """Inspect the studies' grids."""
+
+
+@grid.command("list")
+@click.option("--study", required=True, help="a study name (see `xbmbench grid studies`)")
+@_filters
+@click.option("--results", type=click.Path(file_okay=False), default=None,
+              help="also show each cell's status in this results folder")
+@click.option("--json", "as_json", is_flag=True, help="print the cells' configs as JSON")
+def grid_list(study, datasets, variants, seeds, results, as_json):
+    """Print the cells of a study (after the filters)."""
+    import json
+
+    from .store import RunDir
+    from .studies import cells
+
+    cfgs = cells(study, datasets, variants, _seeds(seeds))
+    if as_json:
+        click.echo(json.dumps([{"run_id": c.run_id, **c.to_dict()} for c in cfgs], indent=1))
+        return
+    click.echo(f"{'run_id':16}  {'dataset':13} {'variant':12} seed profile batch memory head   "
+               f"options" + ("  status" if results else ""))
+    for c in cfgs:
+        opts = ",".join(f"{k}={v}" for k, v in c.variant_options)
+        margins = "" if (c.pos_margin, c.neg_margin) == (0.2, 0.8) else \
+            f" margins={c.pos_margin}/{c.neg_margin}"
+        status = f"  {RunDir(results, c).status() or 'missing'}" if results else ""
+        click.echo(f"{c.run_id}  {c.dataset:13} {c.variant:12} {c.seed:4} {c.profile:7} "
+                   f"{c.batch_size:5} {c.memory_ratio:6g} {c.head:6} {opts}{margins}{status}")
+    click.echo(f"{len(cfgs)} cells")
+
+
+@grid.command("studies")
+def grid_studies():
+    """Name every study, what it reproduces and its number of cells."""
+    from .studies import STUDIES, cells
+
+    for name, s in STUDIES.items():
+        click.echo(f"{name:16} {len(cells(name)):4} cells  {s.reproduces}")
+
+
+@click.command("reproduce")
+@click.option("--study", default="demo", show_default=True)
+@_filters
+@click.option("--launcher", type=click.Choice(["local", "submitit-local", "slurm"]),
+              default="local", show_default=True)
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="local: worker processes (each gets cores // jobs torch threads)")
+@click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="prepared datasets [$XBMBENCH_DATA, else ./data]")
+@click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
+@click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")
+@click.option("--partition", default=None, help="slurm partition")
+@click.option("--gpus-per-job", type=int, default=1, show_default=True)
+@click.option("--timeout-min", type=int, default=24 * 60, show_default=True)
+@click.option("--array-parallelism", type=int, default=32, show_default=True)
+def reproduce_command(study, datasets, variants, seeds, launcher, jobs, results, data_dir,
+                      retry_failed, no_report, partition, gpus_per_job, timeout_min,
+                      array_parallelism):
+    """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
+    then write the report. With no arguments: the CPU demo on Fashion-MNIST."""
+    from .reproduce import reproduce
+
+    slurm = {}
+    if launcher != "local":
+        slurm = dict(timeout_min=timeout_min)
+    if launcher == "slurm":
+        slurm.update(partition=partition, gpus_per_job=gpus_per_job,
+                     array_parallelism=array_parallelism)
+    summary = reproduce(study, results, data_dir or str(default_data_dir()), datasets, variants,
+                        _seeds(seeds), launcher, jobs, retry_failed, not no_report, **slurm)
+    click.echo(f"{summary['study']}: {summary['cells']} cells, {summary['ran']} run now, "
+               f"{summary['done']} done, {summary['failed']} failed, "
+               f"{summary['seconds'] / 60:.1f} min")
+    if "report" in summary:
+        click.echo(f"report: {summary['report']}")
+    if summary["failed"]:
+        raise SystemExit(1)

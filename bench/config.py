@@ -138,6 +138,8 @@ def make_config(dataset: str, variant: str, seed: int = 0, profile: str = "cpu",
     if bad:
         raise UserError(f"unknown option(s) {', '.join(bad)} for variant {variant!r}; "
                         f"valid options: {', '.join(sorted(valid))}")
+    # an option at its default is dropped, so that the same run has the same hash
+    opts = {k: v for k, v in opts.items() if valid[k] != v}
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:

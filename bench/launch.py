@@ -1,0 +1,94 @@
+"""Launchers: every cell of a grid through the same ``run_cell``, locally or through submitit.
+
+The store is the only shared state, so any launcher can resume any other's grid.
+- ``local``: in this process, one cell after another; with ``jobs`` > 1, a pool of worker
+  processes, each with its own torch thread count (cores // jobs).
+- ``submitit-local``: the Slurm code path through submitit's local executor (tested here).
+- ``slurm``: one job per cell in a job array (``partition``, ``gpus_per_job``, ``timeout_min``,
+  ``array_parallelism``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from data_prep.fileio import UserError
+
+from .config import RunConfig
+
+LAUNCHERS = ("local", "submitit-local", "slurm")
+Callback = Callable[[RunConfig, dict[str, Any]], None]
+
+
+def run_cell(cfg_dict: dict[str, Any], data_dir: str, results: str, threads: int | None = None,
+             device: str | None = None) -> dict[str, Any]:
+    """Train one cell (top level, so that it pickles for worker processes and submitit)."""
+    from .trainer import run
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = RunConfig.from_dict(cfg_dict)
+    try:
+        return run(cfg, data_dir, results, device=device, progress=False)
+    except UserError as e:
+        return {"run_id": cfg.run_id, "status": "error", "error": e.message}
+
+
+def launch_local(cells: list[RunConfig], data_dir: str, results: str, on_done: Callback,
+                 jobs: int = 1, device: str | None = None) -> None:
+    if jobs <= 1:
+        for cfg in cells:
+            on_done(cfg, run_cell(cfg.to_dict(), data_dir, results, None, device))
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_cell, c.to_dict(), data_dir, results, threads, device): c
+                   for c in cells}
+        for fut in as_completed(futures):
+            on_done(futures[fut], fut.result())
+
+
+def launch_submitit(cells: list[RunConfig], data_dir: str, results: str, on_done: Callback,
+                    kind: str = "submitit-local", partition: str | None = None,
+                    gpus_per_job: int = 1, timeout_min: int = 24 * 60,
+                    array_parallelism: int = 32, cpus_per_job: int = 8,
+                    poll_s: float = 1.0) -> None:
+    import submitit
+
+    folder = Path(results) / "submitit" / "%j"
+    if kind == "submitit-local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=timeout_min)
+        threads, device = max(1, os.cpu_count() or 1), None
+    elif kind == "slurm":
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        params: dict[str, Any] = dict(timeout_min=timeout_min, gpus_per_node=gpus_per_job,
+                                      cpus_per_task=cpus_per_job, slurm_array_parallelism=array_parallelism)
+        if partition:
+            params["slurm_partition"] = partition
+        executor.update_parameters(**params)
+        threads, device = cpus_per_job, None
+    else:
+        raise UserError(f"unknown launcher {kind!r}; valid launchers: {', '.join(LAUNCHERS)}")
+    args = [c.to_dict() for c in cells]
+    n = len(args)
+    jobs = executor.map_array(run_cell, args, [data_dir] * n, [results] * n, [threads] * n,
+                              [device] * n)
+    pending = dict(zip(jobs, cells))
+    while pending:
+        for job in [j for j in pending if j.done()]:
+            cfg = pending.pop(job)
+            try:
+                result = job.result()
+            except Exception as e:  # a job killed by the scheduler: its record stays "running"
+                result = {"run_id": cfg.run_id, "status": "failed", "error": repr(e)}
+            on_done(cfg, result)
+        if pending:
+            time.sleep(poll_s)
