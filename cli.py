@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from bench.bench_eval import bench_eval
+from bench.bench_train import bench_train
 from bench.commands import grid, reproduce_command, run_command
 from data_prep.commands import data
 from reports.commands import compare, report
@@ -33,6 +35,8 @@ def bench() -> None:
     """Benchmarks: cost of each variant, of evaluation and of training."""
 
 
+bench.add_command(bench_eval)
+bench.add_command(bench_train)
 main.add_command(data)
 main.add_command(run_command)
 main.add_command(grid)

@@ -1,0 +1,105 @@
+"""``xbmbench bench train``: images per second of the training loop with each variant's memory.
+
+The loop is the trainer's (forward, memory loss, backward, clipping, AdamW step) on synthetic
+class-structured batches of the profile's shape, with the memory full (``--memory-size``,
+default: the profile's ratio of SOP's 59,551 training images for ``paper``, of the 4,000-image
+Fashion-MNIST subset for ``cpu``); ``no_xbm`` is the loop without memory.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import click
+import torch
+
+import variants
+
+from .config import PROFILES, make_config
+from .model import build_model
+from .trainer import build_memory
+
+TRAIN_IMAGES = {"paper": 59551, "cpu": 4000}
+
+
+def _batch(cfg, in_chans: int, n_classes: int, g: torch.Generator):
+    k = cfg.batch_size // cfg.m_per_class
+    labels = torch.randperm(n_classes, generator=g)[:k].repeat_interleave(cfg.m_per_class)
+    x = torch.randn(cfg.batch_size, in_chans, cfg.image_size, cfg.image_size, generator=g)
+    x += labels.view(-1, 1, 1, 1).float() / n_classes  # a little class signal
+    return x, labels, labels % 12
+
+
+def measure(variant: str, profile: str, steps: int, warmup: int, device: str,
+            memory_size: int | None) -> dict:
+    """Median images per second over ``steps`` training steps after ``warmup`` steps."""
+    cfg = make_config("sop", variant, 0, profile, pretrained=False)
+    dev = torch.device(device)
+    in_chans = 1 if profile == "cpu" else 3
+    model = build_model(cfg.model, cfg.embedding_size, cfg.head, in_chans).to(dev)
+    n_train = TRAIN_IMAGES[profile]
+    memory = build_memory(cfg, n_train).to(dev)
+    if memory_size is not None and variant != "no_xbm":
+        memory = variants.build(variant, memory.loss, cfg.embedding_size, memory_size, memory.miner,
+                                **cfg.options)
+        memory = memory.to(dev)
+    memory.set_epoch(10**6)  # adapting regime, also for delayed_xbn
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(0)
+    n_classes = 1000
+    if variant != "no_xbm":  # a full memory of unit class-structured embeddings
+        centres = torch.nn.functional.normalize(torch.randn(n_classes, cfg.embedding_size, generator=g), dim=1)
+        labels = torch.randint(0, n_classes, (memory.memory_size,), generator=g)
+        emb = torch.nn.functional.normalize(centres[labels] + 0.3 * torch.randn(len(labels), cfg.embedding_size, generator=g), dim=1)
+        memory.enqueue(emb.to(dev), labels.to(dev), (labels % 12).to(dev))
+    use_amp = cfg.amp and dev.type == "cuda"
+    times = []
+    model.train()
+    for i in range(warmup + steps):
+        x, y, sc = (t.to(dev) for t in _batch(cfg, in_chans, n_classes, g))
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+            loss = memory(model(x), y, superclasses=sc)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    step_s = statistics.median(times)
+    return {"name": variant, "images_per_s": cfg.batch_size / step_s, "ms_per_step": 1e3 * step_s,
+            "memory_size": 0 if variant == "no_xbm" else memory.memory_size}
+
+
+@click.command("train")
+@click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True)
+@click.option("--steps", type=int, default=20, show_default=True)
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--memory-size", type=int, default=None, help="[the profile's ratio of the train set]")
+@click.option("--variant", "names", multiple=True, help="only these variants [all]")
+@click.option("--json", "as_json", is_flag=True)
+def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
+    """Images per second of the training loop, without memory (no_xbm) and with each variant's."""
+    rows = [measure(v, profile, steps, warmup, device, memory_size) for v in (names or variants.VARIANTS)]
+    base = next((r["images_per_s"] for r in rows if r["name"] == "no_xbm"), None)
+    for r in rows:
+        r["overhead_vs_no_xbm"] = None if base is None else base / r["images_per_s"] - 1
+    config = {"profile": profile, "steps": steps, "warmup": warmup, "device": device,
+              "threads": torch.get_num_threads(), "model": PROFILES[profile]["model"],
+              "batch_size": PROFILES[profile]["batch_size"]}
+    if as_json:
+        click.echo(json.dumps({"config": config, "rows": rows}))
+        return
+    click.echo(f"training loop, {config}")
+    click.echo(f"{'variant':12} {'memory':>7} {'img/s':>9} {'ms/step':>9} {'overhead':>9}")
+    for r in rows:
+        ov = "-" if r["overhead_vs_no_xbm"] is None else f"{100 * r['overhead_vs_no_xbm']:+.1f}%"
+        click.echo(f"{r['name']:12} {r['memory_size']:7d} {r['images_per_s']:9.1f} "
+                   f"{r['ms_per_step']:9.2f} {ov:>9}")

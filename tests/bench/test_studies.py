@@ -1,0 +1,120 @@
+"""Studies, filters, launchers and reproduce: skip done cells, resume, submitit's path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import bench.trainer as trainer
+from bench import studies
+from bench.reproduce import reproduce
+from bench.store import RunDir
+from bench.studies import STUDIES, Block, Study, cells
+from cli import main
+from data_prep.fileio import UserError
+from tests.conftest import TINY
+
+EXPECTED = {
+    "paper-table1": 4 * 3 * 3,  # {no_xbm, xbm, xbn, axbn} x {sop, inshop, df2} x 3 seeds
+    "paper-table2": (1 + 1) * 2 * 3,  # {no_xbm@512, xbm_star} x {sop, inshop} x 3
+    "paper-table3": 3 * 3 * 3,  # {no_xbm, xbm, xbn} x 3 heads x 3 seeds, on sop
+    # 4 variants x 3 datasets x 5 batch sizes + 3 variants x 3 x 5 memory ratios, x 3 seeds,
+    # less the batch-64 default-memory cells both sweeps contain (3 variants x 3 datasets x 3)
+    "paper-fig1": (4 * 3 * 5 + 3 * 3 * 5) * 3 - 3 * 3 * 3,
+    # 8 variants x 5 datasets + sc_xbn on 4 + adjusted-margin pc_xbn on 2, x 3 seeds
+    "thesis": (8 * 5 + 4 + 2) * 3,
+    # 6 lambda_mu + 6 lambda_sigma values, one of which (sigma 1.0) is the default, + adjusted
+    "thesis-pc-sweep": (6 + 6 - 1 + 1) * 3 + 3,
+    "demo": 10 * 3,
+}
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_cell_counts(name):
+    cfgs = cells(name)
+    assert len(cfgs) == EXPECTED[name]
+    assert len({c.run_id for c in cfgs}) == len(cfgs)
+
+
+def test_table1_cells_follow_the_protocol():
+    cfgs = cells("paper-table1")
+    df2 = [c for c in cfgs if c.dataset == "deepfashion2" and c.variant != "no_xbm"]
+    assert {c.memory_ratio for c in df2} == {1.0}
+    assert {c.options.get("gain_interval", 100) for c in cfgs if c.variant == "axbn"} == {10, 100}  # 100 is the default, dropped
+    assert all(c.batch_size == 64 and c.profile == "paper" for c in cfgs)
+    # the L2-head cells of table 3 are the runs of table 1
+    t3 = {c.run_id for c in cells("paper-table3") if c.head == "l2"}
+    assert t3 <= {c.run_id for c in cfgs}
+
+
+def test_filters():
+    assert len(cells("paper-table1", datasets=["sop"])) == 12
+    assert len(cells("paper-table1", datasets=["sop"], variants=["xbn"], seeds=[1])) == 1
+    assert {c.seed for c in cells("demo", seeds=[0, 2])} == {0, 2}
+    with pytest.raises(UserError, match="unknown study 'table9'"):
+        cells("table9")
+    with pytest.raises(UserError, match="unknown variant.*xbnn"):
+        cells("demo", variants=["xbnn"])
+    r = CliRunner().invoke(main, ["grid", "list", "--study", "paper-table1", "--dataset", "sop",
+                                  "--variant", "axbn", "--json"])
+    assert r.exit_code == 0
+    rows = json.loads(r.output)
+    assert len(rows) == 3 and {row["variant"] for row in rows} == {"axbn"}
+
+
+@pytest.fixture
+def tiny_study(monkeypatch):
+    block = Block(("fashion-mnist",), ("xbm", "xbn"), ({**TINY},), profile="cpu", seeds=(0, 1))
+    monkeypatch.setitem(studies.STUDIES, "tiny", Study("tiny", "a test", (block,)))
+    return "tiny"
+
+
+def test_second_run_trains_nothing(tiny_study, tiny_data, tmp_path, monkeypatch):
+    first = reproduce(tiny_study, str(tmp_path), tiny_data, progress=False)
+    assert first["ran"] == 4 and first["done"] == 4 and first["failed"] == 0
+    assert (tmp_path / "report" / "REPORT.md").exists()
+    monkeypatch.setattr(trainer, "Data", lambda *a, **k: pytest.fail("trained again"))
+    second = reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False)
+    assert second["ran"] == 0 and second["done"] == 4
+
+
+def test_interrupted_grid_resumes(tiny_study, tiny_data, tmp_path, monkeypatch):
+    real_run, calls = trainer.run, []
+
+    def interrupted(cfg, *a, **k):
+        calls.append(cfg.run_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second cell
+        return real_run(cfg, *a, **k)
+
+    monkeypatch.setattr(trainer, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False)
+    first = cells(tiny_study)[0]
+    assert RunDir(tmp_path, first).status() == "done"
+    stamp = RunDir(tmp_path, first).result.stat().st_mtime_ns
+    monkeypatch.setattr(trainer, "run", real_run)
+    again = reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False)
+    assert again["ran"] == 3 and again["done"] == 4
+    assert RunDir(tmp_path, first).result.stat().st_mtime_ns == stamp  # not run again
+
+
+def test_failed_cells_are_retried_only_on_request(tiny_study, tiny_data, tmp_path):
+    reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False)
+    cfg = cells(tiny_study)[1]
+    rd = RunDir(tmp_path, cfg)
+    rd.write_result({"status": "failed", "error": "nan", "failed_step": 3})
+    assert reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False)["ran"] == 0
+    again = reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False,
+                      retry_failed=True)
+    assert again["ran"] == 1 and rd.status() == "done"
+
+
+def test_submitit_local_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
+    summary = reproduce(tiny_study, str(tmp_path), tiny_data, launcher="submitit-local",
+                        progress=False, report=False, timeout_min=10)
+    assert summary["done"] == 4 and summary["failed"] == 0
+    for cfg in cells(tiny_study):
+        assert RunDir(tmp_path, cfg).status() == "done"
