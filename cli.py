@@ -10,6 +10,7 @@ import sys
 import click
 
 from bench.bench_eval import bench_eval
+from bench.bench_memory import bench_memory
 from bench.bench_train import bench_train
 from bench.commands import grid, reproduce_command, run_command
 from data_prep.commands import data
@@ -37,6 +38,7 @@ def bench() -> None:
 
 bench.add_command(bench_eval)
 bench.add_command(bench_train)
+bench.add_command(bench_memory)
 main.add_command(data)
 main.add_command(run_command)
 main.add_command(grid)

@@ -107,7 +107,8 @@ class MemoryBase(CrossBatchMemory):
     def adapt(self, memory: torch.Tensor, memory_labels: torch.Tensor, batch: torch.Tensor,
               batch_labels: torch.Tensor, memory_superclasses: torch.Tensor | None,
               batch_superclasses: torch.Tensor | None) -> torch.Tensor:
-        """Return the adapted stored embeddings (same shape as ``memory``)."""
+        """Return the adapted stored embeddings (same shape as ``memory``); may adapt
+        ``memory`` in place and return it."""
         return memory
 
     def _check(self, embeddings, labels, enqueue_mask, superclasses) -> None:
@@ -161,9 +162,11 @@ class MemoryBase(CrossBatchMemory):
             return
         sc_mem = self.superclass_memory[:n] if self.NEEDS_SUPERCLASS else None
         with torch.no_grad():
-            self.embedding_memory[:n] = self.adapt(
-                self.embedding_memory[:n], self.label_memory[:n], batch, batch_labels,
-                sc_mem, batch_superclasses)
+            view = self.embedding_memory[:n]
+            out = self.adapt(view, self.label_memory[:n], batch, batch_labels, sc_mem,
+                             batch_superclasses)
+            if out is not view:  # a variant may adapt in place and return the view
+                view.copy_(out)
 
     def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None,
                 superclasses=None):

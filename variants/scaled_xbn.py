@@ -7,7 +7,7 @@ miner sees the norms only with ``miner_distance="euclidean_raw"``.
 """
 
 from .registry import register
-from .stats import unit_rows
+from .stats import EPS
 from .xbn import XBN
 
 
@@ -17,4 +17,4 @@ class ScaledXBN(XBN):
               batch_superclasses):
         adapted = super().adapt(memory, memory_labels, batch, batch_labels, memory_superclasses,
                                 batch_superclasses)
-        return unit_rows(adapted)  # thesis 4.3.5
+        return adapted.div_(adapted.norm(dim=1, keepdim=True).clamp_min(EPS))  # thesis 4.3.5

@@ -16,25 +16,17 @@ def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(dim=0), x.std(dim=0, correction=0)
 
 
-def xbn_transform(
+def xbn_inplace(
     z: torch.Tensor,
     mu_r: torch.Tensor,
     sd_r: torch.Tensor,
     mu_b: torch.Tensor,
     sd_b: torch.Tensor,
 ) -> torch.Tensor:
-    """z' = (z - E[R]) / sigma[R] * sigma[B] + E[B]   # paper eq. 6 (and eq. 23 with Kalman estimates)"""
-    return (z - mu_r) / sd_r.clamp_min(EPS) * sd_b + mu_b
-
-
-def centre_transform(z: torch.Tensor, mu_r: torch.Tensor, mu_b: torch.Tensor) -> torch.Tensor:
-    """z' = z - E[R] + E[B]   # thesis eq. 4.5"""
-    return z - mu_r + mu_b
-
-
-def unit_rows(z: torch.Tensor) -> torch.Tensor:
-    """Rescale each row to unit L2 norm   # thesis 4.3.5 (scaled XBN)"""
-    return z / z.norm(dim=1, keepdim=True).clamp_min(EPS)
+    """Paper eq. 6 as one affine map per dimension, applied in place: z' = a z + c with
+    a = sigma[B] / sigma[R], c = E[B] - a E[R] (no N x d temporaries)."""
+    a = sd_b / sd_r.clamp_min(EPS)
+    return z.mul_(a).add_(mu_b - a * mu_r)
 
 
 def segment_moments(
@@ -63,30 +55,36 @@ def grouped_transform(
     lambda_sigma: float,
     normalize_absent: bool,
 ) -> torch.Tensor:
-    """Per-group (class or superclass) adaptation of the memory ``r`` to the batch ``b``.
+    """Per-group (class or superclass) adaptation of the memory ``r`` to the batch ``b``, in place.
 
     For a memory row z of group i that has more than one sample in both R and B   # thesis 4.3.1
         z' = (z - E[R^i]) / sigma[R^i] * (ls sigma[B] + (1 - ls) sigma[B^i])
              + (lm E[B] + (1 - lm) E[B^i])                                        # thesis eq. 4.3
     (eq. 4.4 for superclasses, with the same lambdas, thesis 4.3.2). Rows of every other group
     get global XBN (paper eq. 6) when ``normalize_absent``, else are left as they are.
+    Only groups present in the batch can qualify, so the per-group statistics are computed on
+    their rows alone (a few hundred of the memory's rows), not on the whole memory.
     """
     keys, inverse = torch.unique(torch.cat([group_r, group_b]), return_inverse=True)
     seg_r, seg_b = inverse[: len(group_r)], inverse[len(group_r):]
     n = len(keys)
-    count_r, mean_r, std_r = segment_moments(r, seg_r, n)
+    count_r = torch.bincount(seg_r, minlength=n)
     count_b, mean_b, std_b = segment_moments(b, seg_b, n)
+    eligible = (count_r > 1) & (count_b > 1)
+    rows = eligible[seg_r].nonzero().squeeze(1)
     mu_b, sd_b = moments(b)
-    target_sd = lambda_sigma * sd_b + (1.0 - lambda_sigma) * std_b
-    target_mu = lambda_mu * mu_b + (1.0 - lambda_mu) * mean_b
-    per_group = (r - mean_r[seg_r]) / std_r[seg_r].clamp_min(EPS) * target_sd[seg_r] + target_mu[seg_r]
-    eligible = ((count_r > 1) & (count_b > 1))[seg_r].unsqueeze(1)
+    if len(rows):
+        sub, seg = r[rows], seg_r[rows]
+        _, mean_r, std_r = segment_moments(sub, seg, n)
+        target_sd = lambda_sigma * sd_b + (1.0 - lambda_sigma) * std_b[seg]
+        target_mu = lambda_mu * mu_b + (1.0 - lambda_mu) * mean_b[seg]
+        per_group = (sub - mean_r[seg]) / std_r[seg].clamp_min(EPS) * target_sd + target_mu
     if normalize_absent:
         mu_r, sd_r = moments(r)
-        fallback = xbn_transform(r, mu_r, sd_r, mu_b, sd_b)
-    else:
-        fallback = r
-    return torch.where(eligible, per_group, fallback)
+        xbn_inplace(r, mu_r, sd_r, mu_b, sd_b)
+    if len(rows):
+        r[rows] = per_group
+    return r
 
 
 def kalman_gain(p_pred: float, r: float, batch_size: int) -> float:

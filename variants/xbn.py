@@ -2,7 +2,7 @@
 
 from .base import MemoryBase
 from .registry import register
-from .stats import moments, xbn_transform
+from .stats import moments, xbn_inplace
 
 
 @register("xbn")
@@ -17,4 +17,4 @@ class XBN(MemoryBase):
               batch_superclasses):
         mu_r, sd_r = moments(memory)
         mu_b, sd_b = self.batch_statistics(batch)
-        return xbn_transform(memory, mu_r, sd_r, mu_b, sd_b)  # paper eq. 6 / eq. 23
+        return xbn_inplace(memory, mu_r, sd_r, mu_b, sd_b)  # paper eq. 6 / eq. 23, in place

@@ -49,7 +49,7 @@ def test_pc_xbn_matches_loop(lm, ls, normalize_absent):
     R, gR, B, gB = _case()
     mem = variants.build("pc_xbn", SupConLoss(), 6, 32, lambda_mu=lm, lambda_sigma=ls,
                          normalize_absent=normalize_absent)
-    got = mem.adapt(R, gR, B, gB, None, None)
+    got = mem.adapt(R.clone(), gR, B, gB, None, None)
     want = reference(R, gR, B, gB, lm, ls, normalize_absent)
     assert torch.allclose(got, want, atol=1e-5)
     # the rules are exercised: classes 0 and 4 are per-class, the rest fall back

@@ -29,7 +29,7 @@ def test_xbn_adapts_memory_to_batch_moments(stream):
     _fill(mem, stream, 3)  # 36 stored, full
     before = mem.embedding_memory.clone()
     x, y, _ = stream()
-    adapted = variants.get_variant("xbn").adapt(mem, before, None, x, y, None, None)
+    adapted = variants.get_variant("xbn").adapt(mem, before.clone(), None, x, y, None, None)
     # per dimension an increasing affine map of what was stored: slope > 0, residual ~ 0
     for j in range(16):
         A = torch.stack([before[:, j], torch.ones(36)], 1).double()
