@@ -142,3 +142,12 @@ def test_miner_distance_option_converts_margins(name):
     assert raw.distance.normalize_embeddings is False
     with pytest.raises(ValueError, match="miner_distance must be one of"):
         variants.build(name, SupConLoss(), 16, 48, PairMarginMiner(), miner_distance="manhattan")
+
+
+@pytest.mark.parametrize("n", [1, 7, 2048, 5000])
+def test_moments_equal_torch_population_std(n):
+    from variants.stats import moments
+
+    x = torch.randn(n, 9, dtype=torch.float64) * 3 + 2
+    mean, std = moments(x, chunk=1000)
+    assert torch.allclose(mean, x.mean(0)) and torch.allclose(std, x.std(0, correction=0))
