@@ -37,8 +37,11 @@ PAPER_PROFILE = "paper"
 OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "pc_xbn": {"lambda_mu": 0.5, "lambda_sigma": 1.0},
     "sc_xbn": {"lambda_mu": 0.5, "lambda_sigma": 1.0},
-    "delayed_xbn": {"tau": 15},
 }
+# Options the protocol sets per dataset or per profile, not per table row: AXBN's gain interval
+# (100 on SOP/In-Shop, 10 on DeepFashion2, paper sec. 5.1) and delayed XBN's delay (the first LR
+# decay of the profile's schedule: 15 in the paper profile). They never separate runs.
+PROTOCOL_OPTIONS: dict[str, set[str]] = {"axbn": {"gain_interval"}, "delayed_xbn": {"delay_epochs"}}
 _LABEL = re.compile(
     r"^(?P<variant>[a-z0-9_]+?)(?P<suffix>_512|_adjusted_margin)?"
     r"(?:\+(?P<head>l2(?:_bn|_ln)?))?(?:\[(?P<opts>[^\]]*)\])?$"
@@ -94,7 +97,9 @@ def _same(x: Any, y: Any) -> bool:
 
 def _non_default(variant: str, options: Mapping[str, Any]) -> dict[str, Any]:
     defaults = OPTION_DEFAULTS.get(variant, {})
-    return {k: v for k, v in options.items() if not (k in defaults and _same(v, defaults[k]))}
+    ignored = PROTOCOL_OPTIONS.get(variant, set())
+    return {k: v for k, v in options.items()
+            if k not in ignored and not (k in defaults and _same(v, defaults[k]))}
 
 
 def options_equal(variant: str, run_options: str | Mapping[str, Any],

@@ -130,3 +130,13 @@ def test_sampler_constraint_is_resolved_and_recorded():
     paper = make_config("deepfashion2", "xbn", 0, "paper")
     assert paper.memory_ratio == 1.0 and paper.model == "resnet50" and paper.epochs == 50
     assert make_config("sop", "no_xbm", 0, "paper").memory_ratio == 0.0
+
+
+def test_delay_follows_the_profiles_first_lr_decay():
+    cpu = make_config("fashion-mnist", "delayed_xbn", 0, "cpu")
+    assert cpu.options == {"delay_epochs": cpu.lr_step_epochs} and cpu.lr_step_epochs == 2
+    assert any("first LR decay" in d for d in cpu.deviations)
+    paper = make_config("sop", "delayed_xbn", 0, "paper")
+    assert paper.options == {} and paper.lr_step_epochs == 15  # the thesis' 15, the default
+    explicit = make_config("fashion-mnist", "delayed_xbn", 0, "cpu", {"delay_epochs": 4})
+    assert explicit.options == {"delay_epochs": 4}

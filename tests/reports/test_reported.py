@@ -122,3 +122,14 @@ def test_load_reported_has_keys():
     assert isinstance(frame, pd.DataFrame)
     assert "paper table 1" in set(frame["key"])
     assert set(frame["table"]) >= {"1", "2", "3", "7.1", "5.14"}
+
+
+def test_protocol_options_do_not_separate_runs():
+    from reports.reported import options_equal
+
+    # DeepFashion2's AXBN runs use gain interval 10 (paper sec. 5.1) and still are "axbn"
+    assert options_equal("axbn", {"gain_interval": 10}, ())
+    # the cpu profile's delayed XBN starts at its own first LR decay
+    assert options_equal("delayed_xbn", '{"delay_epochs": 2}', ())
+    assert not options_equal("pc_xbn", {"lambda_mu": 0.6}, ())
+    assert options_equal("pc_xbn", {"lambda_sigma": 1.0}, ())
