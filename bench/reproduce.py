@@ -46,7 +46,14 @@ def reproduce(study: str = "demo", results: str = "results", data_dir: str = "da
     state = Counter(done=counts["done"], failed=counts["failed"] * (not retry_failed))
     bar = tqdm(total=total, initial=state["done"] + state["failed"], disable=not progress,
                desc=f"{study}", unit="cell", dynamic_ncols=True)
-    bar.set_postfix(done=state["done"], failed=state["failed"], left=len(todo))
+    width = jobs if launcher == "local" else len(todo)  # cells handed out at once
+
+    def postfix():
+        left = total - state["done"] - state["failed"] - state["interrupted"]
+        bar.set_postfix(done=state["done"], running=min(width, left), failed=state["failed"],
+                        left=left)
+
+    postfix()
     t0 = time.perf_counter()
 
     def on_done(cfg, result):
@@ -56,8 +63,7 @@ def reproduce(study: str = "demo", results: str = "results", data_dir: str = "da
         if status in ("failed", "error"):
             tqdm.write(f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}: {status}: {result.get('error')}")
         bar.update(1)
-        bar.set_postfix(done=state["done"], failed=state["failed"],
-                        left=total - state["done"] - state["failed"] - state["interrupted"])
+        postfix()
 
     if launcher == "local":
         launch_local(todo, data_dir, results, on_done, jobs=jobs)
