@@ -16,6 +16,7 @@ from data_prep.fileio import UserError
 from variants import VARIANTS
 
 from .config import RunConfig, make_config
+from .moco import MOCO_PROFILES
 
 SEEDS = (0, 1, 2)  # the papers repeat three times (paper tables 1-2); the thesis ran once
 PAPER_DATASETS = ("sop", "inshop", "deepfashion2")
@@ -76,6 +77,13 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
         Block(("cifar100",), ("pc_xbn",), ({**ADJUSTED_MARGINS},)))),
     Study("demo", "the CPU demo: every variant on Fashion-MNIST", (
         Block(("fashion-mnist",), ALL_VARIANTS, profile="cpu"),)),
+    # paper appendix B / fig. 2: MoCo (xbm) and MoCo+XBN (xbn) as in PML's MoCo example,
+    # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.moco.MOCO_PROFILES)
+    Study("paper-moco", "paper figure 2 (MoCo with and without XBN)", (
+        Block(("cifar10", "cifar100"), ("xbm", "xbn"), (dict(MOCO_PROFILES["paper"]),)),)),
+    Study("demo-moco", "the CPU demo of paper figure 2: MoCo on Fashion-MNIST", (
+        Block(("fashion-mnist",), ("xbm", "xbn"), (dict(MOCO_PROFILES["cpu"]),),
+              profile="cpu"),)),
 )}
 
 

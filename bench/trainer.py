@@ -159,6 +159,10 @@ def run(cfg: RunConfig, data_dir: str, results: str, device: str | None = None,
     ``stop_after``: leave after that many main epochs in this call (status ``running``, the
     checkpoint kept), as an interrupted run would; calling again resumes.
     """
+    if cfg.task == "moco":  # self-supervised MoCo with the memory as its queue (bench/moco.py)
+        from .moco import run_moco
+
+        return run_moco(cfg, data_dir, results, device, progress, stop_after)
     rd = RunDir(results, cfg)
     if rd.status() in ("done", "failed"):
         return rd.read_result()

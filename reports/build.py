@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 from data_prep.fileio import UserError, atomic_write, atomic_write_text
 from reports import figures as F
-from reports.claims import Claim, judge_all, untested_claims
+from reports import moco as M
+from reports.claims import CLAIMS, Claim, judge_all, untested_claims
 from reports.load import Store, load_store, select_epoch
 from reports.render import display_claims, display_table, to_latex, to_markdown, with_verdicts
 from reports.reported import load_reported, table_slug
@@ -39,6 +40,7 @@ class Report:
     untested: list[Claim]
     gain: pd.DataFrame
     figures: dict[str, Figure | None] = field(default_factory=dict)
+    moco: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.moco.moco_table
 
 
 def check_results_dir(results: str | Path) -> Path:
@@ -68,17 +70,24 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True)
     path = check_results_dir(results)
     store = load_store(path)
     done = store.done
+    done = done[done["task"] == "metric"].reset_index(drop=True)  # MoCo runs: reports.moco
     runs = select_epoch(done, epoch)
     reported = load_reported()
     run_ids = set(done["run_id"])
     epochs = store.epochs[store.epochs["run_id"].isin(run_ids)]
+    moco_claims = M.moco_claims(store.runs, store.epochs)
     claims = judge_all(runs, reported)
+    claims = pd.concat([c for c in (claims, moco_claims) if not c.empty] or [claims],
+                       ignore_index=True)  # fmt: skip
+    figures = make_figures(runs, epochs, reported) if with_figures else {}
+    if with_figures:
+        figures[M.FIGURE[0]] = M.fig_moco(store.epochs, store.runs)
     return Report(
         results=path, epoch=epoch, store=store,
         tables={k: with_verdicts(t) for k, t in all_tables(runs, reported).items()},
         missing_tables=tables_without_runs(runs, reported),
-        claims=claims, untested=untested_claims(claims), gain=selection_gain(done),
-        figures=make_figures(runs, epochs, reported) if with_figures else {},
+        claims=claims, untested=untested_claims(claims, (*CLAIMS, M.MOCO_CLAIM)),
+        gain=selection_gain(done), figures=figures, moco=M.moco_table(store.runs, store.epochs),
     )  # fmt: skip
 
 
@@ -110,6 +119,9 @@ def write(report: Report) -> Path:
     out = report.results / "report"
     for name, table in report.tables.items():
         _write_table(out / "tables", table_file_stem(name), table, display_table(table), name)
+    if not report.moco.empty:
+        _write_table(out / "tables", "moco", report.moco, M.display_moco_table(report.moco),
+                     "MoCo with and without XBN: k-NN accuracy (paper fig. 2)")  # fmt: skip
     if not report.claims.empty:
         _write_table(out / "tables", "claims", report.claims, display_claims(report.claims),
                      "Claims of the paper and the thesis, judged on our runs")  # fmt: skip

@@ -29,6 +29,9 @@ METRIC_COLUMNS = (
     "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
 )  # fmt: skip
 EPOCH_CHOICES = ("best", "last")
+# MoCo runs (task "moco"): their own columns and summary (bench/moco.py, reports/moco.py)
+MOCO_COLUMNS = ("epoch", "phase", "loss", "knn_acc", "lr", "seconds", "images_per_s")
+MOCO_SUMMARY = ("epoch", "knn_acc")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def _at_epoch(metrics: pd.DataFrame | None, epoch: int | None) -> dict[str, floa
         return out
     rows = metrics[(metrics["phase"] == "main") & (metrics["epoch"] == epoch)]
     if len(rows):
-        out.update({k: float(rows[k].iloc[-1]) for k in TOP_K})
+        out.update({k: float(rows[k].iloc[-1]) for k in TOP_K if k in rows})  # none for MoCo
     return out
 
 
@@ -103,6 +106,15 @@ def _summary(result: dict[str, Any], which: str, path: Path) -> dict[str, Any]:
         f"{which}_recall@1": float(part["recall@1"]),
         f"{which}_recall@10": float(part["recall@10"]),
     }
+
+
+def _moco_summary(result: dict[str, Any], which: str, path: Path) -> dict[str, Any]:
+    part = result.get(which)
+    if not isinstance(part, dict):
+        raise UserError(f"malformed run record {path}: a done run needs '{which}'")
+    _require(part, MOCO_SUMMARY, path)
+    return {f"{which}_epoch": int(part["epoch"]), f"{which}_knn_acc": float(part["knn_acc"]),
+            f"{which}_recall@1": float("nan"), f"{which}_recall@10": float("nan")}
 
 
 def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
@@ -121,13 +133,15 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
     metrics_path = folder / "metrics.csv"
     metrics = None
     if metrics_path.exists():  # an unfinished run may hold only its warm-up row so far
-        required = METRIC_COLUMNS if row["status"] == "done" else ("epoch", "phase")
+        columns = MOCO_COLUMNS if row["task"] == "moco" else METRIC_COLUMNS
+        required = columns if row["status"] == "done" else ("epoch", "phase")
         metrics = read_metrics(metrics_path, str(config["run_id"]), required)
     elif row["status"] == "done":
         raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
     for which in EPOCH_CHOICES:
         if row["status"] == "done":
-            row.update(_summary(result, which, result_path))
+            summary = _moco_summary if row["task"] == "moco" else _summary
+            row.update(summary(result, which, result_path))
         epoch = row.get(f"{which}_epoch")
         row.update({f"{which}_{k}": v for k, v in _at_epoch(metrics, epoch).items()})
     return row, metrics
@@ -156,6 +170,7 @@ def _run_columns() -> list[str]:
     cols = [*CONFIG_FIELDS, "task", "status", "error"]
     for which in EPOCH_CHOICES:
         cols += [f"{which}_{f}" for f in SUMMARY_FIELDS] + [f"{which}_{k}" for k in TOP_K]
+        cols.append(f"{which}_knn_acc")  # MoCo runs only
     return cols
 
 

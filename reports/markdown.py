@@ -91,7 +91,8 @@ def _glance_claims(report: Report) -> str:
     order = list(dict.fromkeys(c["claim"]))
     grid = cells.pivot(index="claim", columns="where", values="cell").reindex(order).fillna("")
     counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
-    return (f"Verdicts: {counts}. Cells: verdict (mean Recall@1 of A - B, points); empty: "
+    return (f"Verdicts: {counts}. Cells: verdict (mean Recall@1 of A - B, points; MoCo claims: "
+            "k-NN accuracy); empty: "
             "neither side was run there.\n\n" + to_markdown(grid.reset_index()))
 
 
@@ -151,6 +152,28 @@ def _figures_section(report: Report) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _moco_section(report: Report) -> str:
+    """MoCo with and without XBN (paper fig. 2): the table and the figure, or how to get them."""
+    from reports import moco as M
+
+    name, title = M.FIGURE
+    text = ("## MoCo with and without XBN (paper fig. 2, appendix B)\n\n"
+            "Self-supervised MoCo with the memory as its queue: `xbm` is plain MoCo, `xbn` adapts "
+            "the queue to the keys being enqueued. k-NN accuracy (k = 200, t = 0.1) of the test "
+            "set against the training set, query encoder. The claim row above is judged on it at "
+            f"the early epoch: {M.EARLY_EPOCH['paper']} for the paper profile (the paper's "
+            f"epoch 15 of 200), {M.EARLY_EPOCH['cpu']} for the cpu profile (of its 10). "
+            "MoCo runs never enter the metric-learning tables.\n\n")
+    if report.moco.empty:
+        return text + ("No MoCo runs: `xbmbench reproduce --study paper-moco` (GPU, CIFAR) or "
+                       "`xbmbench reproduce --study demo-moco` (CPU, minutes).\n")
+    text += ("[md](tables/moco.md) · [csv](tables/moco.csv) · [tex](tables/moco.tex)\n\n"
+             + to_markdown(M.display_moco_table(report.moco)))
+    if report.figures.get(name) is not None:
+        text += f"\n![{title}](figures/{name}.png) ([PDF](figures/{name}.pdf))\n"
+    return text
+
+
 def empty_report(report: Report) -> str:
     return (
         "# xbmbench report\n\n"
@@ -182,5 +205,6 @@ def report_text(report: Report) -> str:
         claims = ("## Claims in full\n\n[md](tables/claims.md) · [csv](tables/claims.csv) · "
                   "[tex](tables/claims.tex)\n\n" + to_markdown(display_claims(report.claims)))
     sections = [head, _runs_section(report), claims, _tables_section(report),
-                _gain_section(report), _figures_section(report), _rules(report.epoch)]  # fmt: skip
+                _moco_section(report), _gain_section(report), _figures_section(report),
+                _rules(report.epoch)]  # fmt: skip
     return "\n".join(s for s in sections if s)
