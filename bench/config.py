@@ -148,6 +148,10 @@ def make_config(dataset: str, variant: str, seed: int = 0, profile: str = "cpu",
     values: dict[str, Any] = dict(PROFILES[profile])
     if dataset in FULL_MEMORY and profile == "paper":
         values["memory_ratio"] = 1.0
+    if overrides.get("task") == "moco":  # MoCo's own protocol (bench/moco.py, paper app. B)
+        from .moco import MOCO_PROFILES
+
+        values.update(MOCO_PROFILES[profile])
     if variant == "no_xbm":
         values["memory_ratio"] = 0.0  # the memory is never used; the paper reports 0
     values.update({k: v for k, v in overrides.items() if v is not None})

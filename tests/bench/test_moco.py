@@ -246,3 +246,11 @@ def test_report_keeps_moco_apart(tiny_data, tmp_path):
     assert row["diff"] == pytest.approx(means["xbn"] - means["xbm"])
     text = build_report(tmp_path).read_text()
     assert "figures/moco_knn.png" in text and (tmp_path / "report/tables/moco.md").exists()
+
+
+def test_task_moco_on_the_command_line_gets_the_moco_protocol():
+    from bench.config import make_config
+
+    cfg = make_config("fashion-mnist", "xbn", 0, "cpu", task="moco")
+    assert cfg.task == "moco" and cfg.augment == "moco_tensor" and cfg.moco_momentum == 0.99
+    assert make_config("cifar10", "xbm", 0, "paper", task="moco").batch_size == 128
