@@ -53,8 +53,9 @@ SUPERCLASS_SPREAD, CLASS_SPREAD, NOISE = 1.2, (0.5, 0.8), (0.05, 0.25)
 REFERENCE = "pml_xbm"
 # row -> (ratio it is judged by, upper bound); rows not listed are informational
 TARGETS = {"xbm": ("ratio_to_pml", 1.05)}
-TARGETS.update({n: ("ratio_to_xbm", 1.15) for n in
-                ("xbn", "axbn", "centre_xbn", "scaled_xbn", "delayed_xbn")})
+TARGETS.update(
+    {n: ("ratio_to_xbm", 1.15) for n in ("xbn", "axbn", "centre_xbn", "scaled_xbn", "delayed_xbn")}
+)
 TARGETS.update({n: ("ratio_to_xbm", 2.0) for n in ("pc_xbn", "sc_xbn")})
 
 
@@ -76,13 +77,16 @@ def check_config(cfg: MemoryBenchConfig) -> None:
     if cfg.batch % PER_CLASS or cfg.batch < PER_CLASS:
         raise ValueError(f"batch must be a positive multiple of {PER_CLASS}, got {cfg.batch}")
     if cfg.classes * PER_CLASS < cfg.batch:
-        raise ValueError(f"classes x {PER_CLASS} must be >= batch, got "
-                         f"{cfg.classes} x {PER_CLASS} < {cfg.batch}")
+        raise ValueError(
+            f"classes x {PER_CLASS} must be >= batch, got {cfg.classes} x {PER_CLASS} < {cfg.batch}"
+        )
     if cfg.memory_size < cfg.batch:
         raise ValueError(f"memory_size must be >= batch, got {cfg.memory_size} < {cfg.batch}")
     if min(cfg.dim, cfg.reps, cfg.threads) < 1 or cfg.warmup < 1:
-        raise ValueError(f"dim, reps, threads and warmup must be >= 1, got {cfg.dim}, "
-                         f"{cfg.reps}, {cfg.threads}, {cfg.warmup}")
+        raise ValueError(
+            f"dim, reps, threads and warmup must be >= 1, got {cfg.dim}, "
+            f"{cfg.reps}, {cfg.threads}, {cfg.warmup}"
+        )
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -91,7 +95,7 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 def class_centres(classes: int, dim: int, gen: torch.Generator) -> torch.Tensor:
     """Unit class centres: superclass centres on a cap around a pole, classes around those."""
-    scale = dim ** -0.5
+    scale = dim**-0.5
     pole = _unit(torch.randn(dim, generator=gen))
     n_super = (classes - 1) // SUPERCLASS_SIZE + 1
     supers = _unit(pole + SUPERCLASS_SPREAD * scale * torch.randn(n_super, dim, generator=gen))
@@ -104,25 +108,37 @@ def sample(centres: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) ->
     """Unit embeddings near their class centres, each with its own noise level."""
     dim = centres.shape[1]
     level = torch.empty(len(labels), 1).uniform_(*NOISE, generator=gen)
-    return _unit(centres[labels] + level * dim ** -0.5 * torch.randn(len(labels), dim,
-                                                                     generator=gen))
+    return _unit(centres[labels] + level * dim**-0.5 * torch.randn(len(labels), dim, generator=gen))
 
 
 def sampler_labels(n: int, classes: int, batch: int, gen: torch.Generator) -> torch.Tensor:
     """``n`` labels in MPerClassSampler order: batches of batch / 4 distinct classes x 4."""
     per_batch = batch // PER_CLASS
-    blocks = [torch.randperm(classes, generator=gen)[:per_batch].repeat_interleave(PER_CLASS)
-              for _ in range(-(-n // batch))]
+    blocks = [
+        torch.randperm(classes, generator=gen)[:per_batch].repeat_interleave(PER_CLASS)
+        for _ in range(-(-n // batch))
+    ]
     return torch.cat(blocks)[:n]
 
 
 def build_rows(cfg: MemoryBenchConfig) -> dict[str, torch.nn.Module]:
     """PML's CrossBatchMemory (the reference) and every variant, each with its own loss/miner."""
-    mems = {REFERENCE: CrossBatchMemory(SupConLoss(), cfg.dim, memory_size=cfg.memory_size,
-                                        miner=PairMarginMiner(POS_MARGIN, NEG_MARGIN))}
+    mems = {
+        REFERENCE: CrossBatchMemory(
+            SupConLoss(),
+            cfg.dim,
+            memory_size=cfg.memory_size,
+            miner=PairMarginMiner(POS_MARGIN, NEG_MARGIN),
+        )
+    }
     for name in VARIANTS:
-        mem = build(name, loss=SupConLoss(), embedding_size=cfg.dim, memory_size=cfg.memory_size,
-                    miner=PairMarginMiner(POS_MARGIN, NEG_MARGIN))
+        mem = build(
+            name,
+            loss=SupConLoss(),
+            embedding_size=cfg.dim,
+            memory_size=cfg.memory_size,
+            miner=PairMarginMiner(POS_MARGIN, NEG_MARGIN),
+        )
         mem.set_epoch(MEASURE_EPOCH)
         if mem.NORMALISING and not mem.adapting:
             raise RuntimeError(f"{name} is not adapting at epoch {MEASURE_EPOCH}")
@@ -158,16 +174,19 @@ def _check_adaptation(name: str, mem, snapshot: torch.Tensor, batch: int) -> Non
         return
     changed = not torch.equal(mem.embedding_memory[batch:], snapshot[batch:])
     if changed != bool(getattr(mem, "NORMALISING", False)):
-        raise RuntimeError(f"{name}: stored entries {'changed' if changed else 'unchanged'} "
-                           f"in a step; normalising={getattr(mem, 'NORMALISING', False)}")
+        raise RuntimeError(
+            f"{name}: stored entries {'changed' if changed else 'unchanged'} "
+            f"in a step; normalising={getattr(mem, 'NORMALISING', False)}"
+        )
 
 
 def _mined(name: str, mem, emb: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     """Pairs mined in the last step (recomputed for PML's memory, which does not keep them)."""
     if hasattr(mem, "last_mined"):
         return tuple(int(n) for n in mem.last_mined)
-    pairs = mem.create_indices_tuple(emb, labels, mem.embedding_memory, mem.label_memory,
-                                     None, True)
+    pairs = mem.create_indices_tuple(
+        emb, labels, mem.embedding_memory, mem.label_memory, None, True
+    )
     return len(pairs[0]), len(pairs[2])
 
 
@@ -217,21 +236,30 @@ def run(cfg: MemoryBenchConfig) -> dict:
         torch.set_num_threads(threads)
     rows = []
     for name in mems:
-        row = {"name": name, "ms_per_step": 1e3 * statistics.median(times[name]),
-               "ratio_to_pml": _paired_ratio(times[name], times[REFERENCE]),
-               "ratio_to_xbm": _paired_ratio(times[name], times["xbm"]),
-               "mined_pos": mined[name][0], "mined_neg": mined[name][1],
-               "target": None, "meets_target": None}
+        row = {
+            "name": name,
+            "ms_per_step": 1e3 * statistics.median(times[name]),
+            "ratio_to_pml": _paired_ratio(times[name], times[REFERENCE]),
+            "ratio_to_xbm": _paired_ratio(times[name], times["xbm"]),
+            "mined_pos": mined[name][0],
+            "mined_neg": mined[name][1],
+            "target": None,
+            "meets_target": None,
+        }
         if name in TARGETS:
             key, bound = TARGETS[name]
             row["target"] = f"{key} <= {bound:g}"
             row["meets_target"] = bool(row[key] <= bound)
         rows.append(row)
     config = asdict(cfg) | {
-        "per_class": PER_CLASS, "superclass": f"class // {SUPERCLASS_SIZE}",
-        "loss": "SupConLoss()", "miner": f"PairMarginMiner({POS_MARGIN}, {NEG_MARGIN})",
-        "epoch": MEASURE_EPOCH, "torch": torch.__version__,
-        "adapting": [n for n, m in mems.items() if getattr(m, "adapting", False)]}
+        "per_class": PER_CLASS,
+        "superclass": f"class // {SUPERCLASS_SIZE}",
+        "loss": "SupConLoss()",
+        "miner": f"PairMarginMiner({POS_MARGIN}, {NEG_MARGIN})",
+        "epoch": MEASURE_EPOCH,
+        "torch": torch.__version__,
+        "adapting": [n for n, m in mems.items() if getattr(m, "adapting", False)],
+    }
     return {"config": config, "rows": rows}
 
 
@@ -258,22 +286,34 @@ def format_table(result: dict) -> str:
         lines.append(
             f"{r['name']:<12}{r['ms_per_step']:>9.1f}{r['ratio_to_pml']:>8.2f}"
             f"{r['ratio_to_xbm']:>8.2f}{r['mined_pos']:>11}{r['mined_neg']:>11}"
-            f"  {r['target'] or '(informational)':<21}{meets}")
+            f"  {r['target'] or '(informational)':<21}{meets}"
+        )
     return "\n".join(lines)
 
 
 @click.command("memory", context_settings=dict(help_option_names=["-h", "--help"]))
 @click.option("--memory-size", type=click.IntRange(min=1), default=30000, show_default=True)
-@click.option("--batch", type=click.IntRange(min=PER_CLASS), default=64, show_default=True,
-              help=f"batch size, a multiple of {PER_CLASS} ({PER_CLASS} samples per class)")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=PER_CLASS),
+    default=64,
+    show_default=True,
+    help=f"batch size, a multiple of {PER_CLASS} ({PER_CLASS} samples per class)",
+)
 @click.option("--dim", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--classes", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--reps", type=click.IntRange(min=1), default=12, show_default=True,
-              help="timed rounds; the median is reported")
+@click.option(
+    "--reps",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="timed rounds; the median is reported",
+)
 @click.option("--warmup", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="torch CPU threads")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=2, show_default=True, help="torch CPU threads"
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def bench_memory(as_json: bool, **fields) -> None:

@@ -32,8 +32,9 @@ def _batch(cfg, in_chans: int, n_classes: int, g: torch.Generator):
     return x, labels, labels % 12
 
 
-def measure(variant: str, profile: str, steps: int, warmup: int, device: str,
-            memory_size: int | None) -> dict:
+def measure(
+    variant: str, profile: str, steps: int, warmup: int, device: str, memory_size: int | None
+) -> dict:
     """Median images per second over ``steps`` training steps after ``warmup`` steps."""
     cfg = make_config("sop", variant, 0, profile, pretrained=False)
     dev = torch.device(device)
@@ -42,17 +43,22 @@ def measure(variant: str, profile: str, steps: int, warmup: int, device: str,
     n_train = TRAIN_IMAGES[profile]
     memory = build_memory(cfg, n_train).to(dev)
     if memory_size is not None and variant != "no_xbm":
-        memory = variants.build(variant, memory.loss, cfg.embedding_size, memory_size, memory.miner,
-                                **cfg.options)
+        memory = variants.build(
+            variant, memory.loss, cfg.embedding_size, memory_size, memory.miner, **cfg.options
+        )
         memory = memory.to(dev)
     memory.set_epoch(10**6)  # adapting regime, also for delayed_xbn
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     g = torch.Generator().manual_seed(0)
     n_classes = 1000
     if variant != "no_xbm":  # a full memory of unit class-structured embeddings
-        centres = torch.nn.functional.normalize(torch.randn(n_classes, cfg.embedding_size, generator=g), dim=1)
+        centres = torch.nn.functional.normalize(
+            torch.randn(n_classes, cfg.embedding_size, generator=g), dim=1
+        )
         labels = torch.randint(0, n_classes, (memory.memory_size,), generator=g)
-        emb = torch.nn.functional.normalize(centres[labels] + 0.3 * torch.randn(len(labels), cfg.embedding_size, generator=g), dim=1)
+        emb = torch.nn.functional.normalize(
+            centres[labels] + 0.3 * torch.randn(len(labels), cfg.embedding_size, generator=g), dim=1
+        )
         memory.enqueue(emb.to(dev), labels.to(dev), (labels % 12).to(dev))
     use_amp = cfg.amp and dev.type == "cuda"
     times = []
@@ -73,8 +79,12 @@ def measure(variant: str, profile: str, steps: int, warmup: int, device: str,
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
-    return {"name": variant, "images_per_s": cfg.batch_size / step_s, "ms_per_step": 1e3 * step_s,
-            "memory_size": 0 if variant == "no_xbm" else memory.memory_size}
+    return {
+        "name": variant,
+        "images_per_s": cfg.batch_size / step_s,
+        "ms_per_step": 1e3 * step_s,
+        "memory_size": 0 if variant == "no_xbm" else memory.memory_size,
+    }
 
 
 @click.command("train")
@@ -82,18 +92,29 @@ def measure(variant: str, profile: str, steps: int, warmup: int, device: str,
 @click.option("--steps", type=int, default=20, show_default=True)
 @click.option("--warmup", type=int, default=3, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--memory-size", type=int, default=None, help="[the profile's ratio of the train set]")
+@click.option(
+    "--memory-size", type=int, default=None, help="[the profile's ratio of the train set]"
+)
 @click.option("--variant", "names", multiple=True, help="only these variants [all]")
 @click.option("--json", "as_json", is_flag=True)
 def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
     """Images per second of the training loop, without memory (no_xbm) and with each variant's."""
-    rows = [measure(v, profile, steps, warmup, device, memory_size) for v in (names or variants.VARIANTS)]
+    rows = [
+        measure(v, profile, steps, warmup, device, memory_size)
+        for v in (names or variants.VARIANTS)
+    ]
     base = next((r["images_per_s"] for r in rows if r["name"] == "no_xbm"), None)
     for r in rows:
         r["overhead_vs_no_xbm"] = None if base is None else base / r["images_per_s"] - 1
-    config = {"profile": profile, "steps": steps, "warmup": warmup, "device": device,
-              "threads": torch.get_num_threads(), "model": PROFILES[profile]["model"],
-              "batch_size": PROFILES[profile]["batch_size"]}
+    config = {
+        "profile": profile,
+        "steps": steps,
+        "warmup": warmup,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "model": PROFILES[profile]["model"],
+        "batch_size": PROFILES[profile]["batch_size"],
+    }
     if as_json:
         click.echo(json.dumps({"config": config, "rows": rows}))
         return
@@ -101,5 +122,7 @@ def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
     click.echo(f"{'variant':12} {'memory':>7} {'img/s':>9} {'ms/step':>9} {'overhead':>9}")
     for r in rows:
         ov = "-" if r["overhead_vs_no_xbm"] is None else f"{100 * r['overhead_vs_no_xbm']:+.1f}%"
-        click.echo(f"{r['name']:12} {r['memory_size']:7d} {r['images_per_s']:9.1f} "
-                   f"{r['ms_per_step']:9.2f} {ov:>9}")
+        click.echo(
+            f"{r['name']:12} {r['memory_size']:7d} {r['images_per_s']:9.1f} "
+            f"{r['ms_per_step']:9.2f} {ov:>9}"
+        )

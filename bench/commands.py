@@ -18,45 +18,65 @@ from .options import config_options, parse_overrides, parse_variant_options
 @click.option("--variant", required=True, help="a memory variant (variants.VARIANTS)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True)
-@click.option("--opt", "opts", multiple=True, metavar="NAME=VALUE",
-              help="a variant option, e.g. --opt lambda_mu=0.6 (repeatable)")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="where `data prepare` wrote manifests [$XBMBENCH_DATA, else ./data]")
+@click.option(
+    "--opt",
+    "opts",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="a variant option, e.g. --opt lambda_mu=0.6 (repeatable)",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="where `data prepare` wrote manifests [$XBMBENCH_DATA, else ./data]",
+)
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [torch's default]")
 @config_options
-def run_command(dataset, variant, seed, profile, opts, data_dir, results, device, threads,
-                **fields):
+def run_command(
+    dataset, variant, seed, profile, opts, data_dir, results, device, threads, **fields
+):
     """Train and evaluate one cell; skipped if its record says done, resumed if interrupted."""
     from .trainer import run
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = make_config(dataset, variant, seed, profile, parse_variant_options(opts),
-                      **parse_overrides(fields))
+    cfg = make_config(
+        dataset, variant, seed, profile, parse_variant_options(opts), **parse_overrides(fields)
+    )
     data_dir = data_dir or str(default_data_dir())
     result = run(cfg, data_dir, results, device=device, progress=True)
     path = os.path.join(results, "runs", cfg.run_id)
     if result["status"] == "done":
         b, last = result["best"], result["last"]
-        click.echo(f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: done in {result['wall_s']:.0f}s; "
-                   f"best epoch {b['epoch']}: R@1 {b['recall@1']:.2f} R@10 {b['recall@10']:.2f}; "
-                   f"last epoch {last['epoch']}: R@1 {last['recall@1']:.2f} R@10 {last['recall@10']:.2f}"
-                   f" -> {path}")
+        click.echo(
+            f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: done in {result['wall_s']:.0f}s; "
+            f"best epoch {b['epoch']}: R@1 {b['recall@1']:.2f} R@10 {b['recall@10']:.2f}; "
+            f"last epoch {last['epoch']}: R@1 {last['recall@1']:.2f} R@10 {last['recall@10']:.2f}"
+            f" -> {path}"
+        )
     else:
-        click.echo(f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: {result['status']}: "
-                   f"{result.get('error')} -> {path}", err=True)
+        click.echo(
+            f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: {result['status']}: "
+            f"{result.get('error')} -> {path}",
+            err=True,
+        )
         raise SystemExit(1)
 
 
 def _filters(f):
-    f = click.option("--seeds", default=None, metavar="0,1,2",
-                     help="only these seeds (comma-separated)")(f)
-    f = click.option("--variant", "variants", multiple=True,
-                     help="only this variant (repeatable)")(f)
-    f = click.option("--dataset", "datasets", multiple=True,
-                     help="only this dataset (repeatable)")(f)
+    f = click.option(
+        "--seeds", default=None, metavar="0,1,2", help="only these seeds (comma-separated)"
+    )(f)
+    f = click.option("--variant", "variants", multiple=True, help="only this variant (repeatable)")(
+        f
+    )
+    f = click.option("--dataset", "datasets", multiple=True, help="only this dataset (repeatable)")(
+        f
+    )
     return f
 
 
@@ -66,8 +86,9 @@ def _seeds(text: str | None):
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}",
-                                 param_hint="--seeds") from None
+        raise click.BadParameter(
+            f"expected comma-separated integers, got {text!r}", param_hint="--seeds"
+        ) from None
 
 
 @click.group("grid")
@@ -78,8 +99,12 @@ def grid() -> None:
 @grid.command("list")
 @click.option("--study", required=True, help="a study name (see `xbmbench grid studies`)")
 @_filters
-@click.option("--results", type=click.Path(file_okay=False), default=None,
-              help="also show each cell's status in this results folder")
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="also show each cell's status in this results folder",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the cells' configs as JSON")
 def grid_list(study, datasets, variants, seeds, results, as_json):
     """Print the cells of a study (after the filters)."""
@@ -92,15 +117,22 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
     if as_json:
         click.echo(json.dumps([{"run_id": c.run_id, **c.to_dict()} for c in cfgs], indent=1))
         return
-    click.echo(f"{'run_id':16}  {'dataset':13} {'variant':12} seed profile batch memory head   "
-               f"options" + ("  status" if results else ""))
+    click.echo(
+        f"{'run_id':16}  {'dataset':13} {'variant':12} seed profile batch memory head   "
+        f"options" + ("  status" if results else "")
+    )
     for c in cfgs:
         opts = ",".join(f"{k}={v}" for k, v in c.variant_options)
-        margins = "" if (c.pos_margin, c.neg_margin) == (0.2, 0.8) else \
-            f" margins={c.pos_margin}/{c.neg_margin}"
+        margins = (
+            ""
+            if (c.pos_margin, c.neg_margin) == (0.2, 0.8)
+            else f" margins={c.pos_margin}/{c.neg_margin}"
+        )
         status = f"  {RunDir(results, c).status() or 'missing'}" if results else ""
-        click.echo(f"{c.run_id}  {c.dataset:13} {c.variant:12} {c.seed:4} {c.profile:7} "
-                   f"{c.batch_size:5} {c.memory_ratio:6g} {c.head:6} {opts}{margins}{status}")
+        click.echo(
+            f"{c.run_id}  {c.dataset:13} {c.variant:12} {c.seed:4} {c.profile:7} "
+            f"{c.batch_size:5} {c.memory_ratio:6g} {c.head:6} {opts}{margins}{status}"
+        )
     click.echo(f"{len(cfgs)} cells")
 
 
@@ -116,22 +148,49 @@ def grid_studies():
 @click.command("reproduce")
 @click.option("--study", default="demo", show_default=True)
 @_filters
-@click.option("--launcher", type=click.Choice(["local", "submitit-local", "slurm"]),
-              default="local", show_default=True)
-@click.option("--jobs", type=int, default=1, show_default=True,
-              help="local: worker processes (each gets cores // jobs torch threads)")
+@click.option(
+    "--launcher",
+    type=click.Choice(["local", "submitit-local", "slurm"]),
+    default="local",
+    show_default=True,
+)
+@click.option(
+    "--jobs",
+    type=int,
+    default=1,
+    show_default=True,
+    help="local: worker processes (each gets cores // jobs torch threads)",
+)
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="prepared datasets [$XBMBENCH_DATA, else ./data]")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="prepared datasets [$XBMBENCH_DATA, else ./data]",
+)
 @click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
 @click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")
 @click.option("--partition", default=None, help="slurm partition")
 @click.option("--gpus-per-job", type=int, default=1, show_default=True)
 @click.option("--timeout-min", type=int, default=24 * 60, show_default=True)
 @click.option("--array-parallelism", type=int, default=32, show_default=True)
-def reproduce_command(study, datasets, variants, seeds, launcher, jobs, results, data_dir,
-                      retry_failed, no_report, partition, gpus_per_job, timeout_min,
-                      array_parallelism):
+def reproduce_command(
+    study,
+    datasets,
+    variants,
+    seeds,
+    launcher,
+    jobs,
+    results,
+    data_dir,
+    retry_failed,
+    no_report,
+    partition,
+    gpus_per_job,
+    timeout_min,
+    array_parallelism,
+):
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
     then write the report. With no arguments: the CPU demo on Fashion-MNIST."""
     from .reproduce import reproduce
@@ -140,13 +199,27 @@ def reproduce_command(study, datasets, variants, seeds, launcher, jobs, results,
     if launcher != "local":
         slurm = dict(timeout_min=timeout_min)
     if launcher == "slurm":
-        slurm.update(partition=partition, gpus_per_job=gpus_per_job,
-                     array_parallelism=array_parallelism)
-    summary = reproduce(study, results, data_dir or str(default_data_dir()), datasets, variants,
-                        _seeds(seeds), launcher, jobs, retry_failed, not no_report, **slurm)
-    click.echo(f"{summary['study']}: {summary['cells']} cells, {summary['ran']} run now, "
-               f"{summary['done']} done, {summary['failed']} failed, "
-               f"{summary['seconds'] / 60:.1f} min")
+        slurm.update(
+            partition=partition, gpus_per_job=gpus_per_job, array_parallelism=array_parallelism
+        )
+    summary = reproduce(
+        study,
+        results,
+        data_dir or str(default_data_dir()),
+        datasets,
+        variants,
+        _seeds(seeds),
+        launcher,
+        jobs,
+        retry_failed,
+        not no_report,
+        **slurm,
+    )
+    click.echo(
+        f"{summary['study']}: {summary['cells']} cells, {summary['ran']} run now, "
+        f"{summary['done']} done, {summary['failed']} failed, "
+        f"{summary['seconds'] / 60:.1f} min"
+    )
     if "report" in summary:
         click.echo(f"report: {summary['report']}")
     if summary["failed"]:

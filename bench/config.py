@@ -94,19 +94,55 @@ class RunConfig:
 
 PROFILES: dict[str, dict[str, Any]] = {
     # the XBN paper, section 5.1
-    "paper": dict(model="resnet50", pretrained=True, head="l2", embedding_size=512,
-                  image_size=224, augment="randaugment", batch_size=64, m_per_class=4,
-                  memory_ratio=0.5, lr=1e-4, weight_decay=1e-4, lr_step_epochs=15,
-                  lr_gamma=0.33, epochs=50, warmup_epochs=2, warmup_lr=1e-3, amp=True,
-                  grad_clip=10.0, train_per_class=None, drift_probe=64, num_workers=8),
+    "paper": dict(
+        model="resnet50",
+        pretrained=True,
+        head="l2",
+        embedding_size=512,
+        image_size=224,
+        augment="randaugment",
+        batch_size=64,
+        m_per_class=4,
+        memory_ratio=0.5,
+        lr=1e-4,
+        weight_decay=1e-4,
+        lr_step_epochs=15,
+        lr_gamma=0.33,
+        epochs=50,
+        warmup_epochs=2,
+        warmup_lr=1e-3,
+        amp=True,
+        grad_clip=10.0,
+        train_per_class=None,
+        drift_probe=64,
+        num_workers=8,
+    ),
     # the same pipeline scaled to two CPU cores: a small timm ResNet trained from scratch at the
     # native resolution, 400 training images per class, 5 main epochs with the LR x0.33 every 2
     # (the shape of x0.33 every 15 of 50), AdamW at 1e-3 since nothing is pretrained
-    "cpu": dict(model="test_resnet", pretrained=False, head="l2", embedding_size=128,
-                image_size=28, augment="flip", batch_size=40, m_per_class=4, memory_ratio=0.5,
-                lr=1e-3, weight_decay=1e-4, lr_step_epochs=2, lr_gamma=0.33, epochs=5,
-                warmup_epochs=1, warmup_lr=1e-3, amp=False, grad_clip=10.0,
-                train_per_class=400, drift_probe=64, num_workers=0),
+    "cpu": dict(
+        model="test_resnet",
+        pretrained=False,
+        head="l2",
+        embedding_size=128,
+        image_size=28,
+        augment="flip",
+        batch_size=40,
+        m_per_class=4,
+        memory_ratio=0.5,
+        lr=1e-3,
+        weight_decay=1e-4,
+        lr_step_epochs=2,
+        lr_gamma=0.33,
+        epochs=5,
+        warmup_epochs=1,
+        warmup_lr=1e-3,
+        amp=False,
+        grad_clip=10.0,
+        train_per_class=400,
+        drift_probe=64,
+        num_workers=0,
+    ),
 }
 
 # number of classes of the datasets whose few classes constrain the sampler
@@ -120,13 +156,21 @@ def _sampler_fix(batch: int, m: int, n_classes: int) -> tuple[int, str | None]:
         return m, None
     for new_m in range(m, batch + 1):
         if batch % new_m == 0 and new_m * n_classes >= batch:
-            return new_m, (f"m_per_class raised from {m} to {new_m}: {n_classes} classes cannot "
-                           f"fill a batch of {batch} with {m} per class")
+            return new_m, (
+                f"m_per_class raised from {m} to {new_m}: {n_classes} classes cannot "
+                f"fill a batch of {batch} with {m} per class"
+            )
     raise UserError(f"batch_size {batch} cannot be sampled from {n_classes} classes")
 
 
-def make_config(dataset: str, variant: str, seed: int = 0, profile: str = "cpu",
-                variant_options: dict[str, Any] | None = None, **overrides: Any) -> RunConfig:
+def make_config(
+    dataset: str,
+    variant: str,
+    seed: int = 0,
+    profile: str = "cpu",
+    variant_options: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> RunConfig:
     """Resolve a profile into a RunConfig; ``None`` overrides mean "the profile's default"."""
     import variants  # validate the variant and its options before anything runs
 
@@ -139,8 +183,10 @@ def make_config(dataset: str, variant: str, seed: int = 0, profile: str = "cpu",
     opts = {k: v for k, v in (variant_options or {}).items() if v is not None}
     bad = sorted(set(opts) - set(valid))
     if bad:
-        raise UserError(f"unknown option(s) {', '.join(bad)} for variant {variant!r}; "
-                        f"valid options: {', '.join(sorted(valid))}")
+        raise UserError(
+            f"unknown option(s) {', '.join(bad)} for variant {variant!r}; "
+            f"valid options: {', '.join(sorted(valid))}"
+        )
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -156,13 +202,18 @@ def make_config(dataset: str, variant: str, seed: int = 0, profile: str = "cpu",
         values["memory_ratio"] = 0.0  # the memory is never used; the paper reports 0
     values.update({k: v for k, v in overrides.items() if v is not None})
     deviations = list(values.pop("deviations", ()))
-    if variant == "delayed_xbn" and "delay_epochs" not in opts \
-            and values["lr_step_epochs"] != valid["delay_epochs"]:
+    if (
+        variant == "delayed_xbn"
+        and "delay_epochs" not in opts
+        and values["lr_step_epochs"] != valid["delay_epochs"]
+    ):
         # the thesis' 15 is the paper schedule's first LR decay (thesis 4.3.3): follow the
         # profile's first decay instead, or a 5-epoch cpu run would never normalise
         opts["delay_epochs"] = values["lr_step_epochs"]
-        deviations.append(f"delayed_xbn: delay_epochs = {values['lr_step_epochs']}, the first "
-                          f"LR decay of this schedule (the thesis' 15 is the paper's)")
+        deviations.append(
+            f"delayed_xbn: delay_epochs = {values['lr_step_epochs']}, the first "
+            f"LR decay of this schedule (the thesis' 15 is the paper's)"
+        )
     if dataset in FEW_CLASSES:
         m, why = _sampler_fix(values["batch_size"], values["m_per_class"], FEW_CLASSES[dataset])
         if why:
@@ -172,6 +223,12 @@ def make_config(dataset: str, variant: str, seed: int = 0, profile: str = "cpu",
     opts = {k: v for k, v in opts.items() if valid[k] != v}
     if isinstance(values.get("eval_ks"), list):
         values["eval_ks"] = tuple(values["eval_ks"])
-    return RunConfig(dataset=dataset, variant=variant, seed=seed, profile=profile,
-                     variant_options=tuple(sorted(opts.items())),
-                     deviations=tuple(deviations), **values)
+    return RunConfig(
+        dataset=dataset,
+        variant=variant,
+        seed=seed,
+        profile=profile,
+        variant_options=tuple(sorted(opts.items())),
+        deviations=tuple(deviations),
+        **values,
+    )

@@ -22,7 +22,9 @@ from .config import RunConfig
 SUBSET_SEED = 0  # the training subset is the same for every seed: seeds vary training only
 
 
-def stratified_subset(labels: np.ndarray, per_class: int | None, seed: int = SUBSET_SEED) -> np.ndarray:
+def stratified_subset(
+    labels: np.ndarray, per_class: int | None, seed: int = SUBSET_SEED
+) -> np.ndarray:
     """Sorted indices of at most ``per_class`` items of each class, drawn with a fixed seed."""
     if per_class is None:
         return np.arange(len(labels))
@@ -78,8 +80,12 @@ class Data:
         full = ManifestDataset(cfg.dataset, data_dir, "train")
         self.subset = stratified_subset(full.labels, cfg.train_per_class)
         raw = full.array
-        self.fast = raw is not None and cfg.augment in ("flip", "none") and not cfg.pretrained \
+        self.fast = (
+            raw is not None
+            and cfg.augment in ("flip", "none")
+            and not cfg.pretrained
             and raw.shape[1] == cfg.image_size
+        )
         train_tf = None if self.fast else _transforms(cfg, True)
         eval_tf = None if self.fast else _transforms(cfg, False)
         self.train = ManifestDataset(cfg.dataset, data_dir, "train", train_tf, self.subset)
@@ -87,8 +93,10 @@ class Data:
         self.in_chans = (1 if raw.ndim == 3 else raw.shape[3]) if self.fast else 3
         splits = set(manifest["split"])
         names = ("query", "gallery") if {"query", "gallery"} <= splits else ("test",)
-        self.eval = {n: Split(ds, self._pixels(ds) if self.fast else None) for n, ds in (
-            (n, ManifestDataset(cfg.dataset, data_dir, n, eval_tf)) for n in names)}
+        self.eval = {
+            n: Split(ds, self._pixels(ds) if self.fast else None)
+            for n, ds in ((n, ManifestDataset(cfg.dataset, data_dir, n, eval_tf)) for n in names)
+        }
         self.labels = np.array(self.train.labels)  # writable copies for torch.from_numpy
         self.superclasses = np.array(self.train.superclasses)
 
@@ -104,8 +112,12 @@ class Data:
 
     def sampler(self) -> MPerClassSampler:
         # draws from numpy's global generator: the trainer seeds it every epoch
-        return MPerClassSampler(self.labels, self.cfg.m_per_class, self.cfg.batch_size,
-                                length_before_new_iter=len(self.labels))
+        return MPerClassSampler(
+            self.labels,
+            self.cfg.m_per_class,
+            self.cfg.batch_size,
+            length_before_new_iter=len(self.labels),
+        )
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One epoch of (images, labels, superclasses), MPerClassSampler order, full batches."""
@@ -114,40 +126,51 @@ class Data:
             order = torch.tensor(list(iter(self.sampler())), dtype=torch.long)
             labels, supers = torch.from_numpy(self.labels), torch.from_numpy(self.superclasses)
             for s in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
-                idx = order[s: s + cfg.batch_size]
+                idx = order[s : s + cfg.batch_size]
                 x = self.normalise(self.train_pixels[idx])
                 if cfg.augment == "flip":
                     flip = torch.rand(len(idx)) < 0.5
                     x[flip] = x[flip].flip(-1)
                 yield x, labels[idx], supers[idx]
             return
-        loader = DataLoader(self.train, batch_size=cfg.batch_size, sampler=self.sampler(),
-                            num_workers=cfg.num_workers, drop_last=True)
+        loader = DataLoader(
+            self.train,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler(),
+            num_workers=cfg.num_workers,
+            drop_last=True,
+        )
         yield from loader
 
     def probe(self, n: int) -> torch.Tensor:
         """A fixed probe batch of training images for feature drift (same for every seed)."""
-        idx = np.random.default_rng(SUBSET_SEED).choice(len(self.labels), size=min(n, len(self.labels)),
-                                                      replace=False)
+        idx = np.random.default_rng(SUBSET_SEED).choice(
+            len(self.labels), size=min(n, len(self.labels)), replace=False
+        )
         if self.fast:
             return self.normalise(self.train_pixels[torch.from_numpy(idx)])
-        ds = ManifestDataset(self.cfg.dataset, self.data_dir, "train", _transforms(self.cfg, False),
-                             self.subset[idx])
+        ds = ManifestDataset(
+            self.cfg.dataset, self.data_dir, "train", _transforms(self.cfg, False), self.subset[idx]
+        )
         return torch.stack([ds[j][0] for j in range(len(ds))])
 
 
 @torch.no_grad()
-def embed(model: torch.nn.Module, split: Split, device: torch.device, data: Data,
-          batch_size: int = 512) -> torch.Tensor:
+def embed(
+    model: torch.nn.Module, split: Split, device: torch.device, data: Data, batch_size: int = 512
+) -> torch.Tensor:
     """Embeddings of a whole split in eval mode, on the CPU."""
     model.eval()
     out = []
     if split.pixels is not None:
         for s in range(0, len(split.pixels), batch_size):
-            out.append(model(data.normalise(split.pixels[s: s + batch_size]).to(device)).float().cpu())
+            out.append(
+                model(data.normalise(split.pixels[s : s + batch_size]).to(device)).float().cpu()
+            )
     else:
-        loader = DataLoader(split.dataset, batch_size=batch_size, shuffle=False,
-                            num_workers=data.cfg.num_workers)
+        loader = DataLoader(
+            split.dataset, batch_size=batch_size, shuffle=False, num_workers=data.cfg.num_workers
+        )
         for x, _, _ in loader:
             out.append(model(x.to(device)).float().cpu())
     return torch.cat(out)

@@ -27,8 +27,13 @@ LAUNCHERS = ("local", "submitit-local", "slurm")
 Callback = Callable[[RunConfig, dict[str, Any]], None]
 
 
-def run_cell(cfg_dict: dict[str, Any], data_dir: str, results: str, threads: int | None = None,
-             device: str | None = None) -> dict[str, Any]:
+def run_cell(
+    cfg_dict: dict[str, Any],
+    data_dir: str,
+    results: str,
+    threads: int | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Train one cell (top level, so that it pickles for worker processes and submitit)."""
     from .trainer import run
 
@@ -41,25 +46,40 @@ def run_cell(cfg_dict: dict[str, Any], data_dir: str, results: str, threads: int
         return {"run_id": cfg.run_id, "status": "error", "error": e.message}
 
 
-def launch_local(cells: list[RunConfig], data_dir: str, results: str, on_done: Callback,
-                 jobs: int = 1, device: str | None = None) -> None:
+def launch_local(
+    cells: list[RunConfig],
+    data_dir: str,
+    results: str,
+    on_done: Callback,
+    jobs: int = 1,
+    device: str | None = None,
+) -> None:
     if jobs <= 1:
         for cfg in cells:
             on_done(cfg, run_cell(cfg.to_dict(), data_dir, results, None, device))
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_cell, c.to_dict(), data_dir, results, threads, device): c
-                   for c in cells}
+        futures = {
+            pool.submit(run_cell, c.to_dict(), data_dir, results, threads, device): c for c in cells
+        }
         for fut in as_completed(futures):
             on_done(futures[fut], fut.result())
 
 
-def launch_submitit(cells: list[RunConfig], data_dir: str, results: str, on_done: Callback,
-                    kind: str = "submitit-local", partition: str | None = None,
-                    gpus_per_job: int = 1, timeout_min: int = 24 * 60,
-                    array_parallelism: int = 32, cpus_per_job: int = 8,
-                    poll_s: float = 1.0) -> None:
+def launch_submitit(
+    cells: list[RunConfig],
+    data_dir: str,
+    results: str,
+    on_done: Callback,
+    kind: str = "submitit-local",
+    partition: str | None = None,
+    gpus_per_job: int = 1,
+    timeout_min: int = 24 * 60,
+    array_parallelism: int = 32,
+    cpus_per_job: int = 8,
+    poll_s: float = 1.0,
+) -> None:
     import submitit
 
     folder = Path(results) / "submitit" / "%j"
@@ -69,8 +89,12 @@ def launch_submitit(cells: list[RunConfig], data_dir: str, results: str, on_done
         threads, device = max(1, os.cpu_count() or 1), None
     elif kind == "slurm":
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        params: dict[str, Any] = dict(timeout_min=timeout_min, gpus_per_node=gpus_per_job,
-                                      cpus_per_task=cpus_per_job, slurm_array_parallelism=array_parallelism)
+        params: dict[str, Any] = dict(
+            timeout_min=timeout_min,
+            gpus_per_node=gpus_per_job,
+            cpus_per_task=cpus_per_job,
+            slurm_array_parallelism=array_parallelism,
+        )
         if partition:
             params["slurm_partition"] = partition
         executor.update_parameters(**params)
@@ -79,8 +103,9 @@ def launch_submitit(cells: list[RunConfig], data_dir: str, results: str, on_done
         raise UserError(f"unknown launcher {kind!r}; valid launchers: {', '.join(LAUNCHERS)}")
     args = [c.to_dict() for c in cells]
     n = len(args)
-    jobs = executor.map_array(run_cell, args, [data_dir] * n, [results] * n, [threads] * n,
-                              [device] * n)
+    jobs = executor.map_array(
+        run_cell, args, [data_dir] * n, [results] * n, [threads] * n, [device] * n
+    )
     pending = dict(zip(jobs, cells))
     while pending:
         for job in [j for j in pending if j.done()]:

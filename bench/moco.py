@@ -53,16 +53,50 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 # the same path on Fashion-MNIST in minutes on two cores. m_per_class is unused by MoCo; it is
 # set to the batch size so that the metric sampler's check has nothing to adapt.
 MOCO_PROFILES: dict[str, dict[str, Any]] = {
-    "paper": dict(task="moco", model="resnet18", pretrained=False, embedding_size=128,
-                  image_size=32, augment="moco", batch_size=128, m_per_class=128,
-                  memory_ratio=QUEUE_RATIO, optimizer="sgd", lr=0.03, weight_decay=5e-4,
-                  temperature=0.1, epochs=200, warmup_epochs=0, amp=False, train_per_class=None,
-                  moco_momentum=0.99, moco_bn_splits=8, num_workers=8),
-    "cpu": dict(task="moco", model="test_resnet", pretrained=False, embedding_size=128,
-                image_size=28, augment="moco_tensor", batch_size=64, m_per_class=64,
-                memory_ratio=QUEUE_RATIO, optimizer="sgd", lr=0.06, weight_decay=5e-4,
-                temperature=0.1, epochs=10, warmup_epochs=0, amp=False, train_per_class=400,
-                moco_momentum=0.99, moco_bn_splits=4, num_workers=0),
+    "paper": dict(
+        task="moco",
+        model="resnet18",
+        pretrained=False,
+        embedding_size=128,
+        image_size=32,
+        augment="moco",
+        batch_size=128,
+        m_per_class=128,
+        memory_ratio=QUEUE_RATIO,
+        optimizer="sgd",
+        lr=0.03,
+        weight_decay=5e-4,
+        temperature=0.1,
+        epochs=200,
+        warmup_epochs=0,
+        amp=False,
+        train_per_class=None,
+        moco_momentum=0.99,
+        moco_bn_splits=8,
+        num_workers=8,
+    ),
+    "cpu": dict(
+        task="moco",
+        model="test_resnet",
+        pretrained=False,
+        embedding_size=128,
+        image_size=28,
+        augment="moco_tensor",
+        batch_size=64,
+        m_per_class=64,
+        memory_ratio=QUEUE_RATIO,
+        optimizer="sgd",
+        lr=0.06,
+        weight_decay=5e-4,
+        temperature=0.1,
+        epochs=10,
+        warmup_epochs=0,
+        amp=False,
+        train_per_class=400,
+        moco_momentum=0.99,
+        moco_bn_splits=4,
+        num_workers=0,
+    ),
 }
 
 
@@ -110,9 +144,16 @@ def pil_transforms(cfg: RunConfig):
 
     norm = [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]
     rgb = T.Lambda(_to_rgb)
-    train = T.Compose([rgb, T.RandomResizedCrop(cfg.image_size), T.RandomHorizontalFlip(),
-                       T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-                       T.RandomGrayscale(p=0.2), *norm])
+    train = T.Compose(
+        [
+            rgb,
+            T.RandomResizedCrop(cfg.image_size),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            *norm,
+        ]
+    )
     return TwoViews(train), T.Compose([rgb, T.Resize(cfg.image_size), *norm])
 
 
@@ -124,24 +165,30 @@ class MocoData:
 
     def __init__(self, cfg: RunConfig, data_dir: str) -> None:
         if cfg.augment not in ("moco", "moco_tensor"):
-            raise UserError(f"a MoCo run needs augment 'moco' or 'moco_tensor', "
-                            f"got {cfg.augment!r}")
+            raise UserError(
+                f"a MoCo run needs augment 'moco' or 'moco_tensor', got {cfg.augment!r}"
+            )
         self.cfg = cfg
         full = ManifestDataset(cfg.dataset, data_dir, "train")
         subset = stratified_subset(full.labels, cfg.train_per_class)
         self.tensor = cfg.augment == "moco_tensor"
         train_tf, eval_tf = (None, None) if self.tensor else pil_transforms(cfg)
         self.train = ManifestDataset(cfg.dataset, data_dir, "train", train_tf, subset)
-        splits = [ManifestDataset(cfg.dataset, data_dir, "train", eval_tf, subset),
-                  ManifestDataset(cfg.dataset, data_dir, "test", eval_tf)]
+        splits = [
+            ManifestDataset(cfg.dataset, data_dir, "train", eval_tf, subset),
+            ManifestDataset(cfg.dataset, data_dir, "test", eval_tf),
+        ]
         if self.tensor:
             if self.train.array is None or self.train.array.shape[1] != cfg.image_size:
-                raise UserError(f"augment 'moco_tensor' needs an array dataset at "
-                                f"{cfg.image_size} px; {cfg.dataset} is not")
+                raise UserError(
+                    f"augment 'moco_tensor' needs an array dataset at "
+                    f"{cfg.image_size} px; {cfg.dataset} is not"
+                )
             self.pixels = self._pixels(self.train)
             self.in_chans = self.pixels.shape[1]
         self.eval_train, self.eval_test = (
-            Split(ds, self._pixels(ds) if self.tensor else None) for ds in splits)
+            Split(ds, self._pixels(ds) if self.tensor else None) for ds in splits
+        )
         if not self.tensor:
             self.in_chans = 3
         self.n = len(self.train)
@@ -161,11 +208,12 @@ class MocoData:
         if self.tensor:
             order = torch.randperm(self.n)
             for s in range(0, self.n - b + 1, b):
-                x = self.pixels[order[s: s + b]]
+                x = self.pixels[order[s : s + b]]
                 yield tensor_views(x), tensor_views(x)
             return
-        loader = DataLoader(self.train, batch_size=b, shuffle=True, drop_last=True,
-                            num_workers=self.cfg.num_workers)
+        loader = DataLoader(
+            self.train, batch_size=b, shuffle=True, drop_last=True, num_workers=self.cfg.num_workers
+        )
         for (xq, xk), _, _ in loader:
             yield xq, xk
 
@@ -183,8 +231,16 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
         n, c, h, w = x.shape
         s = self.splits
         mean, var = self.running_mean.repeat(s), self.running_var.repeat(s)
-        out = F.batch_norm(x.reshape(-1, c * s, h, w), mean, var, self.weight.repeat(s),
-                           self.bias.repeat(s), True, self.momentum, self.eps)
+        out = F.batch_norm(
+            x.reshape(-1, c * s, h, w),
+            mean,
+            var,
+            self.weight.repeat(s),
+            self.bias.repeat(s),
+            True,
+            self.momentum,
+            self.eps,
+        )
         self.running_mean.copy_(mean.view(s, c).mean(0))
         self.running_var.copy_(var.view(s, c).mean(0))
         return out.view(n, c, h, w)
@@ -210,8 +266,9 @@ def cifar_stem(backbone: nn.Module, image_size: int) -> str:
 
 
 def build_encoders(cfg: RunConfig, in_chans: int) -> tuple[nn.Module, nn.Module, str]:
-    query = build_model(cfg.model, cfg.embedding_size, cfg.head, in_chans, cfg.pretrained,
-                        cfg.pretrained_file)
+    query = build_model(
+        cfg.model, cfg.embedding_size, cfg.head, in_chans, cfg.pretrained, cfg.pretrained_file
+    )
     stem = cifar_stem(query.backbone, cfg.image_size)
     split_batchnorm(query, cfg.moco_bn_splits)
     key = copy.deepcopy(query)  # starts equal to the query encoder
@@ -230,13 +287,20 @@ def momentum_update(key: nn.Module, query: nn.Module, m: float) -> None:
 def build_queue(cfg: RunConfig, n_train: int):
     """The variant over PML's NTXentLoss; the queue is memory_ratio x the training set."""
     size = max(cfg.batch_size, int(round(cfg.memory_ratio * n_train)))
-    return variants.build(cfg.variant, NTXentLoss(temperature=cfg.temperature),
-                          cfg.embedding_size, size, None, **cfg.options)
+    return variants.build(
+        cfg.variant,
+        NTXentLoss(temperature=cfg.temperature),
+        cfg.embedding_size,
+        size,
+        None,
+        **cfg.options,
+    )
 
 
 # ----- training --------------------------------------------------------------------------------
-def moco_step(query: nn.Module, key: nn.Module, queue, xq: torch.Tensor,
-              xk: torch.Tensor) -> torch.Tensor:
+def moco_step(
+    query: nn.Module, key: nn.Module, queue, xq: torch.Tensor, xk: torch.Tensor
+) -> torch.Tensor:
     """The loss of one batch: queries against the queue, their own keys as the positives.
 
     Query i and key i share a label that no queue entry has (PML's MoCo example: offset by the
@@ -258,8 +322,9 @@ def moco_step(query: nn.Module, key: nn.Module, queue, xq: torch.Tensor,
     return queue(torch.cat([q, k]), labels, enqueue_mask=enqueue)
 
 
-def train_epoch(query, key, queue, opt, data: MocoData, cfg: RunConfig, device, step0: int,
-                bar) -> tuple[dict[str, float], int]:
+def train_epoch(
+    query, key, queue, opt, data: MocoData, cfg: RunConfig, device, step0: int, bar
+) -> tuple[dict[str, float], int]:
     losses, images, step = [], 0, step0
     start = time.perf_counter()
     query.train()
@@ -286,27 +351,39 @@ def knn_monitor(query: nn.Module, data: MocoData, device) -> float:
     train = embed(query, data.eval_train, device, data)
     test = embed(query, data.eval_test, device, data)
     k = min(KNN_K, len(train))
-    return knn_accuracy(train, data.eval_train.labels, test, data.eval_test.labels, k=k,
-                        temperature=KNN_T)
+    return knn_accuracy(
+        train, data.eval_train.labels, test, data.eval_test.labels, k=k, temperature=KNN_T
+    )
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     main = [r for r in rows if r["phase"] == "main"]
     best = max(main, key=lambda r: (r["knn_acc"], -r["epoch"]))  # first epoch among equals
     pick = lambda r: {"epoch": int(r["epoch"]), "knn_acc": r["knn_acc"]}  # noqa: E731
-    return {"best": pick(best), "last": pick(main[-1]),
-            "selection": "best: epoch of highest test k-NN accuracy; last: final epoch"}
+    return {
+        "best": pick(best),
+        "last": pick(main[-1]),
+        "selection": "best: epoch of highest test k-NN accuracy; last: final epoch",
+    }
 
 
 def choices(cfg: RunConfig, n_train: int, memory_size: int, stem: str) -> dict[str, Any]:
     """What a MoCo run chose beyond its config (result.json, ``moco``)."""
-    return {"memory_size": memory_size, "n_train": n_train, "knn_k": min(KNN_K, n_train),
-            "knn_temperature": KNN_T, "key_momentum": cfg.moco_momentum,
-            "bn_splits": cfg.moco_bn_splits, "stem": stem, "loss": "NTXentLoss",
-            "lr_schedule": "cosine over the epochs, stepped per epoch",
-            "sampler": "uniform shuffle, full batches", "grad_clip": None,
-            "momentum_update": "parameters only, after every optimiser step",
-            "adapted_with": "statistics of the keys being enqueued"}
+    return {
+        "memory_size": memory_size,
+        "n_train": n_train,
+        "knn_k": min(KNN_K, n_train),
+        "knn_temperature": KNN_T,
+        "key_momentum": cfg.moco_momentum,
+        "bn_splits": cfg.moco_bn_splits,
+        "stem": stem,
+        "loss": "NTXentLoss",
+        "lr_schedule": "cosine over the epochs, stepped per epoch",
+        "sampler": "uniform shuffle, full batches",
+        "grad_clip": None,
+        "momentum_update": "parameters only, after every optimiser step",
+        "adapted_with": "statistics of the keys being enqueued",
+    }
 
 
 def _optimizer(cfg: RunConfig, params):
@@ -319,17 +396,27 @@ def _optimizer(cfg: RunConfig, params):
 
 def _check(cfg: RunConfig) -> None:
     if cfg.variant not in MOCO_VARIANTS:
-        raise UserError(f"a MoCo run needs one of the variants {', '.join(MOCO_VARIANTS)} "
-                        f"(xbm = plain MoCo), got {cfg.variant!r}")
+        raise UserError(
+            f"a MoCo run needs one of the variants {', '.join(MOCO_VARIANTS)} "
+            f"(xbm = plain MoCo), got {cfg.variant!r}"
+        )
     if cfg.moco_bn_splits < 1 or cfg.batch_size % cfg.moco_bn_splits:
-        raise UserError(f"batch_size must be a multiple of moco_bn_splits, got "
-                        f"{cfg.batch_size} and {cfg.moco_bn_splits}")
+        raise UserError(
+            f"batch_size must be a multiple of moco_bn_splits, got "
+            f"{cfg.batch_size} and {cfg.moco_bn_splits}"
+        )
     if not 0 <= cfg.moco_momentum <= 1:
         raise UserError(f"moco_momentum must lie in [0, 1], got {cfg.moco_momentum}")
 
 
-def run_moco(cfg: RunConfig, data_dir: str, results: str, device: str | None = None,
-             progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+def run_moco(
+    cfg: RunConfig,
+    data_dir: str,
+    results: str,
+    device: str | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
     """Train and monitor one MoCo cell, or return its record if already done (as
     ``bench.trainer.run``, whose ``stop_after`` it shares)."""
     from tqdm import tqdm
@@ -349,23 +436,42 @@ def run_moco(cfg: RunConfig, data_dir: str, results: str, device: str | None = N
     queue = build_queue(cfg, data.n).to(dev)
     opt = _optimizer(cfg, query.parameters())
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.epochs, 1))
-    extra = {"deviations": list(cfg.deviations),
-             "moco": choices(cfg, data.n, queue.memory_size, stem)}
+    extra = {
+        "deviations": list(cfg.deviations),
+        "moco": choices(cfg, data.n, queue.memory_size, stem),
+    }
     ckpt = rd.load_checkpoint()
     if ckpt is None:
         rd.start(str(dev))
-        rows = [{"epoch": 0, "phase": "init", "loss": float("nan"),
-                 "knn_acc": knn_monitor(query, data, dev), "lr": cfg.lr,
-                 "seconds": time.perf_counter() - t0, "images_per_s": float("nan")}]
+        rows = [
+            {
+                "epoch": 0,
+                "phase": "init",
+                "loss": float("nan"),
+                "knn_acc": knn_monitor(query, data, dev),
+                "lr": cfg.lr,
+                "seconds": time.perf_counter() - t0,
+                "images_per_s": float("nan"),
+            }
+        ]
         start_epoch, step, wall = 0, 0, time.perf_counter() - t0
     else:
-        for name, part in (("query", query), ("key", key), ("opt", opt), ("sched", sched),
-                           ("memory", queue)):
+        for name, part in (
+            ("query", query),
+            ("key", key),
+            ("opt", opt),
+            ("sched", sched),
+            ("memory", queue),
+        ):
             part.load_state_dict(ckpt[name])
         rows, start_epoch, step, wall = ckpt["rows"], ckpt["epoch"], ckpt["step"], ckpt["wall"]
-    bar = tqdm(total=(data.n // cfg.batch_size) * (cfg.epochs - start_epoch),
-               disable=not progress, desc=f"moco/{cfg.variant}/{cfg.dataset}/s{cfg.seed}",
-               leave=False, mininterval=1.0)
+    bar = tqdm(
+        total=(data.n // cfg.batch_size) * (cfg.epochs - start_epoch),
+        disable=not progress,
+        desc=f"moco/{cfg.variant}/{cfg.dataset}/s{cfg.seed}",
+        leave=False,
+        mininterval=1.0,
+    )
     for epoch in range(start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
         seed_everything(cfg.seed, epoch)
@@ -376,29 +482,68 @@ def run_moco(cfg: RunConfig, data_dir: str, results: str, device: str | None = N
         except NonFinite as e:
             bar.close()
             rd.write_metrics(rows)
-            rd.write_result({"status": "failed", "error": str(e), "failed_step": e.step,
-                             "epochs_done": epoch, "wall_s": wall + time.perf_counter() - t0,
-                             **extra})
+            rd.write_result(
+                {
+                    "status": "failed",
+                    "error": str(e),
+                    "failed_step": e.step,
+                    "epochs_done": epoch,
+                    "wall_s": wall + time.perf_counter() - t0,
+                    **extra,
+                }
+            )
             return rd.read_result()
         sched.step()
-        row = {"epoch": epoch + 1, "phase": "main", "loss": train_row["loss"],
-               "knn_acc": knn_monitor(query, data, dev), "lr": lr,
-               "seconds": time.perf_counter() - t_epoch, "images_per_s": train_row["images_per_s"]}
+        row = {
+            "epoch": epoch + 1,
+            "phase": "main",
+            "loss": train_row["loss"],
+            "knn_acc": knn_monitor(query, data, dev),
+            "lr": lr,
+            "seconds": time.perf_counter() - t_epoch,
+            "images_per_s": train_row["images_per_s"],
+        }
         rows.append(row)
         wall += time.perf_counter() - t_epoch
         rd.write_metrics(rows)
-        rd.save_checkpoint({"query": query.state_dict(), "key": key.state_dict(),
-                            "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "memory": queue.state_dict(), "rows": rows, "epoch": epoch + 1,
-                            "step": step, "wall": wall})
-        rd.write_result({"status": "running", "error": None, "failed_step": None,
-                         "epochs_done": epoch + 1, "wall_s": wall, **extra})
+        rd.save_checkpoint(
+            {
+                "query": query.state_dict(),
+                "key": key.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "memory": queue.state_dict(),
+                "rows": rows,
+                "epoch": epoch + 1,
+                "step": step,
+                "wall": wall,
+            }
+        )
+        rd.write_result(
+            {
+                "status": "running",
+                "error": None,
+                "failed_step": None,
+                "epochs_done": epoch + 1,
+                "wall_s": wall,
+                **extra,
+            }
+        )
         stopped = stop_after is not None and epoch + 1 - start_epoch >= stop_after
         if stopped and epoch + 1 < cfg.epochs:
             bar.close()
             return rd.read_result()
     bar.close()
-    rd.write_result({"status": "done", "error": None, "failed_step": None,
-                     "epochs_done": cfg.epochs, "wall_s": wall, **extra, **summarise(rows)})
+    rd.write_result(
+        {
+            "status": "done",
+            "error": None,
+            "failed_step": None,
+            "epochs_done": cfg.epochs,
+            "wall_s": wall,
+            **extra,
+            **summarise(rows),
+        }
+    )
     rd.checkpoint.unlink(missing_ok=True)  # kept only while running
     return rd.read_result()

@@ -24,8 +24,11 @@ class EmbeddingNet(nn.Module):
         self.backbone = backbone
         self.head = nn.Linear(backbone.num_features, embedding_size)
         self.head_kind = head
-        self.post = {"l2": nn.Identity(), "l2_bn": nn.BatchNorm1d(embedding_size),
-                     "l2_ln": nn.LayerNorm(embedding_size)}[head]
+        self.post = {
+            "l2": nn.Identity(),
+            "l2_bn": nn.BatchNorm1d(embedding_size),
+            "l2_ln": nn.LayerNorm(embedding_size),
+        }[head]
 
     def head_parameters(self):
         return list(self.head.parameters()) + list(self.post.parameters())
@@ -57,8 +60,9 @@ def cached_weights(model: str) -> str | None:
     return None
 
 
-def build_backbone(model: str, in_chans: int, pretrained: bool,
-                   pretrained_file: str | None) -> nn.Module:
+def build_backbone(
+    model: str, in_chans: int, pretrained: bool, pretrained_file: str | None
+) -> nn.Module:
     """A timm model without classifier. Pretrained weights come from ``pretrained_file`` or
     timm's local cache; nothing is downloaded, and missing weights are a clear error rather
     than a silent random initialisation."""
@@ -69,18 +73,35 @@ def build_backbone(model: str, in_chans: int, pretrained: bool,
     if pretrained_file is not None:
         if not os.path.isfile(pretrained_file):
             raise UserError(f"pretrained weights file not found: {pretrained_file}")
-        return timm.create_model(model, pretrained=True, num_classes=0, in_chans=in_chans,
-                                 pretrained_cfg_overlay=dict(file=pretrained_file))
+        return timm.create_model(
+            model,
+            pretrained=True,
+            num_classes=0,
+            in_chans=in_chans,
+            pretrained_cfg_overlay=dict(file=pretrained_file),
+        )
     path = cached_weights(model)
     if path is None:
         raise UserError(
             f"pretrained weights for {model!r} are not in timm's cache and no "
-            f"--pretrained-file was given (nothing is downloaded at run time)")
-    return timm.create_model(model, pretrained=True, num_classes=0, in_chans=in_chans,
-                             pretrained_cfg_overlay=dict(file=path))
+            f"--pretrained-file was given (nothing is downloaded at run time)"
+        )
+    return timm.create_model(
+        model,
+        pretrained=True,
+        num_classes=0,
+        in_chans=in_chans,
+        pretrained_cfg_overlay=dict(file=path),
+    )
 
 
-def build_model(model: str, embedding_size: int, head: str, in_chans: int = 3,
-                pretrained: bool = False, pretrained_file: str | None = None) -> EmbeddingNet:
+def build_model(
+    model: str,
+    embedding_size: int,
+    head: str,
+    in_chans: int = 3,
+    pretrained: bool = False,
+    pretrained_file: str | None = None,
+) -> EmbeddingNet:
     backbone = build_backbone(model, in_chans, pretrained, pretrained_file)
     return EmbeddingNet(backbone, embedding_size, head)

@@ -16,9 +16,14 @@ from .store import RunDir
 from .studies import cells
 
 
-def plan(study: str, results: str, datasets: Iterable[str] | None = None,
-         variants: Iterable[str] | None = None, seeds: Iterable[int] | None = None,
-         retry_failed: bool = False) -> tuple[list, Counter]:
+def plan(
+    study: str,
+    results: str,
+    datasets: Iterable[str] | None = None,
+    variants: Iterable[str] | None = None,
+    seeds: Iterable[int] | None = None,
+    retry_failed: bool = False,
+) -> tuple[list, Counter]:
     """The cells to run (missing, interrupted, and failed ones with ``retry_failed``) and the
     count of every status in the grid."""
     todo, counts = [], Counter()
@@ -34,34 +39,57 @@ def plan(study: str, results: str, datasets: Iterable[str] | None = None,
     return todo, counts
 
 
-def reproduce(study: str = "demo", results: str = "results", data_dir: str = "data",
-              datasets: Iterable[str] | None = None, variants: Iterable[str] | None = None,
-              seeds: Iterable[int] | None = None, launcher: str = "local", jobs: int = 1,
-              retry_failed: bool = False, report: bool = True, progress: bool = True,
-              **slurm: Any) -> dict[str, Any]:
+def reproduce(
+    study: str = "demo",
+    results: str = "results",
+    data_dir: str = "data",
+    datasets: Iterable[str] | None = None,
+    variants: Iterable[str] | None = None,
+    seeds: Iterable[int] | None = None,
+    launcher: str = "local",
+    jobs: int = 1,
+    retry_failed: bool = False,
+    report: bool = True,
+    progress: bool = True,
+    **slurm: Any,
+) -> dict[str, Any]:
     todo, counts = plan(study, results, datasets, variants, seeds, retry_failed)
     if any(c.dataset == "fashion-mnist" for c in todo):
         ensure_fashion_mnist(data_dir)
     total = sum(counts.values())
     state = Counter(done=counts["done"], failed=counts["failed"] * (not retry_failed))
-    bar = tqdm(total=total, initial=state["done"] + state["failed"], disable=not progress,
-               desc=f"{study}", unit="cell", dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=state["done"] + state["failed"],
+        disable=not progress,
+        desc=f"{study}",
+        unit="cell",
+        dynamic_ncols=True,
+    )
     width = jobs if launcher == "local" else len(todo)  # cells handed out at once
 
     def postfix():
         left = total - state["done"] - state["failed"] - state["interrupted"]
-        bar.set_postfix(done=state["done"], running=min(width, left), failed=state["failed"],
-                        left=left)
+        bar.set_postfix(
+            done=state["done"], running=min(width, left), failed=state["failed"], left=left
+        )
 
     postfix()
     t0 = time.perf_counter()
 
     def on_done(cfg, result):
         status = result.get("status")
-        state["done" if status == "done" else "failed" if status in ("failed", "error")
-              else "interrupted"] += 1
+        state[
+            "done"
+            if status == "done"
+            else "failed"
+            if status in ("failed", "error")
+            else "interrupted"
+        ] += 1
         if status in ("failed", "error"):
-            tqdm.write(f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}: {status}: {result.get('error')}")
+            tqdm.write(
+                f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}: {status}: {result.get('error')}"
+            )
         bar.update(1)
         postfix()
 
@@ -70,11 +98,16 @@ def reproduce(study: str = "demo", results: str = "results", data_dir: str = "da
     else:
         launch_submitit(todo, data_dir, results, on_done, kind=launcher, **slurm)
     bar.close()
-    summary = {"study": study, "cells": total, "ran": len(todo), "done": state["done"],
-               "failed": state["failed"], "seconds": time.perf_counter() - t0}
+    summary = {
+        "study": study,
+        "cells": total,
+        "ran": len(todo),
+        "done": state["done"],
+        "failed": state["failed"],
+        "seconds": time.perf_counter() - t0,
+    }
     if report:
         from reports.build import build_report
 
         summary["report"] = str(build_report(results))
     return summary
-

@@ -32,8 +32,12 @@ def _version(module: str) -> str | None:
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -42,15 +46,23 @@ def git_commit() -> str | None:
 def environment(device: str) -> dict[str, Any]:
     """The versions and machine a run used (env.json)."""
     return {
-        "python": platform.python_version(), "torch": torch.__version__,
-        "torchvision": _version("torchvision"), "timm": _version("timm"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "timm": _version("timm"),
         "pytorch_metric_learning": _version("pytorch_metric_learning"),
-        "numpy": _version("numpy"), "pandas": _version("pandas"),
+        "numpy": _version("numpy"),
+        "pandas": _version("pandas"),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-        "git_commit": git_commit(), "host": socket.gethostname(), "device": device,
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "device": device,
+        "device_name": torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -21,8 +21,18 @@ from .moco import MOCO_PROFILES
 SEEDS = (0, 1, 2)  # the papers repeat three times (paper tables 1-2); the thesis ran once
 PAPER_DATASETS = ("sop", "inshop", "deepfashion2")
 THESIS_DATASETS = ("inshop", "sop", "deepfashion2", "cifar10", "cifar100")
-ALL_VARIANTS = ("no_xbm", "xbm", "xbm_star", "xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn",
-                "centre_xbn", "scaled_xbn")
+ALL_VARIANTS = (
+    "no_xbm",
+    "xbm",
+    "xbm_star",
+    "xbn",
+    "axbn",
+    "pc_xbn",
+    "sc_xbn",
+    "delayed_xbn",
+    "centre_xbn",
+    "scaled_xbn",
+)
 LAMBDAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # thesis table 5.14
 # paper fig. 1: the axis values were lost in the text; these cover the plotted range around the
 # table setting (batch 64, memory 50% / 100% for DeepFashion2)
@@ -37,7 +47,9 @@ ADJUSTED_MARGINS = {"pos_margin": 0.1, "neg_margin": 2.0}  # thesis table 5.15
 class Block:
     datasets: tuple[str, ...]
     variants: tuple[str, ...]
-    settings: tuple[dict[str, Any], ...] = ({},)  # config overrides; key "options" = variant options
+    settings: tuple[dict[str, Any], ...] = (
+        {},
+    )  # config overrides; key "options" = variant options
     profile: str = "paper"
     seeds: tuple[int, ...] = SEEDS
 
@@ -49,42 +61,101 @@ class Study:
     blocks: tuple[Block, ...] = field(default_factory=tuple)
 
 
-STUDIES: dict[str, Study] = {s.name: s for s in (
-    Study("paper-table1", "paper table 1", (
-        Block(PAPER_DATASETS, ("no_xbm", "xbm", "xbn", "axbn")),)),
-    Study("paper-table2", "paper table 2", (
-        Block(("sop", "inshop"), ("no_xbm",), ({"batch_size": 512},)),
-        Block(("sop", "inshop"), ("xbm_star",)))),
-    Study("paper-table3", "paper table 3", (
-        Block(("sop",), ("no_xbm", "xbm", "xbn"),
-              tuple({"head": h} for h in ("l2", "l2_bn", "l2_ln"))),)),
-    Study("paper-fig1", "paper figure 1", (
-        Block(PAPER_DATASETS, ("no_xbm", "xbm", "xbn", "axbn"),
-              tuple({"batch_size": b} for b in FIG1_BATCHES)),
-        Block(PAPER_DATASETS, ("xbm", "xbn", "axbn"),
-              tuple({"memory_ratio": m} for m in FIG1_MEMORY)))),
-    Study("thesis", "thesis tables 5.1-5.17, 7.1", (
-        Block(THESIS_DATASETS, tuple(v for v in ALL_VARIANTS if v not in ("sc_xbn", "xbm_star"))),
-        # SC-XBN where the dataset has superclass labels (thesis tables 5.17, 7.1)
-        Block(("inshop", "sop", "deepfashion2", "cifar100"), ("sc_xbn",)),
-        Block(("cifar10", "cifar100"), ("pc_xbn",), ({**ADJUSTED_MARGINS},)))),
-    # thesis table 5.14: each lambda swept with the other at its default (lambda_mu 0.5,
-    # lambda_sigma 1); the thesis does not say what it held fixed, nor the margins (default here)
-    Study("thesis-pc-sweep", "thesis tables 5.14, 5.15", (
-        Block(("cifar100",), ("pc_xbn",),
-              tuple({"options": {"lambda_mu": v}} for v in LAMBDAS)
-              + tuple({"options": {"lambda_sigma": v}} for v in LAMBDAS)),
-        Block(("cifar100",), ("pc_xbn",), ({**ADJUSTED_MARGINS},)))),
-    Study("demo", "the CPU demo: every variant on Fashion-MNIST", (
-        Block(("fashion-mnist",), ALL_VARIANTS, profile="cpu"),)),
-    # paper appendix B / fig. 2: MoCo (xbm) and MoCo+XBN (xbn) as in PML's MoCo example,
-    # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.moco.MOCO_PROFILES)
-    Study("paper-moco", "paper figure 2 (MoCo with and without XBN)", (
-        Block(("cifar10", "cifar100"), ("xbm", "xbn"), (dict(MOCO_PROFILES["paper"]),)),)),
-    Study("demo-moco", "the CPU demo of paper figure 2: MoCo on Fashion-MNIST", (
-        Block(("fashion-mnist",), ("xbm", "xbn"), (dict(MOCO_PROFILES["cpu"]),),
-              profile="cpu"),)),
-)}
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study(
+            "paper-table1",
+            "paper table 1",
+            (Block(PAPER_DATASETS, ("no_xbm", "xbm", "xbn", "axbn")),),
+        ),
+        Study(
+            "paper-table2",
+            "paper table 2",
+            (
+                Block(("sop", "inshop"), ("no_xbm",), ({"batch_size": 512},)),
+                Block(("sop", "inshop"), ("xbm_star",)),
+            ),
+        ),
+        Study(
+            "paper-table3",
+            "paper table 3",
+            (
+                Block(
+                    ("sop",),
+                    ("no_xbm", "xbm", "xbn"),
+                    tuple({"head": h} for h in ("l2", "l2_bn", "l2_ln")),
+                ),
+            ),
+        ),
+        Study(
+            "paper-fig1",
+            "paper figure 1",
+            (
+                Block(
+                    PAPER_DATASETS,
+                    ("no_xbm", "xbm", "xbn", "axbn"),
+                    tuple({"batch_size": b} for b in FIG1_BATCHES),
+                ),
+                Block(
+                    PAPER_DATASETS,
+                    ("xbm", "xbn", "axbn"),
+                    tuple({"memory_ratio": m} for m in FIG1_MEMORY),
+                ),
+            ),
+        ),
+        Study(
+            "thesis",
+            "thesis tables 5.1-5.17, 7.1",
+            (
+                Block(
+                    THESIS_DATASETS,
+                    tuple(v for v in ALL_VARIANTS if v not in ("sc_xbn", "xbm_star")),
+                ),
+                # SC-XBN where the dataset has superclass labels (thesis tables 5.17, 7.1)
+                Block(("inshop", "sop", "deepfashion2", "cifar100"), ("sc_xbn",)),
+                Block(("cifar10", "cifar100"), ("pc_xbn",), ({**ADJUSTED_MARGINS},)),
+            ),
+        ),
+        # thesis table 5.14: each lambda swept with the other at its default (lambda_mu 0.5,
+        # lambda_sigma 1); the thesis says neither what it held fixed nor the margins (default
+        # here)
+        Study(
+            "thesis-pc-sweep",
+            "thesis tables 5.14, 5.15",
+            (
+                Block(
+                    ("cifar100",),
+                    ("pc_xbn",),
+                    tuple({"options": {"lambda_mu": v}} for v in LAMBDAS)
+                    + tuple({"options": {"lambda_sigma": v}} for v in LAMBDAS),
+                ),
+                Block(("cifar100",), ("pc_xbn",), ({**ADJUSTED_MARGINS},)),
+            ),
+        ),
+        Study(
+            "demo",
+            "the CPU demo: every variant on Fashion-MNIST",
+            (Block(("fashion-mnist",), ALL_VARIANTS, profile="cpu"),),
+        ),
+        # paper appendix B / fig. 2: MoCo (xbm) and MoCo+XBN (xbn) as in PML's MoCo example,
+        # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.moco.MOCO_PROFILES)
+        Study(
+            "paper-moco",
+            "paper figure 2 (MoCo with and without XBN)",
+            (Block(("cifar10", "cifar100"), ("xbm", "xbn"), (dict(MOCO_PROFILES["paper"]),)),),
+        ),
+        Study(
+            "demo-moco",
+            "the CPU demo of paper figure 2: MoCo on Fashion-MNIST",
+            (
+                Block(
+                    ("fashion-mnist",), ("xbm", "xbn"), (dict(MOCO_PROFILES["cpu"]),), profile="cpu"
+                ),
+            ),
+        ),
+    )
+}
 
 
 def _cell(block: Block, dataset: str, variant: str, seed: int, setting: dict) -> RunConfig:
@@ -97,9 +168,12 @@ def _cell(block: Block, dataset: str, variant: str, seed: int, setting: dict) ->
     return make_config(dataset, variant, seed, block.profile, options, **overrides)
 
 
-def cells(study: str, datasets: Iterable[str] | None = None,
-          variants: Iterable[str] | None = None,
-          seeds: Iterable[int] | None = None) -> list[RunConfig]:
+def cells(
+    study: str,
+    datasets: Iterable[str] | None = None,
+    variants: Iterable[str] | None = None,
+    seeds: Iterable[int] | None = None,
+) -> list[RunConfig]:
     """The RunConfigs of ``study``, filtered, without duplicates, in a stable order."""
     if study not in STUDIES:
         raise UserError(f"unknown study {study!r}; valid studies: {', '.join(STUDIES)}")
@@ -109,10 +183,14 @@ def cells(study: str, datasets: Iterable[str] | None = None,
     seeds = set(seeds) if seeds is not None else None
     out: dict[str, RunConfig] = {}
     for block in STUDIES[study].blocks:
-        for d, v, setting, s in itertools.product(block.datasets, block.variants, block.settings,
-                                                  block.seeds):
-            if (datasets and d not in datasets) or (variants and v not in variants) or \
-                    (seeds is not None and s not in seeds):
+        for d, v, setting, s in itertools.product(
+            block.datasets, block.variants, block.settings, block.seeds
+        ):
+            if (
+                (datasets and d not in datasets)
+                or (variants and v not in variants)
+                or (seeds is not None and s not in seeds)
+            ):
                 continue
             cfg = _cell(block, d, v, s, setting)
             if cfg is not None:

@@ -40,8 +40,15 @@ def build_memory(cfg: RunConfig, n_train: int):
     loss = SupConLoss(temperature=cfg.temperature)
     miner = PairMarginMiner(pos_margin=cfg.pos_margin, neg_margin=cfg.neg_margin)
     size = max(cfg.batch_size, int(round(cfg.memory_ratio * n_train)))
-    return variants.build(cfg.variant, loss, cfg.embedding_size, size, miner,
-                          miner_distance=cfg.miner_distance, **cfg.options)
+    return variants.build(
+        cfg.variant,
+        loss,
+        cfg.embedding_size,
+        size,
+        miner,
+        miner_distance=cfg.miner_distance,
+        **cfg.options,
+    )
 
 
 def evaluate(model, data: Data, cfg: RunConfig, device) -> dict[str, float]:
@@ -54,8 +61,9 @@ def evaluate(model, data: Data, cfg: RunConfig, device) -> dict[str, float]:
         split = data.eval["query"]
         emb = embed(model, split, device, data)
         gallery = data.eval["gallery"]
-        recall = recall_at_k(emb, split.labels, cfg.eval_ks, embed(model, gallery, device, data),
-                             gallery.labels)
+        recall = recall_at_k(
+            emb, split.labels, cfg.eval_ks, embed(model, gallery, device, data), gallery.labels
+        )
     row: dict[str, float] = {f"recall@{k}": v for k, v in recall.items()}
     row["inter_dist"] = diag.inter_distance(emb, max_points=5000)
     row["intra_dist"] = diag.intra_distance(emb, split.labels)
@@ -92,12 +100,15 @@ def warmup(model, data: Data, cfg: RunConfig, device) -> float:
 
 class NonFinite(Exception):
     def __init__(self, step: int, value: float) -> None:
-        super().__init__(f"loss became {value} at step {step}; the run is stopped, not trained through")
+        super().__init__(
+            f"loss became {value} at step {step}; the run is stopped, not trained through"
+        )
         self.step = step
 
 
-def train_epoch(model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe,
-                step0: int, bar) -> tuple[dict[str, float], int]:
+def train_epoch(
+    model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe, step0: int, bar
+) -> tuple[dict[str, float], int]:
     """One main-phase epoch; returns its metrics and the global step reached."""
     use_amp = cfg.amp and device.type == "cuda"
     losses, drift_mean, drift_max, pos, neg, images, step = [], [], [], [], [], 0, step0
@@ -133,27 +144,50 @@ def train_epoch(model, memory, opt, scaler, data: Data, cfg: RunConfig, device, 
         neg.append(memory.last_mined[1])
         images += len(x)
         bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{images / (time.perf_counter() - start):.0f}")
+        bar.set_postfix(
+            loss=f"{losses[-1]:.3f}", img_s=f"{images / (time.perf_counter() - start):.0f}"
+        )
     seconds = time.perf_counter() - start
     epoch_mean, epoch_max = diag.drift(z_prev, z_start)  # delta k = one epoch
-    return {"loss": float(np.mean(losses)), "drift_mean": float(np.mean(drift_mean)),
-            "drift_max": float(np.mean(drift_max)), "drift_epoch_mean": epoch_mean,
-            "drift_epoch_max": epoch_max, "mined_pos": float(np.mean(pos)),
-            "mined_neg": float(np.mean(neg)), "images_per_s": images / seconds}, step
+    return {
+        "loss": float(np.mean(losses)),
+        "drift_mean": float(np.mean(drift_mean)),
+        "drift_max": float(np.mean(drift_max)),
+        "drift_epoch_mean": epoch_mean,
+        "drift_epoch_max": epoch_max,
+        "mined_pos": float(np.mean(pos)),
+        "mined_neg": float(np.mean(neg)),
+        "images_per_s": images / seconds,
+    }, step
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     main = [r for r in rows if r["phase"] == "main"]
     best = max(main, key=lambda r: (r["recall@1"], -r["epoch"]))  # first epoch among equals
-    pick = lambda r: {"epoch": int(r["epoch"]), "recall@1": r["recall@1"],  # noqa: E731
-                      "recall@10": r.get("recall@10")}
-    return {"best": pick(best), "last": pick(main[-1]),
-            "selection": "best: epoch of highest test Recall@1 (as the papers report); "
-                         "last: final epoch (no test-set selection)"}
+
+    def pick(r: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "epoch": int(r["epoch"]),
+            "recall@1": r["recall@1"],
+            "recall@10": r.get("recall@10"),
+        }
+
+    return {
+        "best": pick(best),
+        "last": pick(main[-1]),
+        "selection": "best: epoch of highest test Recall@1 (as the papers report); "
+        "last: final epoch (no test-set selection)",
+    }
 
 
-def run(cfg: RunConfig, data_dir: str, results: str, device: str | None = None,
-        progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+def run(
+    cfg: RunConfig,
+    data_dir: str,
+    results: str,
+    device: str | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
     """Train and evaluate one cell, or return its record if already done.
 
     ``stop_after``: leave after that many main epochs in this call (status ``running``, the
@@ -170,13 +204,16 @@ def run(cfg: RunConfig, data_dir: str, results: str, device: str | None = None,
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True)
     if cfg.variant == "sc_xbn" and cfg.dataset in ("cifar10",):
-        raise UserError(f"{cfg.dataset} has no superclass labels; sc_xbn needs them "
-                        "(k-means superclasses are not implemented yet)")
+        raise UserError(
+            f"{cfg.dataset} has no superclass labels; sc_xbn needs them "
+            "(k-means superclasses are not implemented yet)"
+        )
     t0 = time.perf_counter()
     seed_everything(cfg.seed, -100)
     data = Data(cfg, data_dir)
-    model = build_model(cfg.model, cfg.embedding_size, cfg.head, data.in_chans, cfg.pretrained,
-                        cfg.pretrained_file).to(dev)
+    model = build_model(
+        cfg.model, cfg.embedding_size, cfg.head, data.in_chans, cfg.pretrained, cfg.pretrained_file
+    ).to(dev)
     memory = build_memory(cfg, len(data.labels)).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
@@ -185,9 +222,16 @@ def run(cfg: RunConfig, data_dir: str, results: str, device: str | None = None,
     ckpt = rd.load_checkpoint()
     if ckpt is None:
         rd.start(str(dev))
-        rows = [{"epoch": 0, "phase": "warmup", "loss": warmup(model, data, cfg, dev),
-                 **evaluate(model, data, cfg, dev), "lr": cfg.warmup_lr,
-                 "seconds": time.perf_counter() - t0}]
+        rows = [
+            {
+                "epoch": 0,
+                "phase": "warmup",
+                "loss": warmup(model, data, cfg, dev),
+                **evaluate(model, data, cfg, dev),
+                "lr": cfg.warmup_lr,
+                "seconds": time.perf_counter() - t0,
+            }
+        ]
         start_epoch, step, wall = 0, 0, time.perf_counter() - t0
         if cfg.memory_init == "prefill":
             prefill(model, memory, data, dev)
@@ -199,43 +243,90 @@ def run(cfg: RunConfig, data_dir: str, results: str, device: str | None = None,
         scaler.load_state_dict(ckpt["scaler"])
         rows, start_epoch, step, wall = ckpt["rows"], ckpt["epoch"], ckpt["step"], ckpt["wall"]
     steps_per_epoch = len(data.labels) // cfg.batch_size
-    bar = tqdm(total=steps_per_epoch * (cfg.epochs - start_epoch), disable=not progress,
-               desc=f"{cfg.variant}/{cfg.dataset}/s{cfg.seed}", leave=False, mininterval=1.0)
+    bar = tqdm(
+        total=steps_per_epoch * (cfg.epochs - start_epoch),
+        disable=not progress,
+        desc=f"{cfg.variant}/{cfg.dataset}/s{cfg.seed}",
+        leave=False,
+        mininterval=1.0,
+    )
     for epoch in range(start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
         seed_everything(cfg.seed, epoch)
         memory.set_epoch(epoch)
         lr = opt.param_groups[0]["lr"]
         try:
-            train_row, step = train_epoch(model, memory, opt, scaler, data, cfg, dev, probe, step, bar)
+            train_row, step = train_epoch(
+                model, memory, opt, scaler, data, cfg, dev, probe, step, bar
+            )
         except NonFinite as e:
             bar.close()
             rd.write_metrics(rows)
-            rd.write_result({"status": "failed", "error": str(e), "failed_step": e.step,
-                             "epochs_done": epoch, "wall_s": wall + time.perf_counter() - t0,
-                             "deviations": list(cfg.deviations)})
+            rd.write_result(
+                {
+                    "status": "failed",
+                    "error": str(e),
+                    "failed_step": e.step,
+                    "epochs_done": epoch,
+                    "wall_s": wall + time.perf_counter() - t0,
+                    "deviations": list(cfg.deviations),
+                }
+            )
             return rd.read_result()
         sched.step()
-        row = {"epoch": epoch + 1, "phase": "main", **train_row, **evaluate(model, data, cfg, dev),
-               "lr": lr}
+        row = {
+            "epoch": epoch + 1,
+            "phase": "main",
+            **train_row,
+            **evaluate(model, data, cfg, dev),
+            "lr": lr,
+        }
         row["seconds"] = time.perf_counter() - t_epoch
         rows.append(row)
         wall += time.perf_counter() - t_epoch
         rd.write_metrics(rows)
-        rd.save_checkpoint({"model": model.state_dict(), "opt": opt.state_dict(),
-                            "sched": sched.state_dict(), "memory": memory.state_dict(),
-                            "scaler": scaler.state_dict(), "rows": rows, "epoch": epoch + 1,
-                            "step": step, "wall": wall})
-        rd.write_result({"status": "running", "error": None, "failed_step": None,
-                         "epochs_done": epoch + 1, "wall_s": wall,
-                         "deviations": list(cfg.deviations)})
-        if stop_after is not None and epoch + 1 - start_epoch >= stop_after and epoch + 1 < cfg.epochs:
+        rd.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "memory": memory.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rows": rows,
+                "epoch": epoch + 1,
+                "step": step,
+                "wall": wall,
+            }
+        )
+        rd.write_result(
+            {
+                "status": "running",
+                "error": None,
+                "failed_step": None,
+                "epochs_done": epoch + 1,
+                "wall_s": wall,
+                "deviations": list(cfg.deviations),
+            }
+        )
+        if (
+            stop_after is not None
+            and epoch + 1 - start_epoch >= stop_after
+            and epoch + 1 < cfg.epochs
+        ):
             bar.close()
             return rd.read_result()
     bar.close()
-    rd.write_result({"status": "done", "error": None, "failed_step": None,
-                     "epochs_done": cfg.epochs, "wall_s": wall, "deviations": list(cfg.deviations),
-                     **summarise(rows)})
+    rd.write_result(
+        {
+            "status": "done",
+            "error": None,
+            "failed_step": None,
+            "epochs_done": cfg.epochs,
+            "wall_s": wall,
+            "deviations": list(cfg.deviations),
+            **summarise(rows),
+        }
+    )
     rd.checkpoint.unlink(missing_ok=True)  # kept only while running
     return rd.read_result()
 

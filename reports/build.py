@@ -1,4 +1,5 @@
-"""Compute everything a report shows (``compute``) and write it to ``<results>/report/`` (``write``)."""
+"""Compute everything a report shows (``compute``) and write it to ``<results>/report/``
+(``write``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from reports.tables import all_tables, selection_gain, tables_without_runs
 
 # figure name -> (title, study whose runs would draw it)
 FIGURES: dict[str, tuple[str, str]] = {
-    "recall_vs_batch_memory": ("Recall@1 vs batch size and memory size (paper fig. 1)", "paper-fig1"),
+    "recall_vs_batch_memory": (
+        "Recall@1 vs batch size and memory size (paper fig. 1)",
+        "paper-fig1",
+    ),
     "drift": ("Mean and max feature drift per epoch (paper fig. 3)", "paper-table1"),
     "distances": ("Inter-embedding distance and distance to class mean per epoch", "thesis"),
     "recall_curves": ("Recall@1 per epoch, mean ± std over seeds", "paper-table1"),
@@ -92,7 +96,8 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True)
 
 
 def table_file_stem(name: str) -> str:
-    """'paper table 1' -> 'paper_table1'; 'cpu runs on fashion-mnist' -> 'cpu_runs_fashion-mnist'."""
+    """'paper table 1' -> 'paper_table1';
+    'cpu runs on fashion-mnist' -> 'cpu_runs_fashion-mnist'."""
     source, sep, number = name.partition(" table ")
     if sep:
         return table_slug(source, number)

@@ -32,7 +32,8 @@ class Claim:
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("xbm>no_xbm", "XBM beats no-XBM", "thesis 5.4.2, tables 5.2-5.3", "xbm", "no_xbm", "A > B"),
+    Claim("xbm>no_xbm", "XBM beats no-XBM", "thesis 5.4.2, tables 5.2-5.3", "xbm", "no_xbm",
+          "A > B"),
     Claim("xbn>xbm", "XBN beats XBM on every dataset", "paper table 1, sec. 5.2", "xbn", "xbm",
           "A > B"),
     Claim("axbn>=xbn", "AXBN at least matches XBN", "paper table 1", "axbn", "xbn", "A >= B - tol"),
@@ -49,7 +50,8 @@ CLAIMS: tuple[Claim, ...] = (
           "xbn", "A ~ B"),
     Claim("scaled>=xbn", "Scaled XBN matches or beats XBN", "thesis 5.4.3, tables 5.10-5.11",
           "scaled_xbn", "xbn", "A >= B - tol"),
-    Claim("pc_xbn<xbn", "PC-XBN falls below XBN (default margins)", "thesis 5.4.4, tables 5.12-5.13",
+    Claim("pc_xbn<xbn", "PC-XBN falls below XBN (default margins)",
+          "thesis 5.4.4, tables 5.12-5.13",
           "pc_xbn", "xbn", "A < B"),
     Claim("pc_xbn_adj>pc_xbn", "PC-XBN recovers with adjusted margins (pos 0.1, neg 2.0)",
           "thesis 5.4.4, table 5.15", "pc_xbn_adjusted_margin", "pc_xbn", "A > B"),

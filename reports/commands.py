@@ -75,8 +75,11 @@ def report(results: Path, epoch: str) -> None:
 
 @click.command("compare", context_settings=CONTEXT)
 @results_option
-@click.option("--study", default=None,
-              help="Keep one study's tables (paper-table1 .. demo), a profile or a dataset.")
+@click.option(
+    "--study",
+    default=None,
+    help="Keep one study's tables (paper-table1 .. demo), a profile or a dataset.",
+)
 @epoch_option
 def compare(results: Path, study: str | None, epoch: str) -> None:
     """Print our numbers beside the reported ones, table by table."""

@@ -136,13 +136,16 @@ def fig_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
 
 
 def _sweep_data(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """Plain-config rows of a sweep along 'batch_size' or 'memory_ratio' at the other's reference."""
+    """Plain-config rows of a sweep along 'batch_size' or 'memory_ratio', at the other's
+    reference value."""
     parts = []
     for (profile, dataset), grp in runs.groupby(["profile", "dataset"], sort=True):
         batch, memory = reference_cell(grp)
         recs = grp.to_dict("records")
         if axis == "batch_size":
-            mask = [config_matches(Selector(r["variant"]), r, r["batch_size"], memory) for r in recs]
+            mask = [
+                config_matches(Selector(r["variant"]), r, r["batch_size"], memory) for r in recs
+            ]
         else:
             mask = [r["variant"] != "no_xbm" and config_matches(
                 Selector(r["variant"]), r, batch, r["memory_ratio"]) for r in recs]  # fmt: skip

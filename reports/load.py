@@ -113,8 +113,12 @@ def _moco_summary(result: dict[str, Any], which: str, path: Path) -> dict[str, A
     if not isinstance(part, dict):
         raise UserError(f"malformed run record {path}: a done run needs '{which}'")
     _require(part, MOCO_SUMMARY, path)
-    return {f"{which}_epoch": int(part["epoch"]), f"{which}_knn_acc": float(part["knn_acc"]),
-            f"{which}_recall@1": float("nan"), f"{which}_recall@10": float("nan")}
+    return {
+        f"{which}_epoch": int(part["epoch"]),
+        f"{which}_knn_acc": float(part["knn_acc"]),
+        f"{which}_recall@1": float("nan"),
+        f"{which}_recall@10": float("nan"),
+    }
 
 
 def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
@@ -160,8 +164,10 @@ def load_store(results: str | Path) -> Store:
         if metrics is not None:
             frames.append(metrics)
     runs = pd.DataFrame(rows, columns=_run_columns())
-    epochs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["run_id", *METRIC_COLUMNS]
+    epochs = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["run_id", *METRIC_COLUMNS])
     )
     return Store(runs=runs, epochs=epochs)
 

@@ -91,9 +91,11 @@ def _glance_claims(report: Report) -> str:
     order = list(dict.fromkeys(c["claim"]))
     grid = cells.pivot(index="claim", columns="where", values="cell").reindex(order).fillna("")
     counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
-    return (f"Verdicts: {counts}. Cells: verdict (mean Recall@1 of A - B, points; MoCo claims: "
-            "k-NN accuracy); empty: "
-            "neither side was run there.\n\n" + to_markdown(grid.reset_index()))
+    return (
+        f"Verdicts: {counts}. Cells: verdict (mean Recall@1 of A - B, points; MoCo claims: "
+        "k-NN accuracy); empty: "
+        "neither side was run there.\n\n" + to_markdown(grid.reset_index())
+    )
 
 
 def _runs_section(report: Report) -> str:
@@ -103,7 +105,8 @@ def _runs_section(report: Report) -> str:
     others = runs[runs["status"] != "done"]
     if len(others):
         text += "\nNot in the tables (not `done`):\n\n" + to_markdown(
-            others[STATUS_COLUMNS].fillna("").astype(str))
+            others[STATUS_COLUMNS].fillna("").astype(str)
+        )
     return text
 
 
@@ -157,18 +160,24 @@ def _moco_section(report: Report) -> str:
     from reports import moco as M
 
     name, title = M.FIGURE
-    text = ("## MoCo with and without XBN (paper fig. 2, appendix B)\n\n"
-            "Self-supervised MoCo with the memory as its queue: `xbm` is plain MoCo, `xbn` adapts "
-            "the queue to the keys being enqueued. k-NN accuracy (k = 200, t = 0.1) of the test "
-            "set against the training set, query encoder. The claim row above is judged on it at "
-            f"the early epoch: {M.EARLY_EPOCH['paper']} for the paper profile (the paper's "
-            f"epoch 15 of 200), {M.EARLY_EPOCH['cpu']} for the cpu profile (of its 10). "
-            "MoCo runs never enter the metric-learning tables.\n\n")
+    text = (
+        "## MoCo with and without XBN (paper fig. 2, appendix B)\n\n"
+        "Self-supervised MoCo with the memory as its queue: `xbm` is plain MoCo, `xbn` adapts "
+        "the queue to the keys being enqueued. k-NN accuracy (k = 200, t = 0.1) of the test "
+        "set against the training set, query encoder. The claim row above is judged on it at "
+        f"the early epoch: {M.EARLY_EPOCH['paper']} for the paper profile (the paper's "
+        f"epoch 15 of 200), {M.EARLY_EPOCH['cpu']} for the cpu profile (of its 10). "
+        "MoCo runs never enter the metric-learning tables.\n\n"
+    )
     if report.moco.empty:
-        return text + ("No MoCo runs: `xbmbench reproduce --study paper-moco` (GPU, CIFAR) or "
-                       "`xbmbench reproduce --study demo-moco` (CPU, minutes).\n")
-    text += ("[md](tables/moco.md) · [csv](tables/moco.csv) · [tex](tables/moco.tex)\n\n"
-             + to_markdown(M.display_moco_table(report.moco)))
+        return text + (
+            "No MoCo runs: `xbmbench reproduce --study paper-moco` (GPU, CIFAR) or "
+            "`xbmbench reproduce --study demo-moco` (CPU, minutes).\n"
+        )
+    text += (
+        "[md](tables/moco.md) · [csv](tables/moco.csv) · [tex](tables/moco.tex)\n\n"
+        + to_markdown(M.display_moco_table(report.moco))
+    )
     if report.figures.get(name) is not None:
         text += f"\n![{title}](figures/{name}.png) ([PDF](figures/{name}.pdf))\n"
     return text
@@ -178,7 +187,8 @@ def empty_report(report: Report) -> str:
     return (
         "# xbmbench report\n\n"
         f"No run records were found under `{report.results}/runs/`.\n\n"
-        f"- `{DEMO_COMMAND}` runs the CPU demo study (minutes on a laptop) and writes this report.\n"
+        f"- `{DEMO_COMMAND}` runs the CPU demo study (minutes on a laptop) and writes this "
+        "report.\n"
         "- `xbmbench reproduce --study paper-table1` (GPU, datasets prepared) reproduces the"
         " paper's table 1; `xbmbench grid list --study S` shows a study's cells.\n"
         "- Then run `xbmbench report` again.\n"
@@ -194,16 +204,23 @@ def report_text(report: Report) -> str:
         "# xbmbench report\n\n"
         f"{len(report.store.runs)} run records under `{report.results}/runs/` ({done} done). "
         f"Tables use the **{report.epoch}** epoch of each run.\n\n"
-        "## At a glance\n\n### Published numbers\n\n" + _glance_numbers(report)
-        + "\n### Claims\n\n" + _glance_claims(report)
+        "## At a glance\n\n### Published numbers\n\n"
+        + _glance_numbers(report)
+        + "\n### Claims\n\n"
+        + _glance_claims(report)
     )
     if report.untested:
-        head += "\nClaims with no runs of either side: " + "; ".join(
-            c.text for c in report.untested) + ".\n"
+        head += (
+            "\nClaims with no runs of either side: "
+            + "; ".join(c.text for c in report.untested)
+            + ".\n"
+        )
     claims = ""
     if not report.claims.empty:
-        claims = ("## Claims in full\n\n[md](tables/claims.md) · [csv](tables/claims.csv) · "
-                  "[tex](tables/claims.tex)\n\n" + to_markdown(display_claims(report.claims)))
+        claims = (
+            "## Claims in full\n\n[md](tables/claims.md) · [csv](tables/claims.csv) · "
+            "[tex](tables/claims.tex)\n\n" + to_markdown(display_claims(report.claims))
+        )
     sections = [head, _runs_section(report), claims, _tables_section(report),
                 _moco_section(report), _gain_section(report), _figures_section(report),
                 _rules(report.epoch)]  # fmt: skip

@@ -23,13 +23,32 @@ METRIC = "knn_acc"
 # first epoch (queue still filling, noisiest k-NN), before the cosine LR has fallen by much.
 EARLY_EPOCH = {"paper": 15, "cpu": 2}
 REPORTED_EARLY_GAIN = 4.0  # paper appendix B: about 4 points at epoch 15, both datasets
-MOCO_CLAIM = Claim("moco_xbn_early", "XBN speeds up MoCo early in training (k-NN accuracy at "
-                   "an early epoch)", "paper fig. 2, appendix B", "xbn", "xbm", "A > B")
+MOCO_CLAIM = Claim(
+    "moco_xbn_early",
+    "XBN speeds up MoCo early in training (k-NN accuracy at an early epoch)",
+    "paper fig. 2, appendix B",
+    "xbn",
+    "xbm",
+    "A > B",
+)
 NAMES = {"xbm": "MoCo (xbm)", "xbn": "MoCo+XBN (xbn)"}
 FIGURE = ("moco_knn", "k-NN accuracy per epoch, MoCo with and without XBN (paper fig. 2)")
-TABLE_COLUMNS = ["profile", "dataset", "variant", "n", "early_epoch", "early_mean", "early_std",
-                 "last_epoch", "last_mean", "last_std", "best_mean", "best_std",
-                 "best_epoch_mean", "run_ids"]
+TABLE_COLUMNS = [
+    "profile",
+    "dataset",
+    "variant",
+    "n",
+    "early_epoch",
+    "early_mean",
+    "early_std",
+    "last_epoch",
+    "last_mean",
+    "last_std",
+    "best_mean",
+    "best_std",
+    "best_epoch_mean",
+    "run_ids",
+]
 
 
 def early_epoch(profile: str, epochs: int) -> int:
@@ -43,8 +62,11 @@ def moco_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def at_epoch(epochs: pd.DataFrame, run_ids, epoch: int) -> pd.Series:
     """k-NN accuracy of each run at one main-phase epoch (runs that lack it are left out)."""
-    rows = epochs[epochs["run_id"].isin(set(run_ids)) & (epochs["phase"] == "main")
-                  & (epochs["epoch"] == epoch)]
+    rows = epochs[
+        epochs["run_id"].isin(set(run_ids))
+        & (epochs["phase"] == "main")
+        & (epochs["epoch"] == epoch)
+    ]
     return rows.set_index("run_id")[METRIC]
 
 
@@ -64,24 +86,42 @@ def moco_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         for variant, sub in grp.groupby("variant", sort=True):
             e = summarize(at_epoch(epochs, sub["run_id"], early))
             f, b = summarize(sub["last_knn_acc"]), summarize(sub["best_knn_acc"])
-            rows.append({"profile": profile, "dataset": dataset, "variant": variant, "n": len(sub),
-                         "early_epoch": early, "early_mean": e.mean, "early_std": e.std,
-                         "last_epoch": last, "last_mean": f.mean, "last_std": f.std,
-                         "best_mean": b.mean, "best_std": b.std,
-                         "best_epoch_mean": float(sub["best_epoch"].mean()),
-                         "run_ids": " ".join(sorted(sub["run_id"]))})
+            rows.append(
+                {
+                    "profile": profile,
+                    "dataset": dataset,
+                    "variant": variant,
+                    "n": len(sub),
+                    "early_epoch": early,
+                    "early_mean": e.mean,
+                    "early_std": e.std,
+                    "last_epoch": last,
+                    "last_mean": f.mean,
+                    "last_std": f.std,
+                    "best_mean": b.mean,
+                    "best_std": b.std,
+                    "best_epoch_mean": float(sub["best_epoch"].mean()),
+                    "run_ids": " ".join(sorted(sub["run_id"])),
+                }
+            )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
 def display_moco_table(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "dataset": f"{r['dataset']} ({r['profile']})", "run": NAMES.get(r["variant"], r["variant"]),
-        "n": str(r["n"]),
-        "early (epoch)": f"{fmt_pm(r['early_mean'], r['early_std'])} ({r['early_epoch']})",
-        "last (epoch)": f"{fmt_pm(r['last_mean'], r['last_std'])} ({r['last_epoch']})",
-        "best": fmt_pm(r["best_mean"], r["best_std"]),
-        "best epoch (mean)": f"{r['best_epoch_mean']:.1f}",
-    } for r in table.to_dict("records")])
+    return pd.DataFrame(
+        [
+            {
+                "dataset": f"{r['dataset']} ({r['profile']})",
+                "run": NAMES.get(r["variant"], r["variant"]),
+                "n": str(r["n"]),
+                "early (epoch)": f"{fmt_pm(r['early_mean'], r['early_std'])} ({r['early_epoch']})",
+                "last (epoch)": f"{fmt_pm(r['last_mean'], r['last_std'])} ({r['last_epoch']})",
+                "best": fmt_pm(r["best_mean"], r["best_std"]),
+                "best epoch (mean)": f"{r['best_epoch_mean']:.1f}",
+            }
+            for r in table.to_dict("records")
+        ]
+    )
 
 
 def moco_claims(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
@@ -93,18 +133,32 @@ def moco_claims(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         b = summarize(at_epoch(epochs, grp.loc[grp["variant"] == "xbm", "run_id"], early))
         result, p = verdict(MOCO_CLAIM.relation, a, b)
         paper = profile == PAPER_PROFILE
-        rows.append({
-            "claim": MOCO_CLAIM.text, "source": MOCO_CLAIM.source,
-            "relation": f"{MOCO_CLAIM.relation} at epoch {early}", "a": "xbn", "b": "xbm",
-            "profile": profile, "dataset": dataset,
-            "scale": "paper" if paper else f"demo-scale ({profile} profile)",
-            "batch_size": float(grp["batch_size"].iloc[0]), "n_a": a.n, "mean_a": a.mean,
-            "std_a": a.std, "n_b": b.n, "mean_b": b.mean, "std_b": b.std,
-            "diff": a.mean - b.mean if a.n and b.n else math.nan,
-            "spread": spread_of_difference(a, b), "p_one_sided": p, "verdict": result,
-            "reported_diff": REPORTED_EARLY_GAIN if paper and dataset in ("cifar10", "cifar100")
-            else math.nan,
-        })
+        rows.append(
+            {
+                "claim": MOCO_CLAIM.text,
+                "source": MOCO_CLAIM.source,
+                "relation": f"{MOCO_CLAIM.relation} at epoch {early}",
+                "a": "xbn",
+                "b": "xbm",
+                "profile": profile,
+                "dataset": dataset,
+                "scale": "paper" if paper else f"demo-scale ({profile} profile)",
+                "batch_size": float(grp["batch_size"].iloc[0]),
+                "n_a": a.n,
+                "mean_a": a.mean,
+                "std_a": a.std,
+                "n_b": b.n,
+                "mean_b": b.mean,
+                "std_b": b.std,
+                "diff": a.mean - b.mean if a.n and b.n else math.nan,
+                "spread": spread_of_difference(a, b),
+                "p_one_sided": p,
+                "verdict": result,
+                "reported_diff": REPORTED_EARLY_GAIN
+                if paper and dataset in ("cifar10", "cifar100")
+                else math.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -112,13 +166,16 @@ def fig_moco(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     """Paper fig. 2: k-NN accuracy per epoch (epoch 0: the untrained encoder), MoCo vs MoCo+XBN,
     one panel per (profile, dataset), mean and +- std band over seeds; dotted: the early epoch."""
     done = moco_runs(runs)
-    data = epochs[epochs["run_id"].isin(set(done["run_id"]))
-                  & epochs["phase"].isin(("init", "main"))]
+    data = epochs[
+        epochs["run_id"].isin(set(done["run_id"])) & epochs["phase"].isin(("init", "main"))
+    ]
     if data.empty:
         return None
     data = data.merge(done[["run_id", "variant", "profile", "dataset"]], on="run_id")
-    data = data.assign(panel=[_panel(p, d) for p, d in zip(data["profile"], data["dataset"])],
-                       variant=data["variant"].map(lambda v: NAMES.get(v, v)))
+    data = data.assign(
+        panel=[_panel(p, d) for p, d in zip(data["profile"], data["dataset"])],
+        variant=data["variant"].map(lambda v: NAMES.get(v, v)),
+    )
     panels = sorted(data["panel"].unique())
     _, pal = _palette(data["variant"])
     with _style():

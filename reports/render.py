@@ -78,6 +78,7 @@ def display_claims(judged: pd.DataFrame) -> pd.DataFrame:
 
 def to_markdown(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table ('|' in cells escaped)."""
+
     def cell(x: object) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
 

@@ -4,7 +4,8 @@ A reported row names its configuration with a variant *label*; the grammar is
 ``variant[_512|_adjusted_margin][+head][[option=value,...]]``:
 
 - ``no_xbm_512``             -> variant no_xbm at batch size 512;
-- ``X+l2_bn`` / ``X+l2_ln``  -> variant X with that embedding head (a plain label means head ``l2``);
+- ``X+l2_bn`` / ``X+l2_ln``  -> variant X with that embedding head (a plain label means head
+  ``l2``);
 - ``pc_xbn[lambda_mu=0.2]``  -> pc_xbn with exactly that option (all others at their defaults);
 - ``pc_xbn_adjusted_margin`` -> pc_xbn with the thesis' miner margins pos 0.1, neg 2.0;
 - anything else needs the default options ({}), the default margins (pos 0.2, neg 0.8).
@@ -33,7 +34,8 @@ ADJUSTED_MARGINS = (0.1, 2.0)  # thesis table 5.15, appendix 9.1
 PAPER_PROFILE = "paper"
 # Option defaults of the variants (thesis 4.3.1-4.3.3), written here because reports never imports
 # variants: an option at its default is dropped on both sides before comparing, so the label
-# ``pc_xbn[lambda_sigma=1.0]`` matches a run whose variant_options are {} (the store drops defaults).
+# ``pc_xbn[lambda_sigma=1.0]`` matches a run whose variant_options are {} (the store drops
+# defaults).
 OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "pc_xbn": {"lambda_mu": 0.5, "lambda_sigma": 1.0},
     "sc_xbn": {"lambda_mu": 0.5, "lambda_sigma": 1.0},
@@ -98,8 +100,11 @@ def _same(x: Any, y: Any) -> bool:
 def _non_default(variant: str, options: Mapping[str, Any]) -> dict[str, Any]:
     defaults = OPTION_DEFAULTS.get(variant, {})
     ignored = PROTOCOL_OPTIONS.get(variant, set())
-    return {k: v for k, v in options.items()
-            if k not in ignored and not (k in defaults and _same(v, defaults[k]))}
+    return {
+        k: v
+        for k, v in options.items()
+        if k not in ignored and not (k in defaults and _same(v, defaults[k]))
+    }
 
 
 def options_equal(variant: str, run_options: str | Mapping[str, Any],

@@ -93,4 +93,6 @@ def verdict(relation: str, a: Summary, b: Summary) -> tuple[str, float]:
         return (HOLDS if abs(d) <= tol else FAILS), math.nan
     if relation == "A >= B - tol":
         return (HOLDS if d >= -tol else FAILS), math.nan
-    raise ValueError(f"unknown relation {relation!r}; use 'A > B', 'A < B', 'A ~ B', 'A >= B - tol'")
+    raise ValueError(
+        f"unknown relation {relation!r}; use 'A > B', 'A < B', 'A ~ B', 'A >= B - tol'"
+    )

@@ -27,7 +27,8 @@ def write_tiny_fashion(root, n_train=24, n_test=8, seed=0):
         images = np.clip(patterns[labels] + noise, 0, 255).astype(np.uint8)
         (root / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
         (root / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(_idx(labels.astype(np.uint8))))
+            gzip.compress(_idx(labels.astype(np.uint8)))
+        )
     return root
 
 
@@ -40,5 +41,11 @@ def tiny_data(tmp_path_factory):
 
 
 # a cpu-profile run shrunk to seconds: 12 images per class, batch 40, 1 warm-up + 2 main epochs
-TINY = dict(train_per_class=12, epochs=2, warmup_epochs=1, embedding_size=16, drift_probe=8,
-            lr_step_epochs=1)
+TINY = dict(
+    train_per_class=12,
+    epochs=2,
+    warmup_epochs=1,
+    embedding_size=16,
+    drift_probe=8,
+    lr_step_epochs=1,
+)

@@ -25,9 +25,20 @@ from .base import MemoryBase
 from .registry import build, get_variant, registered, variant_options
 
 # DESIGN.md's order; a variant registered outside this list is appended after it
-_ORDER = ("no_xbm", "xbm", "xbm_star", "xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn",
-          "centre_xbn", "scaled_xbn")
+_ORDER = (
+    "no_xbm",
+    "xbm",
+    "xbm_star",
+    "xbn",
+    "axbn",
+    "pc_xbn",
+    "sc_xbn",
+    "delayed_xbn",
+    "centre_xbn",
+    "scaled_xbn",
+)
 VARIANTS: tuple[str, ...] = tuple(n for n in _ORDER if n in registered()) + tuple(
-    n for n in registered() if n not in _ORDER)
+    n for n in registered() if n not in _ORDER
+)
 
 __all__ = ["VARIANTS", "MemoryBase", "build", "get_variant", "variant_options"]

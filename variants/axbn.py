@@ -38,8 +38,11 @@ class AXBN(XBN):
         self.kalman_steps = 0
 
     def variant_state(self):
-        return {"kalman_p": self.kalman_p, "kalman_gain": self.kalman_gain,
-                "kalman_steps": self.kalman_steps}
+        return {
+            "kalman_p": self.kalman_p,
+            "kalman_gain": self.kalman_gain,
+            "kalman_steps": self.kalman_steps,
+        }
 
     def load_variant_state(self, state):
         self.kalman_p = state["kalman_p"]

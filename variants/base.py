@@ -43,8 +43,9 @@ class MemoryBase(CrossBatchMemory):
         opts.update(cls.OPTIONS)
         return opts
 
-    def __init__(self, loss, embedding_size: int, memory_size: int = 1024, miner=None,
-                 **options: Any) -> None:
+    def __init__(
+        self, loss, embedding_size: int, memory_size: int = 1024, miner=None, **options: Any
+    ) -> None:
         valid = self.option_defaults()
         unknown = sorted(set(options) - set(valid))
         if unknown:
@@ -74,8 +75,12 @@ class MemoryBase(CrossBatchMemory):
 
     # ----- state ---------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
-        return {"queue_idx": int(self.queue_idx), "has_been_filled": bool(self.has_been_filled),
-                "epoch": int(self.epoch), **self.variant_state()}
+        return {
+            "queue_idx": int(self.queue_idx),
+            "has_been_filled": bool(self.has_been_filled),
+            "epoch": int(self.epoch),
+            **self.variant_state(),
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.queue_idx = state["queue_idx"]
@@ -104,9 +109,15 @@ class MemoryBase(CrossBatchMemory):
         return self.memory_size if self.has_been_filled else int(self.queue_idx)
 
     # ----- the step ------------------------------------------------------------------------
-    def adapt(self, memory: torch.Tensor, memory_labels: torch.Tensor, batch: torch.Tensor,
-              batch_labels: torch.Tensor, memory_superclasses: torch.Tensor | None,
-              batch_superclasses: torch.Tensor | None) -> torch.Tensor:
+    def adapt(
+        self,
+        memory: torch.Tensor,
+        memory_labels: torch.Tensor,
+        batch: torch.Tensor,
+        batch_labels: torch.Tensor,
+        memory_superclasses: torch.Tensor | None,
+        batch_superclasses: torch.Tensor | None,
+    ) -> torch.Tensor:
         """Return the adapted stored embeddings (same shape as ``memory``); may adapt
         ``memory`` in place and return it."""
         return memory
@@ -119,7 +130,8 @@ class MemoryBase(CrossBatchMemory):
             )
         if labels.ndim != 1 or len(labels) != len(embeddings):
             raise ValueError(
-                f"labels must be a 1D tensor of shape ({len(embeddings)},), got {tuple(labels.shape)}"
+                f"labels must be a 1D tensor of shape ({len(embeddings)},), "
+                f"got {tuple(labels.shape)}"
             )
         queued = len(embeddings) if enqueue_mask is None else int(enqueue_mask.sum())
         if queued > self.memory_size:
@@ -144,8 +156,12 @@ class MemoryBase(CrossBatchMemory):
             if self.NEEDS_SUPERCLASS:
                 self.superclass_memory = self.superclass_memory.to(device)
 
-    def enqueue(self, embeddings: torch.Tensor, labels: torch.Tensor,
-                superclasses: torch.Tensor | None = None) -> None:
+    def enqueue(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        superclasses: torch.Tensor | None = None,
+    ) -> None:
         """Add detached embeddings to the memory (FIFO), without adaptation or loss.
 
         Also the way to prefill the memory (DESIGN: memory initialisation ``prefill``).
@@ -163,13 +179,13 @@ class MemoryBase(CrossBatchMemory):
         sc_mem = self.superclass_memory[:n] if self.NEEDS_SUPERCLASS else None
         with torch.no_grad():
             view = self.embedding_memory[:n]
-            out = self.adapt(view, self.label_memory[:n], batch, batch_labels, sc_mem,
-                             batch_superclasses)
+            out = self.adapt(
+                view, self.label_memory[:n], batch, batch_labels, sc_mem, batch_superclasses
+            )
             if out is not view:  # a variant may adapt in place and return the view
                 view.copy_(out)
 
-    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None,
-                superclasses=None):
+    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None, superclasses=None):
         if indices_tuple is not None and enqueue_mask is not None:
             raise ValueError("indices_tuple and enqueue_mask are mutually exclusive")
         self._check(embeddings, labels, enqueue_mask, superclasses)
@@ -194,7 +210,8 @@ class MemoryBase(CrossBatchMemory):
         n = self.num_stored
         e_mem, l_mem = self.embedding_memory[:n], self.label_memory[:n]
         indices_tuple = self.create_indices_tuple(
-            embeddings, labels, e_mem, l_mem, indices_tuple, remove_self)
+            embeddings, labels, e_mem, l_mem, indices_tuple, remove_self
+        )
         self.last_mined = _pair_counts(indices_tuple)
         return self.loss(embeddings, labels, indices_tuple, e_mem, l_mem)
 

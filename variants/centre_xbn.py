@@ -8,6 +8,7 @@ from .registry import register
 class CentreXBN(MemoryBase):
     NORMALISING = True
 
-    def adapt(self, memory, memory_labels, batch, batch_labels, memory_superclasses,
-              batch_superclasses):
+    def adapt(
+        self, memory, memory_labels, batch, batch_labels, memory_superclasses, batch_superclasses
+    ):
         return memory.add_(batch.mean(dim=0) - memory.mean(dim=0))  # thesis eq. 4.5, in place

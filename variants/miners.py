@@ -25,8 +25,10 @@ def _euclidean_margins(miner: PairMarginMiner) -> tuple[float, float]:
     dist = miner.distance
     if isinstance(dist, CosineSimilarity):
         # s = 1 - d^2/2  <=>  d = sqrt(2 - 2s)
-        return (math.sqrt(max(0.0, 2 - 2 * miner.pos_margin)),
-                math.sqrt(max(0.0, 2 - 2 * miner.neg_margin)))
+        return (
+            math.sqrt(max(0.0, 2 - 2 * miner.pos_margin)),
+            math.sqrt(max(0.0, 2 - 2 * miner.neg_margin)),
+        )
     if isinstance(dist, LpDistance) and dist.p == 2 and dist.power == 1:
         return miner.pos_margin, miner.neg_margin
     raise ValueError(
@@ -43,11 +45,15 @@ def convert_miner(miner, distance: str) -> PairMarginMiner:
         )
     pos, neg = _euclidean_margins(miner)
     if distance == "cosine":
-        return PairMarginMiner(pos_margin=1 - pos**2 / 2, neg_margin=1 - neg**2 / 2,
-                               distance=CosineSimilarity())
+        return PairMarginMiner(
+            pos_margin=1 - pos**2 / 2, neg_margin=1 - neg**2 / 2, distance=CosineSimilarity()
+        )
     if distance == "euclidean":
         return PairMarginMiner(pos_margin=pos, neg_margin=neg, distance=LpDistance())
     if distance == "euclidean_raw":
-        return PairMarginMiner(pos_margin=pos, neg_margin=neg,
-                               distance=LpDistance(normalize_embeddings=False))
-    raise ValueError(f"miner_distance must be one of {', '.join(MINER_DISTANCES)}, got {distance!r}")
+        return PairMarginMiner(
+            pos_margin=pos, neg_margin=neg, distance=LpDistance(normalize_embeddings=False)
+        )
+    raise ValueError(
+        f"miner_distance must be one of {', '.join(MINER_DISTANCES)}, got {distance!r}"
+    )

@@ -8,8 +8,7 @@ from .registry import register
 class NoXBM(MemoryBase):
     """Reference set = the batch. Keeps the memory attributes (empty) for a uniform interface."""
 
-    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None,
-                superclasses=None):
+    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None, superclasses=None):
         if enqueue_mask is not None:
             raise ValueError("no_xbm has no memory to enqueue into; enqueue_mask must be None")
         self._check(embeddings, labels, None, superclasses)

@@ -19,9 +19,15 @@ class PerClassXBN(MemoryBase):
     def groups(self, labels, superclasses):
         return labels
 
-    def adapt(self, memory, memory_labels, batch, batch_labels, memory_superclasses,
-              batch_superclasses):
+    def adapt(
+        self, memory, memory_labels, batch, batch_labels, memory_superclasses, batch_superclasses
+    ):
         return grouped_transform(  # thesis eq. 4.3 / 4.4
-            memory, self.groups(memory_labels, memory_superclasses),
-            batch, self.groups(batch_labels, batch_superclasses),
-            self.lambda_mu, self.lambda_sigma, self.normalize_absent)
+            memory,
+            self.groups(memory_labels, memory_superclasses),
+            batch,
+            self.groups(batch_labels, batch_superclasses),
+            self.lambda_mu,
+            self.lambda_sigma,
+            self.normalize_absent,
+        )

@@ -25,7 +25,8 @@ def registered() -> tuple[str, ...]:
 
 
 def get_variant(name: str) -> type:
-    """The class registered as ``name``; an unknown name raises a ValueError listing the valid ones."""
+    """The class registered as ``name``; an unknown name raises a ValueError listing the valid
+    ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -49,8 +50,9 @@ def build(
     """
     cls = get_variant(name)
     options = {k: v for k, v in options.items() if v is not None}
-    return cls(loss=loss, embedding_size=embedding_size, memory_size=memory_size, miner=miner,
-               **options)
+    return cls(
+        loss=loss, embedding_size=embedding_size, memory_size=memory_size, miner=miner, **options
+    )
 
 
 def variant_options(name: str) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from .xbn import XBN
 
 @register("scaled_xbn")
 class ScaledXBN(XBN):
-    def adapt(self, memory, memory_labels, batch, batch_labels, memory_superclasses,
-              batch_superclasses):
-        adapted = super().adapt(memory, memory_labels, batch, batch_labels, memory_superclasses,
-                                batch_superclasses)
+    def adapt(
+        self, memory, memory_labels, batch, batch_labels, memory_superclasses, batch_superclasses
+    ):
+        adapted = super().adapt(
+            memory, memory_labels, batch, batch_labels, memory_superclasses, batch_superclasses
+        )
         return adapted.div_(adapted.norm(dim=1, keepdim=True).clamp_min(EPS))  # thesis 4.3.5

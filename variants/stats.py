@@ -20,7 +20,7 @@ def moments(x: torch.Tensor, chunk: int = 2048) -> tuple[torch.Tensor, torch.Ten
     mean = x.mean(dim=0)
     sq = torch.zeros_like(mean)
     for start in range(0, x.shape[0], chunk):
-        sq += (x[start: start + chunk] - mean).square_().sum(dim=0)
+        sq += (x[start : start + chunk] - mean).square_().sum(dim=0)
     return mean, (sq / max(x.shape[0], 1)).sqrt_()
 
 
@@ -50,7 +50,9 @@ def segment_moments(
     denom = count.clamp_min(1).unsqueeze(1)
     mean = torch.zeros(n_segments, d, dtype=x.dtype, device=x.device).index_add_(0, seg, x) / denom
     dev2 = (x - mean[seg]).pow(2)
-    var = torch.zeros(n_segments, d, dtype=x.dtype, device=x.device).index_add_(0, seg, dev2) / denom
+    var = (
+        torch.zeros(n_segments, d, dtype=x.dtype, device=x.device).index_add_(0, seg, dev2) / denom
+    )
     return count, mean, var.sqrt()
 
 
@@ -74,7 +76,7 @@ def grouped_transform(
     their rows alone (a few hundred of the memory's rows), not on the whole memory.
     """
     keys, inverse = torch.unique(torch.cat([group_r, group_b]), return_inverse=True)
-    seg_r, seg_b = inverse[: len(group_r)], inverse[len(group_r):]
+    seg_r, seg_b = inverse[: len(group_r)], inverse[len(group_r) :]
     n = len(keys)
     count_r = torch.bincount(seg_r, minlength=n)
     count_b, mean_b, std_b = segment_moments(b, seg_b, n)

@@ -6,17 +6,18 @@ from .registry import register
 
 @register("xbm_star")
 class XBMStar(MemoryBase):
-    """loss = minibatch loss + memory_weight x memory loss (msight-tech/research-xbm's XBM.WEIGHT)."""
+    """loss = minibatch loss + memory_weight x memory loss (the official XBM code's
+    XBM.WEIGHT, msight-tech/research-xbm)."""
 
     OPTIONS = {"memory_weight": 1.0}
 
-    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None,
-                superclasses=None):
+    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None, superclasses=None):
         if enqueue_mask is not None:
             raise ValueError("xbm_star needs the whole batch as anchors; enqueue_mask must be None")
         memory_loss = super().forward(embeddings, labels, indices_tuple, None, superclasses)
         mined = self.last_mined
-        batch_loss, _ = minibatch_loss(self.loss, self.miner, embeddings.float(),
-                                       labels.to(embeddings.device))
+        batch_loss, _ = minibatch_loss(
+            self.loss, self.miner, embeddings.float(), labels.to(embeddings.device)
+        )
         self.last_mined = mined
         return batch_loss + self.memory_weight * memory_loss

@@ -22,10 +22,32 @@ from variants import VARIANTS
 
 # threads=1: the tiny sizes are dominated by thread synchronisation on a busy machine
 TINY = dict(memory_size=256, batch=16, dim=16, classes=32, reps=2, warmup=1, threads=1)
-TINY_ARGS = ["--memory-size", "256", "--batch", "16", "--dim", "16", "--classes", "32",
-             "--reps", "2", "--warmup", "1", "--threads", "1"]
-ROW_KEYS = {"name", "ms_per_step", "ratio_to_pml", "ratio_to_xbm", "mined_pos", "mined_neg",
-            "target", "meets_target"}
+TINY_ARGS = [
+    "--memory-size",
+    "256",
+    "--batch",
+    "16",
+    "--dim",
+    "16",
+    "--classes",
+    "32",
+    "--reps",
+    "2",
+    "--warmup",
+    "1",
+    "--threads",
+    "1",
+]
+ROW_KEYS = {
+    "name",
+    "ms_per_step",
+    "ratio_to_pml",
+    "ratio_to_xbm",
+    "mined_pos",
+    "mined_neg",
+    "target",
+    "meets_target",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +72,9 @@ def test_pairs_are_mined(rows, name):
 def test_plain_xbm_mines_what_pml_mines(rows):
     by_name = {r["name"]: r for r in rows}
     assert (by_name["xbm"]["mined_pos"], by_name["xbm"]["mined_neg"]) == (
-        by_name[REFERENCE]["mined_pos"], by_name[REFERENCE]["mined_neg"])
+        by_name[REFERENCE]["mined_pos"],
+        by_name[REFERENCE]["mined_neg"],
+    )
 
 
 def test_targets_and_ratios(rows):
@@ -85,12 +109,15 @@ def test_table_output_tiny():
         assert f"\n{name} " in result.output
 
 
-@pytest.mark.parametrize("args, option", [
-    (["--batch", "18"], "batch"),  # not a multiple of 4
-    (["--memory-size", "8"], "memory_size"),  # smaller than the batch
-    (["--classes", "2"], "classes"),  # 2 classes x 4 < 16
-    (["--reps", "0"], "--reps"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--batch", "18"], "batch"),  # not a multiple of 4
+        (["--memory-size", "8"], "memory_size"),  # smaller than the batch
+        (["--classes", "2"], "classes"),  # 2 classes x 4 < 16
+        (["--reps", "0"], "--reps"),
+    ],
+)
 def test_bad_sizes_are_usage_errors(args, option):
     base = ["--memory-size", "256", "--batch", "16", "--classes", "32"]
     result = CliRunner().invoke(bench_memory, [*base, *args])

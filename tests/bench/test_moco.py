@@ -22,13 +22,21 @@ from bench.trainer import run
 from data_prep.fileio import UserError
 
 # a cpu MoCo run shrunk to seconds on the tiny dataset (240 train / 80 test images)
-TINY_MOCO = dict(train_per_class=None, epochs=2, batch_size=16, m_per_class=16,
-                 embedding_size=16, memory_ratio=0.25, moco_bn_splits=4)
+TINY_MOCO = dict(
+    train_per_class=None,
+    epochs=2,
+    batch_size=16,
+    m_per_class=16,
+    embedding_size=16,
+    memory_ratio=0.25,
+    moco_bn_splits=4,
+)
 
 
 def tiny_cfg(variant="xbm", seed=0, **over):
-    return make_config("fashion-mnist", variant, seed, "cpu",
-                       **{**moco.MOCO_PROFILES["cpu"], **TINY_MOCO, **over})
+    return make_config(
+        "fashion-mnist", variant, seed, "cpu", **{**moco.MOCO_PROFILES["cpu"], **TINY_MOCO, **over}
+    )
 
 
 def test_momentum_update_by_hand():
@@ -117,8 +125,10 @@ def test_xbn_adapts_queue_to_enqueued_keys():
 @pytest.mark.parametrize("variant", moco.MOCO_VARIANTS)
 def test_moco_step_runs_for_every_moco_variant(variant):
     torch.manual_seed(0)
-    query = moco.split_batchnorm(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4),
-                                               nn.Flatten(), nn.Linear(4 * 6 * 6, 8)), 2)
+    query = moco.split_batchnorm(
+        nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 8)),
+        2,
+    )
     key = nn.Sequential(*[m for m in query])  # shares modules: fine for one step
     queue = variants.build(variant, NTXentLoss(temperature=0.1), 8, 16)
     x = torch.randn(4, 1, 8, 8)
@@ -137,7 +147,8 @@ def test_split_batchnorm_matches_per_subbatch_batchnorm():
     for part in (0, 1):  # interleaved sub-batches: rows 0, 2, 4, 6 and 1, 3, 5, 7
         sub = x[part::2]
         ref = (sub - sub.mean((0, 2, 3), keepdim=True)) / (
-            sub.var((0, 2, 3), unbiased=False, keepdim=True) + bn.eps).sqrt()
+            sub.var((0, 2, 3), unbiased=False, keepdim=True) + bn.eps
+        ).sqrt()
         assert torch.allclose(out[part::2], ref, atol=1e-5)
     # running statistics: the average of the sub-batches' updates (momentum 0.1)
     halves = [x[p::2].var((0, 2, 3)) for p in (0, 1)]
@@ -177,8 +188,15 @@ def test_cpu_run_writes_complete_records(tiny_data, tmp_path, variant):
     assert config["task"] == "moco" and config["moco_momentum"] == 0.99
     assert json.loads(rd.env.read_text())["torch"] == torch.__version__
     metrics = pd.read_csv(rd.metrics)
-    assert list(metrics.columns) == ["epoch", "phase", "loss", "knn_acc", "lr", "seconds",
-                                     "images_per_s"]
+    assert list(metrics.columns) == [
+        "epoch",
+        "phase",
+        "loss",
+        "knn_acc",
+        "lr",
+        "seconds",
+        "images_per_s",
+    ]
     assert metrics["phase"].tolist() == ["init", "main", "main"]
     assert metrics["knn_acc"].between(0, 100).all() and metrics["loss"][1:].notna().all()
     assert result["last"]["knn_acc"] == pytest.approx(metrics["knn_acc"].iloc[-1])
@@ -202,11 +220,14 @@ def test_pil_path_runs(tiny_data, tmp_path):
     assert run(cfg, tiny_data, str(tmp_path), progress=False)["status"] == "done"
 
 
-@pytest.mark.parametrize("over, match", [
-    (dict(variant="pc_xbn"), "xbm, xbn"),
-    (dict(moco_bn_splits=3), "multiple of moco_bn_splits"),
-    (dict(augment="flip"), "augment 'moco'"),
-])
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        (dict(variant="pc_xbn"), "xbm, xbn"),
+        (dict(moco_bn_splits=3), "multiple of moco_bn_splits"),
+        (dict(augment="flip"), "augment 'moco'"),
+    ],
+)
 def test_errors_state_the_contract(tiny_data, tmp_path, over, match):
     cfg = tiny_cfg(over.pop("variant", "xbm"), **over)
     with pytest.raises(UserError, match=match):
@@ -216,10 +237,16 @@ def test_errors_state_the_contract(tiny_data, tmp_path, over, match):
 def test_studies():
     paper = cells("paper-moco")
     assert {(c.dataset, c.variant) for c in paper} == {
-        (d, v) for d in ("cifar10", "cifar100") for v in ("xbm", "xbn")}
+        (d, v) for d in ("cifar10", "cifar100") for v in ("xbm", "xbn")
+    }
     c = paper[0]
     assert (c.task, c.batch_size, c.moco_momentum, c.epochs, c.pretrained) == (
-        "moco", 128, 0.99, 200, False)
+        "moco",
+        128,
+        0.99,
+        200,
+        False,
+    )
     assert round(c.memory_ratio * 50000) == 4096 and c.deviations == ()
     demo = cells("demo-moco")
     assert len(demo) == 6 and {c.profile for c in demo} == {"cpu"}
@@ -232,8 +259,12 @@ def test_report_keeps_moco_apart(tiny_data, tmp_path):
 
     for variant in ("xbm", "xbn"):
         for seed in (0, 1):
-            run(tiny_cfg(variant, seed, epochs=EARLY_EPOCH["cpu"]), tiny_data, str(tmp_path),
-                progress=False)
+            run(
+                tiny_cfg(variant, seed, epochs=EARLY_EPOCH["cpu"]),
+                tiny_data,
+                str(tmp_path),
+                progress=False,
+            )
     report = compute(tmp_path)
     assert report.tables == {} and report.gain.empty  # no metric-learning table
     assert report.moco[["variant", "n"]].values.tolist() == [["xbm", 2], ["xbn", 2]]

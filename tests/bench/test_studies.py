@@ -44,7 +44,10 @@ def test_table1_cells_follow_the_protocol():
     cfgs = cells("paper-table1")
     df2 = [c for c in cfgs if c.dataset == "deepfashion2" and c.variant != "no_xbm"]
     assert {c.memory_ratio for c in df2} == {1.0}
-    assert {c.options.get("gain_interval", 100) for c in cfgs if c.variant == "axbn"} == {10, 100}  # 100 is the default, dropped
+    assert {c.options.get("gain_interval", 100) for c in cfgs if c.variant == "axbn"} == {
+        10,
+        100,
+    }  # 100 is the default, dropped
     assert all(c.batch_size == 64 and c.profile == "paper" for c in cfgs)
     # the L2-head cells of table 3 are the runs of table 1
     t3 = {c.run_id for c in cells("paper-table3") if c.head == "l2"}
@@ -59,8 +62,20 @@ def test_filters():
         cells("table9")
     with pytest.raises(UserError, match="unknown variant.*xbnn"):
         cells("demo", variants=["xbnn"])
-    r = CliRunner().invoke(main, ["grid", "list", "--study", "paper-table1", "--dataset", "sop",
-                                  "--variant", "axbn", "--json"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "grid",
+            "list",
+            "--study",
+            "paper-table1",
+            "--dataset",
+            "sop",
+            "--variant",
+            "axbn",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0
     rows = json.loads(r.output)
     assert len(rows) == 3 and {row["variant"] for row in rows} == {"axbn"}
@@ -109,14 +124,22 @@ def test_failed_cells_are_retried_only_on_request(tiny_study, tiny_data, tmp_pat
     rd = RunDir(tmp_path, cfg)
     rd.write_result({"status": "failed", "error": "nan", "failed_step": 3})
     assert reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False)["ran"] == 0
-    again = reproduce(tiny_study, str(tmp_path), tiny_data, progress=False, report=False,
-                      retry_failed=True)
+    again = reproduce(
+        tiny_study, str(tmp_path), tiny_data, progress=False, report=False, retry_failed=True
+    )
     assert again["ran"] == 1 and rd.status() == "done"
 
 
 def test_submitit_local_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
-    summary = reproduce(tiny_study, str(tmp_path), tiny_data, launcher="submitit-local",
-                        progress=False, report=False, timeout_min=10)
+    summary = reproduce(
+        tiny_study,
+        str(tmp_path),
+        tiny_data,
+        launcher="submitit-local",
+        progress=False,
+        report=False,
+        timeout_min=10,
+    )
     assert summary["done"] == 4 and summary["failed"] == 0
     for cfg in cells(tiny_study):
         assert RunDir(tmp_path, cfg).status() == "done"

@@ -12,13 +12,31 @@ import variants
 from bench.config import make_config
 from bench.store import TIMING_COLUMNS, RunDir
 from bench.trainer import run
-
 from tests.conftest import TINY
 
-METRIC_COLUMNS = ["epoch", "phase", "loss", "recall@1", "recall@10", "drift_mean", "drift_max",
-                  "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist",
-                  "superclass_top1", "superclass_top2", "superclass_top3", "superclass_top4",
-                  "superclass_top5", "mined_pos", "mined_neg", "lr", "seconds", "images_per_s"]
+METRIC_COLUMNS = [
+    "epoch",
+    "phase",
+    "loss",
+    "recall@1",
+    "recall@10",
+    "drift_mean",
+    "drift_max",
+    "drift_epoch_mean",
+    "drift_epoch_max",
+    "inter_dist",
+    "intra_dist",
+    "superclass_top1",
+    "superclass_top2",
+    "superclass_top3",
+    "superclass_top4",
+    "superclass_top5",
+    "mined_pos",
+    "mined_neg",
+    "lr",
+    "seconds",
+    "images_per_s",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +46,14 @@ def two_threads():
 
 @pytest.mark.parametrize("variant", variants.VARIANTS)
 def test_every_variant_writes_a_complete_record(variant, tiny_data, tmp_path):
-    cfg = make_config("fashion-mnist", variant, 0, "cpu", epochs=1,
-                      **{k: v for k, v in TINY.items() if k != "epochs"})
+    cfg = make_config(
+        "fashion-mnist",
+        variant,
+        0,
+        "cpu",
+        epochs=1,
+        **{k: v for k, v in TINY.items() if k != "epochs"},
+    )
     result = run(cfg, tiny_data, tmp_path, progress=False)
     rd = RunDir(tmp_path, cfg)
     assert result["status"] == "done", result
@@ -78,10 +102,18 @@ def test_same_config_twice_is_identical_and_resume_matches(variant, tiny_data, t
 
 
 def test_different_seeds_differ(tiny_data, tmp_path):
-    a = run(make_config("fashion-mnist", "xbm", 0, "cpu", **TINY), tiny_data, tmp_path, progress=False)
-    b = run(make_config("fashion-mnist", "xbm", 1, "cpu", **TINY), tiny_data, tmp_path, progress=False)
-    ma = pd.read_csv(RunDir(tmp_path, make_config("fashion-mnist", "xbm", 0, "cpu", **TINY)).metrics)
-    mb = pd.read_csv(RunDir(tmp_path, make_config("fashion-mnist", "xbm", 1, "cpu", **TINY)).metrics)
+    a = run(
+        make_config("fashion-mnist", "xbm", 0, "cpu", **TINY), tiny_data, tmp_path, progress=False
+    )
+    b = run(
+        make_config("fashion-mnist", "xbm", 1, "cpu", **TINY), tiny_data, tmp_path, progress=False
+    )
+    ma = pd.read_csv(
+        RunDir(tmp_path, make_config("fashion-mnist", "xbm", 0, "cpu", **TINY)).metrics
+    )
+    mb = pd.read_csv(
+        RunDir(tmp_path, make_config("fashion-mnist", "xbm", 1, "cpu", **TINY)).metrics
+    )
     assert a["status"] == b["status"] == "done"
     assert not ma["loss"].equals(mb["loss"])
 

@@ -34,8 +34,9 @@ def make_run(root: Path, *, dataset: str, variant: str, seed: int, best_r1: floa
     last_r1 = best_r1 - 1.0 if last_r1 is None else last_r1
     config: dict[str, Any] = {
         "dataset": dataset, "variant": variant, "variant_options": options or {}, "seed": seed,
-        "profile": profile, "model": "resnet50", "head": head, "image_size": 224, "batch_size": batch,
-        "m_per_class": 4, "memory_ratio": memory, "memory_size": int(1000 * memory), "loss": "supcon",
+        "profile": profile, "model": "resnet50", "head": head, "image_size": 224,
+        "batch_size": batch, "m_per_class": 4, "memory_ratio": memory,
+        "memory_size": int(1000 * memory), "loss": "supcon",
         "pos_margin": pos, "neg_margin": neg, "miner_distance": "euclidean", "epochs": epochs,
         "warmup_epochs": 1, "lr": 1e-4, "eval_ks": [1, 10], "train_subset": None, "task": "metric",
     }  # fmt: skip

@@ -67,8 +67,9 @@ def test_matches_and_falls_below(results):
     judged = _judged(results)
     centre = _row(judged, "Centre XBN matches XBN", "cifar100")
     assert centre["diff"] == pytest.approx(0.8) and centre["verdict"] == "holds"
-    assert _row(judged, "PC-XBN falls below XBN (default margins)", "cifar100")[
-        "verdict"] == "holds"
+    assert (
+        _row(judged, "PC-XBN falls below XBN (default margins)", "cifar100")["verdict"] == "holds"
+    )
     recover = _row(judged, "PC-XBN recovers with adjusted margins (pos 0.1, neg 2.0)", "cifar100")
     assert recover["diff"] == pytest.approx(79.5 - 40.5) and recover["verdict"] == "holds"
 

@@ -22,7 +22,8 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "reported_numbe
 
 def run(**kw) -> dict:
     base = {"run_id": "r", "status": "done", "profile": "paper", "task": "metric", "dataset": "sop",
-                "variant": "xbn", "variant_options": "{}", "head": "l2", "pos_margin": 0.2, "neg_margin": 0.8,
+                "variant": "xbn", "variant_options": "{}", "head": "l2", "pos_margin": 0.2,
+                "neg_margin": 0.8,
                 "batch_size": 64, "memory_ratio": 0.5}  # fmt: skip
     base.update(kw)
     if isinstance(base["variant_options"], dict):
@@ -46,7 +47,12 @@ def rep(variant: str, dataset: str = "sop", batch: int = 64, memory: float = 0.5
 def test_parse_label(label, variant, head, options, margins, batch):
     sel = parse_label(label)
     assert (sel.variant, sel.head, sel.options, sel.margins, sel.batch_size) == (
-        variant, head, options, margins, batch)
+        variant,
+        head,
+        options,
+        margins,
+        batch,
+    )
 
 
 def test_every_shipped_label_parses():
@@ -79,10 +85,12 @@ def test_heads():
 
 
 def test_lambda_labels():
-    assert matches(rep("pc_xbn[lambda_mu=0.2]"), run(variant="pc_xbn",
-                                                     variant_options={"lambda_mu": 0.2}))
-    assert not matches(rep("pc_xbn[lambda_mu=0.2]"), run(variant="pc_xbn",
-                                                         variant_options={"lambda_mu": 0.4}))
+    assert matches(
+        rep("pc_xbn[lambda_mu=0.2]"), run(variant="pc_xbn", variant_options={"lambda_mu": 0.2})
+    )
+    assert not matches(
+        rep("pc_xbn[lambda_mu=0.2]"), run(variant="pc_xbn", variant_options={"lambda_mu": 0.4})
+    )
     assert not matches(rep("pc_xbn[lambda_mu=0.2]"), run(variant="pc_xbn"))
     assert not matches(rep("pc_xbn"), run(variant="pc_xbn", variant_options={"lambda_mu": 0.2}))
     # the store drops options at their default, so lambda_sigma=1.0 is the plain pc_xbn run

@@ -36,8 +36,12 @@ def grid(results):
 
 def test_reported_row_against_hand_numbers(grid):
     table = reported_comparison(_runs(grid), load_reported())
-    row = table[(table["table"] == "paper table 1") & (table["dataset"] == "sop")
-                & (table["variant"] == "xbn") & (table["metric"] == "recall@1")].iloc[0]
+    row = table[
+        (table["table"] == "paper table 1")
+        & (table["dataset"] == "sop")
+        & (table["variant"] == "xbn")
+        & (table["metric"] == "recall@1")
+    ].iloc[0]
     mean, std = statistics.mean(SOP_XBN), statistics.stdev(SOP_XBN)
     assert row["n"] == 3
     assert row["ours_mean"] == pytest.approx(mean) and row["ours_std"] == pytest.approx(std)
@@ -47,19 +51,30 @@ def test_reported_row_against_hand_numbers(grid):
     t = (mean - 80.62) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
     assert row["welch_p"] == pytest.approx(2 * sps.t.sf(abs(t), df))
-    r10 = table[(table["table"] == "paper table 1") & (table["dataset"] == "sop")
-                & (table["variant"] == "xbn") & (table["metric"] == "recall@10")].iloc[0]
+    r10 = table[
+        (table["table"] == "paper table 1")
+        & (table["dataset"] == "sop")
+        & (table["variant"] == "xbn")
+        & (table["metric"] == "recall@10")
+    ].iloc[0]
     assert r10["ours_mean"] == pytest.approx(mean + 10)
 
 
 def test_no_p_without_reported_std_or_with_one_run(grid):
     table = reported_comparison(_runs(grid), load_reported())
-    t3 = table[(table["table"] == "paper table 3") & (table["variant"] == "xbm+l2_ln")
-               & (table["metric"] == "recall@1")].iloc[0]
+    t3 = table[
+        (table["table"] == "paper table 3")
+        & (table["variant"] == "xbm+l2_ln")
+        & (table["metric"] == "recall@1")
+    ].iloc[0]
     assert t3["n"] == 1 and t3["diff"] == pytest.approx(70.0 - 79.51)
     assert math.isnan(t3["welch_p"]) and math.isnan(t3["ours_std"])
-    t71 = table[(table["table"] == "thesis table 7.1") & (table["dataset"] == "sop")
-                & (table["variant"] == "xbn") & (table["metric"] == "recall@1")].iloc[0]
+    t71 = table[
+        (table["table"] == "thesis table 7.1")
+        & (table["dataset"] == "sop")
+        & (table["variant"] == "xbn")
+        & (table["metric"] == "recall@1")
+    ].iloc[0]
     assert t71["n"] == 3 and math.isnan(t71["welch_p"])  # the thesis gives no std
 
 
@@ -80,8 +95,11 @@ def test_not_run_rows_and_dash_rows(grid):
 
 def test_number_verdicts(grid):
     table = with_verdicts(reported_comparison(_runs(grid), load_reported()))
-    pick = table[(table["table"] == "paper table 1") & (table["dataset"] == "sop")
-                 & (table["variant"] == "xbn")].set_index("metric")["verdict"]
+    pick = table[
+        (table["table"] == "paper table 1")
+        & (table["dataset"] == "sop")
+        & (table["variant"] == "xbn")
+    ].set_index("metric")["verdict"]
     # recall@1: |80.70 - 80.62| <= 1 -> reproduced; recall@10: |90.70 - 91.85| > max(1, 2 x 0.44)
     assert pick["recall@1"] == "reproduced" and pick["recall@10"] == "not reproduced"
 
@@ -89,8 +107,12 @@ def test_number_verdicts(grid):
 def test_best_and_last(grid):
     best = reported_comparison(_runs(grid, "best"), load_reported())
     last = reported_comparison(_runs(grid, "last"), load_reported())
-    key = (best["table"] == "paper table 1") & (best["variant"] == "xbn") & (
-        best["dataset"] == "sop") & (best["metric"] == "recall@1")
+    key = (
+        (best["table"] == "paper table 1")
+        & (best["variant"] == "xbn")
+        & (best["dataset"] == "sop")
+        & (best["metric"] == "recall@1")
+    )
     assert best[key]["ours_mean"].iloc[0] - last[key]["ours_mean"].iloc[0] == pytest.approx(1.0)
 
 

@@ -26,17 +26,28 @@ class StepStream:
         common = torch.randn(dim, generator=self.g)
         common = common / common.norm()
         self.centres = torch.nn.functional.normalize(
-            common + 0.3 * torch.randn(n_classes, dim, generator=self.g), dim=1)
+            common + 0.3 * torch.randn(n_classes, dim, generator=self.g), dim=1
+        )
         self.step = 0
 
     def __call__(self):
         k = self.batch // self.per_class
         classes = torch.randperm(self.n_classes, generator=self.g)[:k]
         labels = classes.repeat_interleave(self.per_class)
-        drift = 0.05 * self.step * torch.ones(self.dim) / self.dim ** 0.5  # a slow shift of all embeddings
-        x = self.centres[labels] + self.spread * torch.randn(len(labels), self.dim, generator=self.g) + drift
+        drift = (
+            0.05 * self.step * torch.ones(self.dim) / self.dim**0.5
+        )  # a slow shift of all embeddings
+        x = (
+            self.centres[labels]
+            + self.spread * torch.randn(len(labels), self.dim, generator=self.g)
+            + drift
+        )
         self.step += 1
-        return torch.nn.functional.normalize(x, dim=1), labels, labels % 3  # superclass = label mod 3
+        return (
+            torch.nn.functional.normalize(x, dim=1),
+            labels,
+            labels % 3,
+        )  # superclass = label mod 3
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ def reference(R, gR, B, gB, lm, ls, normalize_absent):
         if len(Ri) > 1 and len(Bi) > 1:
             m_ri, s_ri = _mean_std(Ri)
             m_bi, s_bi = _mean_std(Bi)
-            out[i] = (R[i] - m_ri) / s_ri.clamp_min(1e-8) * (ls * sd_b + (1 - ls) * s_bi) \
-                + (lm * mu_b + (1 - lm) * m_bi)
+            out[i] = (R[i] - m_ri) / s_ri.clamp_min(1e-8) * (ls * sd_b + (1 - ls) * s_bi) + (
+                lm * mu_b + (1 - lm) * m_bi
+            )
         elif normalize_absent:
             out[i] = (R[i] - mu_r) / sd_r.clamp_min(1e-8) * sd_b + mu_b
     return out
@@ -47,8 +48,15 @@ def _case(seed=0):
 @pytest.mark.parametrize("lm,ls", [(0.5, 1.0), (0.0, 0.0), (0.6, 0.3), (1.0, 1.0)])
 def test_pc_xbn_matches_loop(lm, ls, normalize_absent):
     R, gR, B, gB = _case()
-    mem = variants.build("pc_xbn", SupConLoss(), 6, 32, lambda_mu=lm, lambda_sigma=ls,
-                         normalize_absent=normalize_absent)
+    mem = variants.build(
+        "pc_xbn",
+        SupConLoss(),
+        6,
+        32,
+        lambda_mu=lm,
+        lambda_sigma=ls,
+        normalize_absent=normalize_absent,
+    )
     got = mem.adapt(R.clone(), gR, B, gB, None, None)
     want = reference(R, gR, B, gB, lm, ls, normalize_absent)
     assert torch.allclose(got, want, atol=1e-5)

@@ -105,8 +105,9 @@ def _first_adapting_losses(distance):
     out = {}
     for name in ("xbn", "scaled_xbn"):
         s = StepStream(seed=1, spread=0.2, batch=24)
-        mem = variants.build(name, SupConLoss(), 16, 96,
-                             PairMarginMiner(0.2, 0.8, distance=distance))
+        mem = variants.build(
+            name, SupConLoss(), 16, 96, PairMarginMiner(0.2, 0.8, distance=distance)
+        )
         x, y, _ = s()
         mem(x, y)  # fills, no adaptation yet: both memories identical
         x, y, _ = s()
@@ -128,8 +129,9 @@ def test_scaled_differs_from_xbn_at_once_with_raw_euclidean_miner():
 
 @pytest.mark.parametrize("name", ["xbn", "scaled_xbn"])
 def test_miner_distance_option_converts_margins(name):
-    m = variants.build(name, SupConLoss(), 16, 48, PairMarginMiner(0.2, 0.8),
-                       miner_distance="cosine").miner
+    m = variants.build(
+        name, SupConLoss(), 16, 48, PairMarginMiner(0.2, 0.8), miner_distance="cosine"
+    ).miner
     assert m.pos_margin == pytest.approx(0.98) and m.neg_margin == pytest.approx(0.68)
     # on unit vectors the cosine miner keeps exactly the pairs of the Euclidean one
     s = StepStream(seed=1, spread=0.5)
@@ -137,8 +139,9 @@ def test_miner_distance_option_converts_margins(name):
     eu = PairMarginMiner(0.2, 0.8)(x, y)
     co = m(x, y)
     assert all(torch.equal(a, b) for a, b in zip(eu, co))
-    raw = variants.build(name, SupConLoss(), 16, 48, PairMarginMiner(0.2, 0.8),
-                         miner_distance="euclidean_raw").miner
+    raw = variants.build(
+        name, SupConLoss(), 16, 48, PairMarginMiner(0.2, 0.8), miner_distance="euclidean_raw"
+    ).miner
     assert raw.distance.normalize_embeddings is False
     with pytest.raises(ValueError, match="miner_distance must be one of"):
         variants.build(name, SupConLoss(), 16, 48, PairMarginMiner(), miner_distance="manhattan")

@@ -4,8 +4,18 @@ from pytorch_metric_learning.losses import CrossBatchMemory, SupConLoss
 import variants
 from variants.registry import register
 
-EXPECTED = {"no_xbm", "xbm", "xbm_star", "xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn",
-            "centre_xbn", "scaled_xbn"}
+EXPECTED = {
+    "no_xbm",
+    "xbm",
+    "xbm_star",
+    "xbn",
+    "axbn",
+    "pc_xbn",
+    "sc_xbn",
+    "delayed_xbn",
+    "centre_xbn",
+    "scaled_xbn",
+}
 
 
 def test_all_ten_variants_registered():
@@ -38,8 +48,13 @@ def test_unknown_option_lists_valid_ones():
 
 def test_option_names_and_defaults():
     assert variants.variant_options("axbn") == {
-        "miner_distance": None, "delay_epochs": 0, "p0": 1.0, "q": 1.0, "r": 0.01,
-        "gain_interval": 100}
+        "miner_distance": None,
+        "delay_epochs": 0,
+        "p0": 1.0,
+        "q": 1.0,
+        "r": 0.01,
+        "gain_interval": 100,
+    }
     assert variants.variant_options("pc_xbn")["lambda_mu"] == 0.5
     assert variants.variant_options("pc_xbn")["lambda_sigma"] == 1.0
     assert variants.variant_options("sc_xbn")["normalize_absent"] is True
@@ -61,6 +76,7 @@ def test_duplicate_registration_is_an_error():
 def test_bad_inputs():
     mem = variants.build("xbm", loss=SupConLoss(), embedding_size=8, memory_size=4)
     import torch
+
     with pytest.raises(ValueError, match=r"embeddings must have shape \(batch_size, 8\)"):
         mem(torch.zeros(3, 5), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="labels must be a 1D tensor"):

@@ -52,8 +52,9 @@ def test_resume_after_7_steps_gives_identical_next_10(name):
 
 
 def test_delayed_xbn_is_xbm_before_and_xbn_after():
-    delayed = variants.build("delayed_xbn", SupConLoss(), 16, 40, PairMarginMiner(0.2, 0.8),
-                             delay_epochs=2)
+    delayed = variants.build(
+        "delayed_xbn", SupConLoss(), 16, 40, PairMarginMiner(0.2, 0.8), delay_epochs=2
+    )
     assert variants.build("delayed_xbn", SupConLoss(), 16, 40).delay_epochs == 15
     xbm = variants.build("xbm", SupConLoss(), 16, 40, PairMarginMiner(0.2, 0.8))
     sa, sb = StepStream(seed=2), StepStream(seed=2)

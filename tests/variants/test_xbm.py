@@ -13,10 +13,15 @@ from .conftest import StepStream
 @pytest.mark.parametrize("use_miner", [True, False])
 def test_xbm_equals_pml_over_30_steps_wrapping_twice(use_miner):
     memory_size, batch = 44, 12  # 30 x 12 / 44 > 8 wraps, and batches straddle the end
-    ours = variants.build("xbm", SupConLoss(), 16, memory_size,
-                          PairMarginMiner(0.2, 0.8) if use_miner else None)
-    ref = CrossBatchMemory(SupConLoss(), 16, memory_size=memory_size,
-                           miner=PairMarginMiner(0.2, 0.8) if use_miner else None)
+    ours = variants.build(
+        "xbm", SupConLoss(), 16, memory_size, PairMarginMiner(0.2, 0.8) if use_miner else None
+    )
+    ref = CrossBatchMemory(
+        SupConLoss(),
+        16,
+        memory_size=memory_size,
+        miner=PairMarginMiner(0.2, 0.8) if use_miner else None,
+    )
     stream = StepStream(batch=batch)
     nonzero = 0
     for step in range(30):
