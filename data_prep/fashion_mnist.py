@@ -161,9 +161,10 @@ def fetch_fashion_mnist(out: Path, source: Path | None = None, download: bool = 
     return out
 
 
-def ensure_fashion_mnist(data_dir: str | Path) -> Path:
+def ensure_fashion_mnist(data_dir: str | Path, download: bool = True) -> Path:
     """``data_dir/fashion-mnist``, prepared first if its manifest is missing or outdated: from the
-    raw files of ``xbmbench data fetch`` (``data_dir/raw/fashion-mnist``) or Debian's package."""
+    raw files of ``xbmbench data fetch`` (``data_dir/raw/fashion-mnist``), Debian's package, or
+    else (``download``) by fetching the official files as ``xbmbench data fetch`` does."""
     from data_prep.manifest import load_manifest, prepare  # manifest imports the registry
 
     data_dir = Path(data_dir).expanduser()
@@ -172,13 +173,19 @@ def ensure_fashion_mnist(data_dir: str | Path) -> Path:
         return data_dir / "fashion-mnist"
     except UserError:
         pass
-    for raw in (data_dir / "raw" / "fashion-mnist", DEBIAN_DIR):
+    raw_dir = data_dir / "raw" / "fashion-mnist"
+    for raw in (raw_dir, DEBIAN_DIR):
         if all((raw / name).is_file() for name in SHA256):
             prepare("fashion-mnist", raw, data_dir, log=lambda *a, **k: None)
             return data_dir / "fashion-mnist"
-    raise UserError(
-        f"fashion-mnist is not prepared in {data_dir} and its files are not on this machine: "
-        f"run `xbmbench data fetch fashion-mnist --out {data_dir / 'raw' / 'fashion-mnist'}` "
-        f"then `xbmbench data prepare fashion-mnist --root {data_dir / 'raw' / 'fashion-mnist'} "
-        f"--out {data_dir}` (or `apt-get install dataset-fashion-mnist`)"
-    )
+    if not download:
+        raise UserError(
+            f"fashion-mnist is not prepared in {data_dir} and its files are not on this machine: "
+            f"run `xbmbench data fetch fashion-mnist --out {raw_dir}` then `xbmbench data prepare "
+            f"fashion-mnist --root {raw_dir} --out {data_dir}` (or `apt-get install "
+            f"dataset-fashion-mnist`)"
+        )
+    # neither prepared nor on this machine: what `xbmbench data fetch` does (SHA-256 checked)
+    fetch_fashion_mnist(raw_dir, download=True)
+    prepare("fashion-mnist", raw_dir, data_dir, log=lambda *a, **k: None)
+    return data_dir / "fashion-mnist"

@@ -90,4 +90,25 @@ def test_ensure_prepares_from_the_debian_files(tmp_path, monkeypatch):
 def test_ensure_without_files_says_to_fetch(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
     with pytest.raises(UserError, match="run `xbmbench data fetch fashion-mnist"):
-        ensure_fashion_mnist(tmp_path / "data")
+        ensure_fashion_mnist(tmp_path / "data", download=False)
+
+
+def test_ensure_without_files_fetches_them(tmp_path, monkeypatch):
+    """The demo's last resort is `data fetch`'s download (faked here: nothing leaves the machine),
+    with its SHA-256 checks."""
+    import shutil
+
+    mirror = make_fashion_mnist(tmp_path / "mirror")
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
+    for name in list(fashion_mnist.SHA256):
+        monkeypatch.setitem(fashion_mnist.SHA256, name, fashion_mnist.content_sha256(mirror / name))
+    fetched = []
+
+    def fake_download(name, folder):
+        fetched.append(name)
+        return Path(shutil.copy(mirror / name, folder / name))
+
+    monkeypatch.setattr(fashion_mnist, "_download", fake_download)
+    ensure_fashion_mnist(tmp_path / "data")
+    assert sorted(fetched) == sorted(fashion_mnist.SHA256)
+    assert len(load_manifest("fashion-mnist", tmp_path / "data")) == 8
