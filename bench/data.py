@@ -100,6 +100,15 @@ class Data:
         self.labels = np.array(self.train.labels)  # writable copies for torch.from_numpy
         self.superclasses = np.array(self.train.superclasses)
 
+    def train_split(self) -> Split:
+        """The training subset as an evaluation split (eval transforms, no augmentation)."""
+        if self.fast:
+            return Split(self.train, self.train_pixels)
+        ds = ManifestDataset(
+            self.cfg.dataset, self.data_dir, "train", _transforms(self.cfg, False), self.subset
+        )
+        return Split(ds, None)
+
     @staticmethod
     def _pixels(ds: ManifestDataset) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(ds.array))
@@ -140,7 +149,11 @@ class Data:
             num_workers=cfg.num_workers,
             drop_last=True,
         )
-        yield from loader
+        # superclasses by label, so that k-means superclasses (bench/kmeans.py) reach this path
+        lookup = torch.full((int(self.labels.max()) + 1,), -1, dtype=torch.long)
+        lookup[torch.from_numpy(self.labels)] = torch.from_numpy(self.superclasses)
+        for x, y, _ in loader:
+            yield x, y, lookup[y]
 
     def probe(self, n: int) -> torch.Tensor:
         """A fixed probe batch of training images for feature drift (same for every seed)."""

@@ -19,7 +19,6 @@ from pytorch_metric_learning.miners import PairMarginMiner
 from tqdm import tqdm
 
 import variants
-from data_prep.fileio import UserError
 
 from . import diagnostics as diag
 from .config import RunConfig
@@ -203,11 +202,6 @@ def run(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    if cfg.variant == "sc_xbn" and cfg.dataset in ("cifar10",):
-        raise UserError(
-            f"{cfg.dataset} has no superclass labels; sc_xbn needs them "
-            "(k-means superclasses are not implemented yet)"
-        )
     t0 = time.perf_counter()
     seed_everything(cfg.seed, -100)
     data = Data(cfg, data_dir)
@@ -233,6 +227,7 @@ def run(
             }
         ]
         start_epoch, step, wall = 0, 0, time.perf_counter() - t0
+        notes = kmeans_superclasses(model, data, cfg, dev)
         if cfg.memory_init == "prefill":
             prefill(model, memory, data, dev)
     else:
@@ -242,6 +237,7 @@ def run(
         memory.load_state_dict(ckpt["memory"])
         scaler.load_state_dict(ckpt["scaler"])
         rows, start_epoch, step, wall = ckpt["rows"], ckpt["epoch"], ckpt["step"], ckpt["wall"]
+        data.superclasses, notes = ckpt["superclasses"], ckpt["notes"]
     steps_per_epoch = len(data.labels) // cfg.batch_size
     bar = tqdm(
         total=steps_per_epoch * (cfg.epochs - start_epoch),
@@ -269,7 +265,7 @@ def run(
                     "failed_step": e.step,
                     "epochs_done": epoch,
                     "wall_s": wall + time.perf_counter() - t0,
-                    "deviations": list(cfg.deviations),
+                    "deviations": list(cfg.deviations) + notes,
                 }
             )
             return rd.read_result()
@@ -296,6 +292,8 @@ def run(
                 "epoch": epoch + 1,
                 "step": step,
                 "wall": wall,
+                "superclasses": data.superclasses,
+                "notes": notes,
             }
         )
         rd.write_result(
@@ -305,7 +303,7 @@ def run(
                 "failed_step": None,
                 "epochs_done": epoch + 1,
                 "wall_s": wall,
-                "deviations": list(cfg.deviations),
+                "deviations": list(cfg.deviations) + notes,
             }
         )
         if (
@@ -323,12 +321,30 @@ def run(
             "failed_step": None,
             "epochs_done": cfg.epochs,
             "wall_s": wall,
-            "deviations": list(cfg.deviations),
+            "deviations": list(cfg.deviations) + notes,
             **summarise(rows),
         }
     )
     rd.checkpoint.unlink(missing_ok=True)  # kept only while running
     return rd.read_result()
+
+
+@torch.no_grad()
+def kmeans_superclasses(model, data: Data, cfg: RunConfig, device) -> list[str]:
+    """SC-XBN on a dataset without superclass labels: superclasses from k-means over the class
+    means of the warmed-up model's training embeddings (thesis 6.1.1); returns record notes."""
+    if cfg.variant != "sc_xbn" or (data.superclasses >= 0).all():
+        return []
+    from .kmeans import class_superclasses, default_k
+
+    labels = torch.from_numpy(data.labels)
+    k = default_k(int(labels.max()) + 1)
+    emb = embed(model, data.train_split(), device, data)
+    data.superclasses = class_superclasses(emb, labels, k, cfg.seed)[labels].numpy()
+    return [
+        f"sc_xbn superclasses: k-means (k={k}) over the class means of the warmed-up "
+        f"model's training embeddings ({cfg.dataset} has no superclass labels)"
+    ]
 
 
 @torch.no_grad()

@@ -23,8 +23,9 @@ EXPECTED = {
     # 4 variants x 3 datasets x 5 batch sizes + 3 variants x 3 x 5 memory ratios, x 3 seeds,
     # less the batch-64 default-memory cells both sweeps contain (3 variants x 3 datasets x 3)
     "paper-fig1": (4 * 3 * 5 + 3 * 3 * 5) * 3 - 3 * 3 * 3,
-    # 8 variants x 5 datasets + sc_xbn on 4 + adjusted-margin pc_xbn on 2, x 3 seeds
-    "thesis": (8 * 5 + 4 + 2) * 3,
+    # 8 variants x 5 datasets + sc_xbn on 5 (k-means superclasses on cifar10)
+    # + adjusted-margin pc_xbn on 2, x 3 seeds
+    "thesis": (8 * 5 + 5 + 2) * 3,
     # 6 lambda_mu + 6 lambda_sigma values, one of which (sigma 1.0) is the default, + adjusted
     "thesis-pc-sweep": (6 + 6 - 1 + 1) * 3 + 3,
     "demo": 10 * 3,

@@ -45,8 +45,17 @@ def inshop_data(tmp_path_factory):
     return str(base / "data")
 
 
-FILES = dict(image_size=32, augment="randaugment", batch_size=8, m_per_class=2,
-             train_per_class=None, epochs=1, warmup_epochs=1, embedding_size=16, drift_probe=8)
+FILES = dict(
+    image_size=32,
+    augment="randaugment",
+    batch_size=8,
+    m_per_class=2,
+    train_per_class=None,
+    epochs=1,
+    warmup_epochs=1,
+    embedding_size=16,
+    drift_probe=8,
+)
 
 
 @pytest.mark.parametrize("variant,init", [("xbn", "queue"), ("sc_xbn", "prefill")])
