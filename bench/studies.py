@@ -112,8 +112,8 @@ STUDIES: dict[str, Study] = {
                     THESIS_DATASETS,
                     tuple(v for v in ALL_VARIANTS if v not in ("sc_xbn", "xbm_star")),
                 ),
-                # SC-XBN: dataset superclasses (thesis tables 5.17, 7.1); CIFAR-10 has none, so k-means
-                # superclasses over class means (thesis 6.1.1's proposal, bench/kmeans.py)
+                # SC-XBN: dataset superclasses (thesis tables 5.17, 7.1); CIFAR-10 has none,
+                # so k-means superclasses over class means (thesis 6.1.1, bench/kmeans.py)
                 Block(THESIS_DATASETS, ("sc_xbn",)),
                 Block(("cifar10", "cifar100"), ("pc_xbn",), ({**ADJUSTED_MARGINS},)),
             ),
