@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -179,6 +180,85 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Run:
+    """Everything a run carries from epoch to epoch, and what its checkpoint holds."""
+
+    model: torch.nn.Module
+    memory: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0  # main-phase epochs done
+    step: int = 0
+    wall: float = 0.0
+    notes: list[str] = field(default_factory=list)  # run-time deviations for the record
+
+    def checkpoint(self, data: Data) -> dict[str, Any]:
+        state = {
+            k: getattr(self, k).state_dict() for k in ("model", "memory", "opt", "sched", "scaler")
+        }
+        return {
+            **state,
+            "rows": self.rows,
+            "epoch": self.epoch,
+            "step": self.step,
+            "wall": self.wall,
+            "notes": self.notes,
+            "superclasses": data.superclasses,
+        }
+
+    def restore(self, ckpt: dict[str, Any], data: Data) -> None:
+        for k in ("model", "memory", "opt", "sched", "scaler"):
+            getattr(self, k).load_state_dict(ckpt[k])
+        self.rows, self.epoch, self.step = ckpt["rows"], ckpt["epoch"], ckpt["step"]
+        self.wall, self.notes = ckpt["wall"], ckpt["notes"]
+        data.superclasses = ckpt["superclasses"]
+
+
+def build_run(cfg: RunConfig, data: Data, dev: torch.device) -> Run:
+    model = build_model(
+        cfg.model, cfg.embedding_size, cfg.head, data.in_chans, cfg.pretrained, cfg.pretrained_file
+    ).to(dev)
+    memory = build_memory(cfg, len(data.labels)).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
+    scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp and dev.type == "cuda")
+    return Run(model, memory, opt, sched, scaler)
+
+
+def start(r: Run, cfg: RunConfig, data: Data, dev: torch.device, t0: float) -> None:
+    """Warm-up of the head, its evaluation (row 0), k-means superclasses and prefill if asked."""
+    loss = warmup(r.model, data, cfg, dev)
+    r.rows = [
+        {
+            "epoch": 0,
+            "phase": "warmup",
+            "loss": loss,
+            **evaluate(r.model, data, cfg, dev),
+            "lr": cfg.warmup_lr,
+            "seconds": time.perf_counter() - t0,
+        }
+    ]
+    r.wall = time.perf_counter() - t0
+    r.notes = kmeans_superclasses(r.model, data, cfg, dev)
+    if cfg.memory_init == "prefill":
+        prefill(r.model, r.memory, data, dev)
+
+
+def record(r: Run, cfg: RunConfig, status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "status": status,
+        "error": None,
+        "failed_step": None,
+        "epochs_done": r.epoch,
+        "wall_s": r.wall,
+        "deviations": list(cfg.deviations) + r.notes,
+        **extra,
+    }
+
+
 def run(
     cfg: RunConfig,
     data_dir: str,
@@ -205,126 +285,58 @@ def run(
     t0 = time.perf_counter()
     seed_everything(cfg.seed, -100)
     data = Data(cfg, data_dir)
-    model = build_model(
-        cfg.model, cfg.embedding_size, cfg.head, data.in_chans, cfg.pretrained, cfg.pretrained_file
-    ).to(dev)
-    memory = build_memory(cfg, len(data.labels)).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs, cfg.lr_gamma)
-    scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp and dev.type == "cuda")
+    r = build_run(cfg, data, dev)
     probe = data.probe(cfg.drift_probe).to(dev)
     ckpt = rd.load_checkpoint()
     if ckpt is None:
-        rd.start(str(dev))
-        rows = [
-            {
-                "epoch": 0,
-                "phase": "warmup",
-                "loss": warmup(model, data, cfg, dev),
-                **evaluate(model, data, cfg, dev),
-                "lr": cfg.warmup_lr,
-                "seconds": time.perf_counter() - t0,
-            }
-        ]
-        start_epoch, step, wall = 0, 0, time.perf_counter() - t0
-        notes = kmeans_superclasses(model, data, cfg, dev)
-        if cfg.memory_init == "prefill":
-            prefill(model, memory, data, dev)
+        rd.start(str(dev))  # config and versions are on disk before any training
+        start(r, cfg, data, dev, t0)
     else:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        sched.load_state_dict(ckpt["sched"])
-        memory.load_state_dict(ckpt["memory"])
-        scaler.load_state_dict(ckpt["scaler"])
-        rows, start_epoch, step, wall = ckpt["rows"], ckpt["epoch"], ckpt["step"], ckpt["wall"]
-        data.superclasses, notes = ckpt["superclasses"], ckpt["notes"]
-    steps_per_epoch = len(data.labels) // cfg.batch_size
+        r.restore(ckpt, data)
+    first = r.epoch
     bar = tqdm(
-        total=steps_per_epoch * (cfg.epochs - start_epoch),
+        total=len(data.labels) // cfg.batch_size * (cfg.epochs - first),
         disable=not progress,
         desc=f"{cfg.variant}/{cfg.dataset}/s{cfg.seed}",
         leave=False,
         mininterval=1.0,
     )
-    for epoch in range(start_epoch, cfg.epochs):
+    while r.epoch < cfg.epochs:
         t_epoch = time.perf_counter()
-        seed_everything(cfg.seed, epoch)
-        memory.set_epoch(epoch)
-        lr = opt.param_groups[0]["lr"]
+        seed_everything(cfg.seed, r.epoch)
+        r.memory.set_epoch(r.epoch)
+        lr = r.opt.param_groups[0]["lr"]
         try:
-            train_row, step = train_epoch(
-                model, memory, opt, scaler, data, cfg, dev, probe, step, bar
+            row, r.step = train_epoch(
+                r.model, r.memory, r.opt, r.scaler, data, cfg, dev, probe, r.step, bar
             )
-        except NonFinite as e:
+        except NonFinite as e:  # never trained through: the record says where it stopped
             bar.close()
-            rd.write_metrics(rows)
-            rd.write_result(
-                {
-                    "status": "failed",
-                    "error": str(e),
-                    "failed_step": e.step,
-                    "epochs_done": epoch,
-                    "wall_s": wall + time.perf_counter() - t0,
-                    "deviations": list(cfg.deviations) + notes,
-                }
-            )
+            rd.write_metrics(r.rows)
+            r.wall += time.perf_counter() - t_epoch
+            rd.write_result(record(r, cfg, "failed", error=str(e), failed_step=e.step))
+            rd.checkpoint.unlink(missing_ok=True)
             return rd.read_result()
-        sched.step()
+        r.sched.step()
+        r.epoch += 1
         row = {
-            "epoch": epoch + 1,
+            "epoch": r.epoch,
             "phase": "main",
-            **train_row,
-            **evaluate(model, data, cfg, dev),
+            **row,
+            **evaluate(r.model, data, cfg, dev),
             "lr": lr,
+            "seconds": time.perf_counter() - t_epoch,
         }
-        row["seconds"] = time.perf_counter() - t_epoch
-        rows.append(row)
-        wall += time.perf_counter() - t_epoch
-        rd.write_metrics(rows)
-        rd.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(),
-                "memory": memory.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rows": rows,
-                "epoch": epoch + 1,
-                "step": step,
-                "wall": wall,
-                "superclasses": data.superclasses,
-                "notes": notes,
-            }
-        )
-        rd.write_result(
-            {
-                "status": "running",
-                "error": None,
-                "failed_step": None,
-                "epochs_done": epoch + 1,
-                "wall_s": wall,
-                "deviations": list(cfg.deviations) + notes,
-            }
-        )
-        if (
-            stop_after is not None
-            and epoch + 1 - start_epoch >= stop_after
-            and epoch + 1 < cfg.epochs
-        ):
+        r.rows.append(row)
+        r.wall += row["seconds"]
+        rd.write_metrics(r.rows)
+        rd.save_checkpoint(r.checkpoint(data))
+        rd.write_result(record(r, cfg, "running"))
+        if stop_after is not None and r.epoch - first >= stop_after and r.epoch < cfg.epochs:
             bar.close()
             return rd.read_result()
     bar.close()
-    rd.write_result(
-        {
-            "status": "done",
-            "error": None,
-            "failed_step": None,
-            "epochs_done": cfg.epochs,
-            "wall_s": wall,
-            "deviations": list(cfg.deviations) + notes,
-            **summarise(rows),
-        }
-    )
+    rd.write_result(record(r, cfg, "done", **summarise(r.rows)))
     rd.checkpoint.unlink(missing_ok=True)  # kept only while running
     return rd.read_result()
 
