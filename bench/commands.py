@@ -146,7 +146,12 @@ def grid_studies():
 
 
 @click.command("reproduce")
-@click.option("--study", default="demo", show_default=True)
+@click.option(
+    "--study",
+    "studies",
+    multiple=True,
+    help="a study (repeatable) [demo and demo-moco: the CPU demo]",
+)
 @_filters
 @click.option(
     "--launcher",
@@ -176,7 +181,7 @@ def grid_studies():
 @click.option("--timeout-min", type=int, default=24 * 60, show_default=True)
 @click.option("--array-parallelism", type=int, default=32, show_default=True)
 def reproduce_command(
-    study,
+    studies,
     datasets,
     variants,
     seeds,
@@ -192,8 +197,9 @@ def reproduce_command(
     array_parallelism,
 ):
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
-    then write the report. With no arguments: the CPU demo on Fashion-MNIST."""
-    from .reproduce import reproduce
+    then write the report. With no arguments: the CPU demo on Fashion-MNIST (every variant, and
+    MoCo with and without XBN)."""
+    from .reproduce import DEFAULT_STUDIES, reproduce
 
     slurm = {}
     if launcher != "local":
@@ -203,7 +209,7 @@ def reproduce_command(
             partition=partition, gpus_per_job=gpus_per_job, array_parallelism=array_parallelism
         )
     summary = reproduce(
-        study,
+        studies or DEFAULT_STUDIES,
         results,
         data_dir or str(default_data_dir()),
         datasets,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -15,9 +15,13 @@ from .launch import launch_local, launch_submitit
 from .store import RunDir
 from .studies import cells
 
+# `xbmbench reproduce` with no arguments: every variant on Fashion-MNIST (demo) and MoCo with
+# and without XBN (demo-moco, the CPU version of paper figure 2); about 11 minutes on 2 cores
+DEFAULT_STUDIES = ("demo", "demo-moco")
+
 
 def plan(
-    study: str,
+    study: str | Sequence[str],
     results: str,
     datasets: Iterable[str] | None = None,
     variants: Iterable[str] | None = None,
@@ -27,7 +31,9 @@ def plan(
     """The cells to run (missing, interrupted, and failed ones with ``retry_failed``) and the
     count of every status in the grid."""
     todo, counts = [], Counter()
-    for cfg in cells(study, datasets, variants, seeds):
+    studies = [study] if isinstance(study, str) else list(study)
+    grid = {c.run_id: c for s in studies for c in cells(s, datasets, variants, seeds)}
+    for cfg in grid.values():
         rd = RunDir(results, cfg)
         status = rd.status() or "missing"
         counts[status] += 1
@@ -40,7 +46,7 @@ def plan(
 
 
 def reproduce(
-    study: str = "demo",
+    study: str | Sequence[str] = DEFAULT_STUDIES,
     results: str = "results",
     data_dir: str = "data",
     datasets: Iterable[str] | None = None,
@@ -54,6 +60,7 @@ def reproduce(
     **slurm: Any,
 ) -> dict[str, Any]:
     todo, counts = plan(study, results, datasets, variants, seeds, retry_failed)
+    name = study if isinstance(study, str) else "+".join(study)
     if any(c.dataset == "fashion-mnist" for c in todo):
         ensure_fashion_mnist(data_dir)
     total = sum(counts.values())
@@ -62,7 +69,7 @@ def reproduce(
         total=total,
         initial=state["done"] + state["failed"],
         disable=not progress,
-        desc=f"{study}",
+        desc=name,
         unit="cell",
         dynamic_ncols=True,
     )
@@ -99,7 +106,7 @@ def reproduce(
         launch_submitit(todo, data_dir, results, on_done, kind=launcher, **slurm)
     bar.close()
     summary = {
-        "study": study,
+        "study": name,
         "cells": total,
         "ran": len(todo),
         "done": state["done"],

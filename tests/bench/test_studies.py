@@ -144,3 +144,12 @@ def test_submitit_local_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
     assert summary["done"] == 4 and summary["failed"] == 0
     for cfg in cells(tiny_study):
         assert RunDir(tmp_path, cfg).status() == "done"
+
+
+def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
+    from bench.reproduce import DEFAULT_STUDIES, plan
+
+    assert DEFAULT_STUDIES == ("demo", "demo-moco")
+    todo, counts = plan(DEFAULT_STUDIES, str(tmp_path))
+    assert len(todo) == 30 + 6 and counts["missing"] == 36  # 10 variants x 3 + 2 MoCo arms x 3
+    assert {c.dataset for c in todo} == {"fashion-mnist"} and {c.profile for c in todo} == {"cpu"}
