@@ -294,15 +294,15 @@ def run(
     else:
         r.restore(ckpt, data)
     first = r.epoch
-    bar = tqdm(
-        total=len(data.labels) // cfg.batch_size * (cfg.epochs - first),
-        disable=not progress,
-        desc=f"{cfg.variant}/{cfg.dataset}/s{cfg.seed}",
-        leave=False,
-        mininterval=1.0,
-    )
     while r.epoch < cfg.epochs:
         t_epoch = time.perf_counter()
+        bar = tqdm(  # one bar per epoch: loss and images per second
+            total=len(data.labels) // cfg.batch_size,
+            disable=not progress,
+            desc=f"{cfg.variant}/{cfg.dataset}/s{cfg.seed} epoch {r.epoch + 1}/{cfg.epochs}",
+            leave=False,
+            mininterval=1.0,
+        )
         seed_everything(cfg.seed, r.epoch)
         r.memory.set_epoch(r.epoch)
         lr = r.opt.param_groups[0]["lr"]
@@ -317,6 +317,7 @@ def run(
             rd.write_result(record(r, cfg, "failed", error=str(e), failed_step=e.step))
             rd.checkpoint.unlink(missing_ok=True)
             return rd.read_result()
+        bar.close()
         r.sched.step()
         r.epoch += 1
         row = {
@@ -333,9 +334,7 @@ def run(
         rd.save_checkpoint(r.checkpoint(data))
         rd.write_result(record(r, cfg, "running"))
         if stop_after is not None and r.epoch - first >= stop_after and r.epoch < cfg.epochs:
-            bar.close()
             return rd.read_result()
-    bar.close()
     rd.write_result(record(r, cfg, "done", **summarise(r.rows)))
     rd.checkpoint.unlink(missing_ok=True)  # kept only while running
     return rd.read_result()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -153,3 +154,14 @@ def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
     todo, counts = plan(DEFAULT_STUDIES, str(tmp_path))
     assert len(todo) == 30 + 6 and counts["missing"] == 36  # 10 variants x 3 + 2 MoCo arms x 3
     assert {c.dataset for c in todo} == {"fashion-mnist"} and {c.profile for c in todo} == {"cpu"}
+
+
+def test_local_worker_pool_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
+    """--jobs 2: two spawned worker processes, one torch thread each; same records as in-process."""
+    pooled = reproduce(
+        tiny_study, str(tmp_path / "pool"), tiny_data, jobs=2, progress=False, report=False
+    )
+    assert pooled["done"] == 4 and pooled["failed"] == 0
+    for cfg in cells(tiny_study):
+        env = json.loads(RunDir(tmp_path / "pool", cfg).env.read_text())
+        assert env["torch_threads"] == max(1, (os.cpu_count() or 1) // 2)
