@@ -243,6 +243,8 @@ def start(r: Run, cfg: RunConfig, data: Data, dev: torch.device, t0: float) -> N
     ]
     r.wall = time.perf_counter() - t0
     r.notes = kmeans_superclasses(r.model, data, cfg, dev)
+    if cfg.amp and dev.type != "cuda":
+        r.notes.append(f"amp: asked for by the profile, not used on {dev.type} (CUDA only)")
     if cfg.memory_init == "prefill":
         prefill(r.model, r.memory, data, dev)
 

@@ -86,3 +86,29 @@ def test_prefill_fills_the_memory_before_the_main_phase(inshop_data):
     prefill(model, memory, data, torch.device("cpu"))
     assert memory.has_been_filled
     assert set(memory.label_memory.tolist()) <= set(data.labels.tolist())
+
+
+def test_paper_profile_runs_end_to_end_from_a_local_weights_file(inshop_data, tmp_path):
+    """ResNet-50, 224 px, RandAugment, 512-d head, weights from --pretrained-file (a state dict
+    written here: nothing is downloaded); AMP is CUDA-only and the record says so on a CPU."""
+    import timm
+
+    torch.set_num_threads(2)
+    weights = tmp_path / "resnet50.pth"
+    torch.save(timm.create_model("resnet50", num_classes=0).state_dict(), weights)
+    cfg = make_config(
+        "inshop",
+        "xbn",
+        0,
+        "paper",
+        pretrained_file=str(weights),
+        batch_size=8,
+        m_per_class=2,
+        epochs=1,
+        warmup_epochs=1,
+        num_workers=0,
+    )
+    assert (cfg.model, cfg.image_size, cfg.embedding_size) == ("resnet50", 224, 512)
+    result = run(cfg, inshop_data, tmp_path / "results", progress=False)
+    assert result["status"] == "done", result
+    assert any(d.startswith("amp:") for d in result["deviations"])
