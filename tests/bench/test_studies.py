@@ -165,3 +165,49 @@ def test_local_worker_pool_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
     for cfg in cells(tiny_study):
         env = json.loads(RunDir(tmp_path / "pool", cfg).env.read_text())
         assert env["torch_threads"] == max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_slurm_launcher_passes_its_options_to_submitit(tiny_study, tmp_path, monkeypatch):
+    """No cluster here: a stand-in executor records what submitit would be asked for, then runs
+    the cells in process."""
+    import submitit
+
+    seen = {}
+
+    class Job:
+        def __init__(self, fn, args):
+            self._result = fn(*args)
+
+        def done(self):
+            return True
+
+        def result(self):
+            return self._result
+
+    class FakeExecutor:
+        def __init__(self, folder, cluster):
+            seen["folder"], seen["cluster"] = str(folder), cluster
+
+        def update_parameters(self, **params):
+            seen.update(params)
+
+        def map_array(self, fn, *columns):
+            seen["cells"] = len(columns[0])
+            return [Job(lambda *a: {"status": "done"}, args) for args in zip(*columns)]
+
+    monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
+    summary = reproduce(
+        tiny_study,
+        str(tmp_path),
+        "data",
+        launcher="slurm",
+        progress=False,
+        report=False,
+        partition="gpu",
+        gpus_per_job=2,
+        timeout_min=90,
+        array_parallelism=3,
+    )
+    assert summary["done"] == 4 and seen["cells"] == 4 and seen["cluster"] == "slurm"
+    assert seen["slurm_partition"] == "gpu" and seen["gpus_per_node"] == 2
+    assert seen["timeout_min"] == 90 and seen["slurm_array_parallelism"] == 3
