@@ -163,6 +163,44 @@ def _sampler_fix(batch: int, m: int, n_classes: int) -> tuple[int, str | None]:
     raise UserError(f"batch_size {batch} cannot be sampled from {n_classes} classes")
 
 
+CHOICES = {
+    "head": ("l2", "l2_bn", "l2_ln"),
+    "augment": ("randaugment", "flip", "none", "moco", "moco_tensor"),
+    "miner_distance": ("euclidean", "euclidean_raw", "cosine"),
+    "memory_init": ("queue", "prefill"),
+    "loss": ("supcon",),
+    "task": ("metric", "moco"),
+}
+
+
+def _validate(v: dict[str, Any]) -> None:
+    """Bad values are a UserError naming the field and the value, before anything runs."""
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(RunConfig)
+        if f.default is not dataclasses.MISSING
+    }
+    v = {**defaults, **v}
+    for name, valid in CHOICES.items():
+        if v.get(name) is not None and v[name] not in valid:
+            raise UserError(f"{name} must be one of {', '.join(valid)}, got {v[name]!r}")
+    for name in ("batch_size", "m_per_class", "epochs", "embedding_size", "image_size"):
+        if v[name] < 1:
+            raise UserError(f"{name} must be >= 1, got {v[name]}")
+    if v["task"] == "metric" and v["batch_size"] % v["m_per_class"]:
+        raise UserError(
+            f"batch_size must be a multiple of m_per_class (PML's MPerClassSampler), "
+            f"got {v['batch_size']} and {v['m_per_class']}"
+        )
+    if v["memory_ratio"] < 0 or v["lr"] <= 0 or v["warmup_epochs"] < 0:
+        raise UserError(
+            f"memory_ratio and warmup_epochs must be >= 0 and lr > 0, got "
+            f"{v['memory_ratio']}, {v['warmup_epochs']} and {v['lr']}"
+        )
+    if v.get("train_per_class") is not None and v["train_per_class"] < 1:
+        raise UserError(f"train_per_class must be >= 1, got {v['train_per_class']}")
+
+
 def make_config(
     dataset: str,
     variant: str,
@@ -219,6 +257,7 @@ def make_config(
         if why:
             values["m_per_class"] = m
             deviations.append(why)
+    _validate(values)
     # an option at its default is dropped, so that the same run has the same hash
     opts = {k: v for k, v in opts.items() if valid[k] != v}
     if isinstance(values.get("eval_ks"), list):

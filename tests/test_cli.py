@@ -107,3 +107,22 @@ def test_paper_profile_offline_without_weights_is_a_clear_error(tiny_data, tmp_p
         ],
     )
     assert r.exit_code == 2 and "x.pth" in r.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--batch-size", "42", "--dataset", "sop"],
+            "batch_size must be a multiple of m_per_class",
+        ),
+        (["--head", "foo", "--dataset", "sop"], "head must be one of l2, l2_bn, l2_ln, got 'foo'"),
+        (["--epochs", "0", "--dataset", "sop"], "epochs must be >= 1, got 0"),
+        (["--miner-distance", "manhattan", "--dataset", "sop"], "miner_distance must be one of"),
+        (["--profile", "gpu", "--dataset", "sop"], "Invalid value for '--profile'"),
+    ],
+)
+def test_run_rejects_bad_config_values_before_anything_runs(args, message, tmp_path):
+    r = CliRunner().invoke(main, ["run", "--variant", "xbn", "--results", str(tmp_path), *args])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "runs").exists()
