@@ -5,8 +5,6 @@ Options map one to one onto config fields; nothing below this file sees a click 
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from bench.bench_eval import bench_eval
@@ -19,11 +17,6 @@ from reports.commands import compare, report
 __version__ = "0.1.0"
 
 CONTEXT = dict(help_option_names=["-h", "--help"])
-
-
-def _not_implemented(what: str) -> None:
-    click.echo(f"xbmbench {what}: not implemented yet", err=True)
-    sys.exit(3)
 
 
 @click.group(context_settings=CONTEXT)

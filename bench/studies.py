@@ -21,18 +21,7 @@ from .moco import MOCO_PROFILES
 SEEDS = (0, 1, 2)  # the papers repeat three times (paper tables 1-2); the thesis ran once
 PAPER_DATASETS = ("sop", "inshop", "deepfashion2")
 THESIS_DATASETS = ("inshop", "sop", "deepfashion2", "cifar10", "cifar100")
-ALL_VARIANTS = (
-    "no_xbm",
-    "xbm",
-    "xbm_star",
-    "xbn",
-    "axbn",
-    "pc_xbn",
-    "sc_xbn",
-    "delayed_xbn",
-    "centre_xbn",
-    "scaled_xbn",
-)
+ALL_VARIANTS = VARIANTS  # the registry's order (variants/__init__.py)
 LAMBDAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # thesis table 5.14
 # paper fig. 1: the axis values were lost in the text; these cover the plotted range around the
 # table setting (batch 64, memory 50% / 100% for DeepFashion2)

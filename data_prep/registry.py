@@ -6,6 +6,7 @@ dataset's own class and superclass keys; ``data_prep.manifest`` makes them dense
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class Raw:
     superclass_names: dict[Hashable, str] = field(default_factory=dict)  # superclass_key -> name
 
 
-class Source:
+class Source(ABC):
     """Base class of a dataset module: the official layout and sizes, and a reader."""
 
     name: ClassVar[str]
@@ -50,8 +51,9 @@ class Source:
     options: ClassVar[tuple[str, ...]] = ()  # dataset-specific keyword options of read()
     url: ClassVar[str] = ""
 
+    @abstractmethod
     def read(self, root: Path, **options: Any) -> Raw:
-        raise NotImplementedError
+        """The records of the official files under ``root`` (one module per dataset)."""
 
 
 REGISTRY: dict[str, type[Source]] = {}
