@@ -25,6 +25,7 @@ demo: setup fashion-mnist
 	$(VENV)/bin/xbmbench reproduce
 
 test: setup fashion-mnist
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lint: setup
