@@ -27,6 +27,9 @@ LAMBDAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # thesis table 5.14
 # table setting (batch 64, memory 50% / 100% for DeepFashion2)
 FIG1_BATCHES = (16, 32, 64, 128, 256)
 FIG1_MEMORY = (0.0625, 0.125, 0.25, 0.5, 1.0)
+# the CPU version of fig. 1 (Fashion-MNIST allows batches of at most 40 with 4 per class)
+DEMO_FIG1_BATCHES = (20, 40)
+DEMO_FIG1_MEMORY = (0.125, 0.25, 0.5, 1.0)
 # paper section 5.1: the Kalman gain interval is 100 for SOP and In-Shop, 10 for DeepFashion2
 AXBN_GAIN = {"sop": 100, "inshop": 100, "deepfashion2": 10}
 ADJUSTED_MARGINS = {"pos_margin": 0.1, "neg_margin": 2.0}  # thesis table 5.15
@@ -127,6 +130,26 @@ STUDIES: dict[str, Study] = {
             "demo",
             "the CPU demo: every variant on Fashion-MNIST",
             (Block(("fashion-mnist",), ALL_VARIANTS, profile="cpu"),),
+        ),
+        Study(
+            "demo-fig1",
+            "the CPU version of paper figure 1: batch and memory sweeps on Fashion-MNIST",
+            (
+                Block(
+                    ("fashion-mnist",),
+                    ("no_xbm", "xbm", "xbn", "axbn"),
+                    tuple({"batch_size": b} for b in DEMO_FIG1_BATCHES),
+                    profile="cpu",
+                    seeds=(0,),
+                ),
+                Block(
+                    ("fashion-mnist",),
+                    ("xbm", "xbn", "axbn"),
+                    tuple({"memory_ratio": m} for m in DEMO_FIG1_MEMORY),
+                    profile="cpu",
+                    seeds=(0,),
+                ),
+            ),
         ),
         # paper appendix B / fig. 2: MoCo (xbm) and MoCo+XBN (xbn) as in PML's MoCo example,
         # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.moco.MOCO_PROFILES)

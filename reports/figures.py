@@ -179,8 +179,11 @@ def fig_batch_memory(runs: pd.DataFrame) -> Figure | None:
                     continue
                 _lines(ax, sub, x, "recall@1", pal)
                 ax.set(title=panel, xlabel=label, ylabel=R1)
-            if top.axison:
+            if top.axison:  # log-2 axis, ticked at the batch sizes that were run
+                sizes = sorted(by_batch.loc[by_batch["panel"] == panel, "batch_size"].unique())
                 top.set_xscale("log", base=2)
+                top.set_xticks(sizes, [str(int(b)) for b in sizes])
+                top.minorticks_off()
         _legend(fig, pal)
     return fig
 

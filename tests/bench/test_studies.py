@@ -30,6 +30,9 @@ EXPECTED = {
     # 6 lambda_mu + 6 lambda_sigma values, one of which (sigma 1.0) is the default, + adjusted
     "thesis-pc-sweep": (6 + 6 - 1 + 1) * 3 + 3,
     "demo": 10 * 3,
+    # 4 variants x 2 batch sizes + 3 variants x 4 memory ratios, one seed, less the 3 cells
+    # both sweeps contain (batch 40, memory 0.5)
+    "demo-fig1": 4 * 2 + 3 * 4 - 3,
     "paper-moco": 2 * 2 * 3,  # {xbm, xbn} x {cifar10, cifar100} x 3 seeds
     "demo-moco": 2 * 3,
 }
