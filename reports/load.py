@@ -96,29 +96,17 @@ def _at_epoch(metrics: pd.DataFrame | None, epoch: int | None) -> dict[str, floa
     return out
 
 
-def _summary(result: dict[str, Any], which: str, path: Path) -> dict[str, Any]:
+def _summary(result: dict[str, Any], which: str, path: Path, moco: bool) -> dict[str, Any]:
+    """The ``best`` or ``last`` block of result.json as runs-frame columns; MoCo runs carry
+    k-NN accuracy and no Recall@K."""
     part = result.get(which)
     if not isinstance(part, dict):
         raise UserError(f"malformed run record {path}: a done run needs '{which}'")
-    _require(part, SUMMARY_FIELDS, path)
-    return {
-        f"{which}_epoch": int(part["epoch"]),
-        f"{which}_recall@1": float(part["recall@1"]),
-        f"{which}_recall@10": float(part["recall@10"]),
-    }
-
-
-def _moco_summary(result: dict[str, Any], which: str, path: Path) -> dict[str, Any]:
-    part = result.get(which)
-    if not isinstance(part, dict):
-        raise UserError(f"malformed run record {path}: a done run needs '{which}'")
-    _require(part, MOCO_SUMMARY, path)
-    return {
-        f"{which}_epoch": int(part["epoch"]),
-        f"{which}_knn_acc": float(part["knn_acc"]),
-        f"{which}_recall@1": float("nan"),
-        f"{which}_recall@10": float("nan"),
-    }
+    _require(part, MOCO_SUMMARY if moco else SUMMARY_FIELDS, path)
+    out = {f"{which}_epoch": int(part["epoch"])}
+    for k in ("recall@1", "recall@10") + (("knn_acc",) if moco else ()):
+        out[f"{which}_{k}"] = float("nan") if moco and k != "knn_acc" else float(part[k])
+    return out
 
 
 def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
@@ -144,8 +132,7 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
         raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
     for which in EPOCH_CHOICES:
         if row["status"] == "done":
-            summary = _moco_summary if row["task"] == "moco" else _summary
-            row.update(summary(result, which, result_path))
+            row.update(_summary(result, which, result_path, row["task"] == "moco"))
         epoch = row.get(f"{which}_epoch")
         row.update({f"{which}_{k}": v for k, v in _at_epoch(metrics, epoch).items()})
     return row, metrics
