@@ -40,7 +40,7 @@ from .moco_model import (  # noqa: F401
     split_batchnorm,
 )
 from .store import RunDir
-from .trainer import NonFinite, seed_everything
+from .trainer import NonFinite, pick_device, seed_everything
 
 # memory-only variants with global statistics: no minibatch loss (no_xbm, xbm_star) and no
 # per-class statistics (every query/key pair is its own class here)
@@ -229,9 +229,7 @@ def run_moco(
     if rd.status() in ("done", "failed"):
         return rd.read_result()
     _check(cfg)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+    dev = pick_device(device)
     t0 = time.perf_counter()
     seed_everything(cfg.seed, -100)
     data = MocoData(cfg, data_dir)

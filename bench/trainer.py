@@ -29,6 +29,14 @@ from .model import build_model
 from .store import RunDir
 
 
+def pick_device(device: str | None) -> torch.device:
+    """``device`` or CUDA where present; deterministic algorithms on a CPU (reproducible runs)."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    return dev
+
+
 def seed_everything(seed: int, epoch: int) -> None:
     s = (seed * 1_000_003 + epoch + 1) % (2**31)
     random.seed(s)
@@ -281,9 +289,7 @@ def run(
     rd = RunDir(results, cfg)
     if rd.status() in ("done", "failed"):
         return rd.read_result()
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+    dev = pick_device(device)
     t0 = time.perf_counter()
     seed_everything(cfg.seed, -100)
     data = Data(cfg, data_dir)
