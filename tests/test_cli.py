@@ -25,87 +25,33 @@ def test_help_and_version_on_every_command(path):
     assert out.exit_code == 0 and "0.1.0" in out.output
 
 
+def _run(*args: str):
+    """``xbmbench run ARGS`` through click's runner."""
+    return CliRunner().invoke(main, ["run", *args])
+
+
 def test_run_rejects_unknown_variant_and_option(tmp_path):
-    r = CliRunner().invoke(
-        main, ["run", "--dataset", "fashion-mnist", "--variant", "xbnn", "--results", str(tmp_path)]
-    )
+    r = _run("--dataset", "fashion-mnist", "--variant", "xbnn", "--results", str(tmp_path))
     assert r.exit_code == 2 and "unknown variant 'xbnn'" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--dataset",
-            "fashion-mnist",
-            "--variant",
-            "pc_xbn",
-            "--opt",
-            "lamda=1",
-            "--results",
-            str(tmp_path),
-        ],
-    )
+    r = _run("--dataset", "fashion-mnist", "--variant", "pc_xbn", "--opt", "lamda=1",
+             "--results", str(tmp_path))  # fmt: skip
     assert r.exit_code == 2 and "lamda" in r.output and "lambda_mu" in r.output
 
 
 def test_run_without_prepared_dataset_names_it(tmp_path):
-    r = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--dataset",
-            "sop",
-            "--variant",
-            "xbn",
-            "--data",
-            str(tmp_path / "nodata"),
-            "--results",
-            str(tmp_path),
-        ],
-    )
+    r = _run("--dataset", "sop", "--variant", "xbn", "--data", str(tmp_path / "nodata"),
+             "--results", str(tmp_path))  # fmt: skip
     assert r.exit_code == 2 and "sop" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "runs").exists()  # nothing half-written
 
 
 def test_paper_profile_offline_without_weights_is_a_clear_error(tiny_data, tmp_path):
-    r = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--dataset",
-            "fashion-mnist",
-            "--variant",
-            "xbn",
-            "--profile",
-            "paper",
-            "--model",
-            "resnet18",
-            "--data",
-            tiny_data,
-            "--results",
-            str(tmp_path),
-        ],
-    )
-    assert (
-        r.exit_code == 2 and "not in timm's cache" in r.output and "--pretrained-file" in r.output
-    )
-    r = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--dataset",
-            "fashion-mnist",
-            "--variant",
-            "xbn",
-            "--profile",
-            "paper",
-            "--pretrained-file",
-            str(tmp_path / "x.pth"),
-            "--data",
-            tiny_data,
-            "--results",
-            str(tmp_path),
-        ],
-    )
+    base = ("--dataset", "fashion-mnist", "--variant", "xbn", "--profile", "paper",
+            "--data", tiny_data, "--results", str(tmp_path))  # fmt: skip
+    r = _run(*base, "--model", "resnet18")
+    assert r.exit_code == 2 and "not in timm's cache" in r.output
+    assert "--pretrained-file" in r.output
+    r = _run(*base, "--pretrained-file", str(tmp_path / "x.pth"))
     assert r.exit_code == 2 and "x.pth" in r.output
 
 
@@ -123,6 +69,6 @@ def test_paper_profile_offline_without_weights_is_a_clear_error(tiny_data, tmp_p
     ],
 )
 def test_run_rejects_bad_config_values_before_anything_runs(args, message, tmp_path):
-    r = CliRunner().invoke(main, ["run", "--variant", "xbn", "--results", str(tmp_path), *args])
+    r = _run("--variant", "xbn", "--results", str(tmp_path), *args)
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "runs").exists()
