@@ -73,19 +73,14 @@ def build_backbone(
     if pretrained_file is not None:
         if not os.path.isfile(pretrained_file):
             raise UserError(f"pretrained weights file not found: {pretrained_file}")
-        return timm.create_model(
-            model,
-            pretrained=True,
-            num_classes=0,
-            in_chans=in_chans,
-            pretrained_cfg_overlay=dict(file=pretrained_file),
-        )
-    path = cached_weights(model)
-    if path is None:
-        raise UserError(
-            f"pretrained weights for {model!r} are not in timm's cache and no "
-            f"--pretrained-file was given (nothing is downloaded at run time)"
-        )
+        path = pretrained_file
+    else:
+        path = cached_weights(model)
+        if path is None:
+            raise UserError(
+                f"pretrained weights for {model!r} are not in timm's cache and no "
+                f"--pretrained-file was given (nothing is downloaded at run time)"
+            )
     return timm.create_model(
         model,
         pretrained=True,
