@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import click
 
-from bench.bench_eval import bench_eval
-from bench.bench_memory import bench_memory
-from bench.bench_train import bench_train
-from bench.commands import grid, reproduce_command, run_command
+from bench.cli.commands import grid, reproduce_command, run_command
+from bench.perf.eval import bench_eval
+from bench.perf.memory import bench_memory
+from bench.perf.train import bench_train
 from data_prep.commands import data
 from reports.commands import compare, report
 

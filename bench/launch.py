@@ -19,9 +19,8 @@ from typing import Any, Callable
 
 import torch
 
-from data_prep.fileio import UserError
-
-from .config import RunConfig
+from bench.config import RunConfig
+from common import UserError
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
 Callback = Callable[[RunConfig, dict[str, Any]], None]
@@ -35,7 +34,7 @@ def run_cell(
     device: str | None = None,
 ) -> dict[str, Any]:
     """Train one cell (top level, so that it pickles for worker processes and submitit)."""
-    from .trainer import run
+    from bench.engine.metric import run
 
     if threads:
         torch.set_num_threads(threads)

@@ -9,11 +9,10 @@ from typing import Any, Iterable, Sequence
 
 from tqdm import tqdm
 
+from bench.launch import launch_local, launch_submitit
+from bench.store import RunDir
+from bench.studies import cells
 from data_prep import ensure_fashion_mnist
-
-from .launch import launch_local, launch_submitit
-from .store import RunDir
-from .studies import cells
 
 # `xbmbench reproduce` with no arguments: every variant on Fashion-MNIST (demo) and MoCo with
 # and without XBN (demo-moco, the CPU version of paper figure 2); about 11 minutes on 2 cores

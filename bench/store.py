@@ -14,9 +14,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from data_prep.fileio import UserError, atomic_write, atomic_write_json
-
-from .config import RunConfig
+from bench.config import RunConfig
+from common import UserError, atomic_write, atomic_write_json
 
 STATUSES = ("running", "done", "failed")
 TIMING_COLUMNS = ("seconds", "images_per_s")

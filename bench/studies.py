@@ -11,12 +11,10 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from bench.config import MOCO_PROFILES, RunConfig, make_config
+from common import UserError
 from data_prep import DATASETS
-from data_prep.fileio import UserError
 from variants import VARIANTS
-
-from .config import RunConfig, make_config
-from .moco import MOCO_PROFILES
 
 SEEDS = (0, 1, 2)  # the papers repeat three times (paper tables 1-2); the thesis ran once
 PAPER_DATASETS = ("sop", "inshop", "deepfashion2")
@@ -105,7 +103,7 @@ STUDIES: dict[str, Study] = {
                     tuple(v for v in ALL_VARIANTS if v not in ("sc_xbn", "xbm_star")),
                 ),
                 # SC-XBN: dataset superclasses (thesis tables 5.17, 7.1); CIFAR-10 has none,
-                # so k-means superclasses over class means (thesis 6.1.1, bench/kmeans.py)
+                # so k-means superclasses over class means (thesis 6.1.1, engine/superclasses.py)
                 Block(THESIS_DATASETS, ("sc_xbn",)),
                 Block(("cifar10", "cifar100"), ("pc_xbn",), ({**ADJUSTED_MARGINS},)),
             ),
@@ -152,7 +150,7 @@ STUDIES: dict[str, Study] = {
             ),
         ),
         # paper appendix B / fig. 2: MoCo (xbm) and MoCo+XBN (xbn) as in PML's MoCo example,
-        # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.moco.MOCO_PROFILES)
+        # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.config.MOCO_PROFILES)
         Study(
             "paper-moco",
             "paper figure 2 (MoCo with and without XBN)",

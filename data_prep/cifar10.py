@@ -16,7 +16,7 @@ import pandas as pd
 from torchvision.datasets import CIFAR10 as TorchCIFAR10
 from torchvision.datasets.utils import check_integrity
 
-from data_prep.fileio import UserError
+from common import UserError
 from data_prep.registry import Raw, Source, register
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from torchvision.datasets import CIFAR100 as TorchCIFAR100
 
+from common import UserError
 from data_prep.cifar10 import read_cifar
-from data_prep.fileio import UserError
 from data_prep.registry import Raw, Source, register
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from data_prep.fileio import UserError
+from common import UserError
 from data_prep.manifest import PIXELS, load_manifest, load_meta
 from data_prep.registry import BOX, get_source
 

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from data_prep.fileio import UserError, atomic_write
+from common import UserError, atomic_write
 from data_prep.registry import BOX, Raw, Source, register, require_dir
 
 SUBSETS = {

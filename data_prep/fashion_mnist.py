@@ -23,7 +23,7 @@ from torchvision.datasets import FashionMNIST
 from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import download_url, extract_archive
 
-from data_prep.fileio import UserError, atomic_write
+from common import UserError, atomic_write
 from data_prep.registry import Raw, Source, register, require_dir
 
 CLASSES = FashionMNIST.classes

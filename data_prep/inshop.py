@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from data_prep.fileio import UserError
+from common import UserError
 from data_prep.registry import Raw, Source, register, require_dir
 from data_prep.textfile import read_rows
 

@@ -18,7 +18,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from data_prep.fileio import UserError, atomic_write, atomic_write_json
+from common import UserError, atomic_write, atomic_write_json
 from data_prep.registry import BOX, Raw, Source, get_source
 
 FORMAT = 1

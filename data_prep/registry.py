@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from data_prep.fileio import UserError
+from common import UserError
 
 BOX = ("x1", "y1", "x2", "y2")
 

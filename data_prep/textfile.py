@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_prep.fileio import UserError
+from common import UserError
 
 
 def read_rows(path: Path, header: list[str], skip: int = 0) -> Iterator[tuple[int, list[str]]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from data_prep.fileio import UserError, atomic_write, atomic_write_text
+from common import UserError, atomic_write, atomic_write_text
 from reports import figures as F
 from reports import moco as M
 from reports.claims import CLAIMS, Claim, judge_all, untested_claims

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from data_prep.fileio import UserError
+from common import UserError
 from reports.build import build_report, compute
 from reports.load import EPOCH_CHOICES
 from reports.markdown import study_for_table

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from data_prep.fileio import UserError
+from common import UserError
 
 CONFIG_FIELDS = (
     "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
@@ -29,7 +29,7 @@ METRIC_COLUMNS = (
     "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
 )  # fmt: skip
 EPOCH_CHOICES = ("best", "last")
-# MoCo runs (task "moco"): their own columns and summary (bench/moco.py, reports/moco.py)
+# MoCo runs (task "moco"): their own columns and summary (bench/engine/moco, reports/moco.py)
 MOCO_COLUMNS = ("epoch", "phase", "loss", "knn_acc", "lr", "seconds", "images_per_s")
 MOCO_SUMMARY = ("epoch", "knn_acc")
 

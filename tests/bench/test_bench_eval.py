@@ -1,4 +1,4 @@
-"""bench.bench_eval: the command runs, its JSON has the contract's keys, recalls agree."""
+"""bench.perf.eval: the command runs, its JSON has the contract's keys, recalls agree."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from bench.bench_eval import bench_eval, faiss_recall
+from bench.perf.eval import bench_eval, faiss_recall
 
 KEYS = {"config", "ours_s", "faiss_s", "ratio", "recall_agrees", "ours_peak_mb", "faiss_peak_mb"}
 

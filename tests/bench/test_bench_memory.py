@@ -1,4 +1,4 @@
-"""bench.bench_memory: every row present, pairs really mined, JSON contract; no timing asserts."""
+"""bench.perf.memory: every row present, pairs really mined, JSON contract; no timing asserts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bench.bench_memory import (
+from bench.perf.memory import (
     REFERENCE,
     TARGETS,
     MemoryBenchConfig,

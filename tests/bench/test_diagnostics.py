@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.diagnostics import drift, inter_distance, intra_distance, superclass_topk
+from bench.measure.diagnostics import drift, inter_distance, intra_distance, superclass_topk
 
 
 def _dist(a, b) -> float:

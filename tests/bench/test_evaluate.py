@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.evaluate import knn, knn_accuracy, recall_at_k
+from bench.measure.evaluate import knn, knn_accuracy, recall_at_k
 
 # The 16 vectors of {-0.5, 0.5}^4: unit norm exactly, every dot product a multiple of 0.25, so
 # similarities are exact in float32 whatever the summation order and ties are real ties.

@@ -1,4 +1,4 @@
-"""MoCo with a memory queue (bench/moco.py): the momentum update, the enqueue_mask mode against
+"""MoCo with a memory queue (bench/engine/moco): the momentum update, the enqueue_mask mode against
 PML and by hand, XBN's adaptation to the enqueued keys, records, resume, and the reports."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pytorch_metric_learning.losses import CrossBatchMemory, NTXentLoss
 from torch import nn
 
 import variants
-from bench import moco
 from bench.config import make_config
+from bench.engine.metric import run
+from bench.engine.moco import task as moco
 from bench.store import RunDir
 from bench.studies import cells
-from bench.trainer import run
-from data_prep.fileio import UserError
+from common import UserError
 
 # a cpu MoCo run shrunk to seconds on the tiny dataset (240 train / 80 test images)
 TINY_MOCO = dict(

@@ -8,13 +8,13 @@ import os
 import pytest
 from click.testing import CliRunner
 
-import bench.trainer as trainer
+import bench.engine.metric as trainer
 from bench import studies
 from bench.reproduce import reproduce
 from bench.store import RunDir
 from bench.studies import STUDIES, Block, Study, cells
 from cli import main
-from data_prep.fileio import UserError
+from common import UserError
 from tests.conftest import TINY
 
 EXPECTED = {

@@ -10,8 +10,8 @@ import torch
 
 import variants
 from bench.config import make_config
+from bench.engine.metric import run
 from bench.store import TIMING_COLUMNS, RunDir
-from bench.trainer import run
 from tests.conftest import TINY
 
 METRIC_COLUMNS = [
@@ -121,7 +121,7 @@ def test_different_seeds_differ(tiny_data, tmp_path):
 def test_a_done_run_is_not_run_again(tiny_data, tmp_path, monkeypatch):
     cfg = make_config("fashion-mnist", "xbm", 0, "cpu", **TINY)
     run(cfg, tiny_data, tmp_path, progress=False)
-    import bench.trainer as trainer
+    import bench.engine.metric as trainer
 
     monkeypatch.setattr(trainer, "Data", lambda *a, **k: pytest.fail("trained again"))
     assert run(cfg, tiny_data, tmp_path, progress=False)["status"] == "done"

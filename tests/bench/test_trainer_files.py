@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from bench.config import make_config
+from bench.engine.metric import run
 from bench.store import RunDir
-from bench.trainer import run
 from data_prep import prepare
 
 
@@ -74,9 +74,9 @@ def test_file_dataset_query_gallery_run(variant, init, inshop_data, tmp_path):
 
 
 def test_prefill_fills_the_memory_before_the_main_phase(inshop_data):
-    from bench.data import Data
-    from bench.model import build_model
-    from bench.trainer import build_memory, prefill
+    from bench.engine.data import Data
+    from bench.engine.metric import build_memory, prefill
+    from bench.engine.model import build_model
 
     cfg = make_config("inshop", "xbm", 0, "cpu", memory_init="prefill", **FILES)
     data = Data(cfg, inshop_data)

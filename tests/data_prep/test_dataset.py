@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common import UserError
 from data_prep import DATASETS, ManifestDataset, get_source, load_manifest
-from data_prep.fileio import UserError
 from tests.data_prep.layouts import BUILDERS, fashion_images
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 import data_prep
+from common import UserError
 from data_prep import DATASETS
-from data_prep.fileio import UserError
 from data_prep.registry import REGISTRY, Source, get_source, register
 from tests.data_prep.layouts import BUILDERS
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from data_prep.fileio import UserError
+from common import UserError
 from reports.load import load_store, select_epoch
 
 from .conftest import make_run

@@ -7,10 +7,9 @@ import os
 import click
 import torch
 
+from bench.cli.options import config_options, parse_overrides, parse_variant_options
+from bench.config import PROFILES, make_config
 from data_prep import default_data_dir
-
-from .config import PROFILES, make_config
-from .options import config_options, parse_overrides, parse_variant_options
 
 
 @click.command("run")
@@ -40,7 +39,7 @@ def run_command(
     dataset, variant, seed, profile, opts, data_dir, results, device, threads, **fields
 ):
     """Train and evaluate one cell; skipped if its record says done, resumed if interrupted."""
-    from .trainer import run
+    from bench.engine.metric import run
 
     if threads:
         torch.set_num_threads(threads)
@@ -110,8 +109,8 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
     """Print the cells of a study (after the filters)."""
     import json
 
-    from .store import RunDir
-    from .studies import cells
+    from bench.store import RunDir
+    from bench.studies import cells
 
     cfgs = cells(study, datasets, variants, _seeds(seeds))
     if as_json:
@@ -139,7 +138,7 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
 @grid.command("studies")
 def grid_studies():
     """Name every study, what it reproduces and its number of cells."""
-    from .studies import STUDIES, cells
+    from bench.studies import STUDIES, cells
 
     for name, s in STUDIES.items():
         click.echo(f"{name:16} {len(cells(name)):4} cells  {s.reproduces}")
@@ -199,7 +198,7 @@ def reproduce_command(
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
     then write the report. With no arguments: the CPU demo on Fashion-MNIST (every variant, and
     MoCo with and without XBN)."""
-    from .reproduce import DEFAULT_STUDIES, reproduce
+    from bench.reproduce import DEFAULT_STUDIES, reproduce
 
     slurm = {}
     if launcher != "local":

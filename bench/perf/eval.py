@@ -2,7 +2,7 @@
 
 Both methods get the same random L2-normalised embeddings (float32, N/4 random classes) and
 compute Recall@1 and Recall@10 of the set against itself, self excluded. Each method runs in a
-fresh subprocess (``python -m bench.bench_eval --worker ours|faiss``) for its memory peak and
+fresh subprocess (``python -m bench.perf.eval --worker ours|faiss``) for its memory peak and
 recall, and a third one (``--worker time``) times both:
 
 - time: median wall time of ``--repeats`` runs of each method after one warm-up run each, the
@@ -95,7 +95,7 @@ def _methods(n: int, dim: int, seed: int) -> dict[str, Callable[[], dict[int, fl
     """The two ways to compute Recall@1/10 on the same data, each a no-argument callable."""
     import faiss
 
-    from bench.evaluate import recall_at_k
+    from bench.measure.evaluate import recall_at_k
 
     emb, labels = make_data(n, dim, seed)
     emb_np, labels_np = emb.numpy(), labels.numpy()
@@ -139,7 +139,7 @@ def _spawn(worker: str, n: int, dim: int, seed: int, repeats: int) -> dict:
     path = [str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     args = ["--worker", worker, "--n", n, "--dim", dim, "--seed", seed, "--repeats", repeats]
-    cmd = [sys.executable, "-m", "bench.bench_eval", *map(str, args)]
+    cmd = [sys.executable, "-m", "bench.perf.eval", *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise click.ClickException(f"{worker} worker failed:\n{proc.stderr[-2000:]}")

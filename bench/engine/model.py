@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data_prep.fileio import UserError
+from common import UserError
 
 HEADS = ("l2", "l2_bn", "l2_ln")
 

@@ -16,10 +16,9 @@ import click
 import torch
 
 import variants
-
-from .config import PROFILES, make_config
-from .model import build_model
-from .trainer import build_memory
+from bench.config import PROFILES, make_config
+from bench.engine.metric import build_memory
+from bench.engine.model import build_model
 
 TRAIN_IMAGES = {"paper": 59551, "cpu": 4000}
 

@@ -15,9 +15,8 @@ import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
 from torch.utils.data import DataLoader
 
+from bench.config import RunConfig
 from data_prep import ManifestDataset, load_manifest
-
-from .config import RunConfig
 
 SUBSET_SEED = 0  # the training subset is the same for every seed: seeds vary training only
 
@@ -149,7 +148,8 @@ class Data:
             num_workers=cfg.num_workers,
             drop_last=True,
         )
-        # superclasses by label, so that k-means superclasses (bench/kmeans.py) reach this path
+        # superclasses by label, so that k-means superclasses (engine/superclasses.py) reach
+        # this path
         lookup = torch.full((int(self.labels.max()) + 1,), -1, dtype=torch.long)
         lookup[torch.from_numpy(self.labels)] = torch.from_numpy(self.superclasses)
         for x, y, _ in loader:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from .config import RunConfig
+from bench.config import RunConfig
 
 # fields set by dedicated arguments, or not meant for the command line
 SKIP = {"dataset", "variant", "seed", "profile", "variant_options", "deviations"}

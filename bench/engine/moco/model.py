@@ -1,4 +1,4 @@
-"""MoCo's two encoders, split BatchNorm, the momentum update and the queue (bench/moco.py)."""
+"""MoCo's two encoders, split BatchNorm, the momentum update and the queue (bench/engine/moco)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pytorch_metric_learning.losses import NTXentLoss
 from torch import nn
 
 import variants
-
-from .config import RunConfig
-from .model import build_model
+from bench.config import RunConfig
+from bench.engine.model import build_model
 
 
 # ----- the two encoders ------------------------------------------------------------------------

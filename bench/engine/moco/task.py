@@ -5,7 +5,7 @@ of each image; the keys are enqueued, the queries compared with the queue throug
 ``NTXentLoss`` in the memory's ``enqueue_mask`` mode. ``xbm`` is plain MoCo (PML's
 ``CrossBatchMemory`` as in PML's MoCo example); ``xbn`` adapts the queue before each enqueue.
 k-NN accuracy of the test set against the training set (query encoder, eval mode) is logged
-every epoch. Same store, resume and determinism rules as ``bench.trainer``.
+every epoch. Same store, resume and determinism rules as ``bench.engine.metric``.
 
 Choices (written into each result.json under ``moco``): labels never reach training; batches
 are uniform shuffles (no class-balanced sampler); BatchNorm in ``moco_bn_splits`` sub-batches
@@ -25,13 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_prep.fileio import UserError
-
-from .config import RunConfig
-from .data import embed
-from .evaluate import knn_accuracy
-from .moco_data import MocoData, TwoViews, pil_transforms, tensor_views  # noqa: F401
-from .moco_model import (  # noqa: F401
+from bench.config import MOCO_PROFILES, MOCO_QUEUE_RATIO, RunConfig  # noqa: F401
+from bench.engine.data import embed
+from bench.engine.metric import NonFinite, pick_device, seed_everything
+from bench.engine.moco.data import MocoData, TwoViews, pil_transforms, tensor_views  # noqa: F401
+from bench.engine.moco.model import (  # noqa: F401
     SplitBatchNorm2d,
     build_encoders,
     build_queue,
@@ -39,66 +37,15 @@ from .moco_model import (  # noqa: F401
     momentum_update,
     split_batchnorm,
 )
-from .store import RunDir
-from .trainer import NonFinite, pick_device, seed_everything
+from bench.measure.evaluate import knn_accuracy
+from bench.store import RunDir
+from common import UserError
 
 # memory-only variants with global statistics: no minibatch loss (no_xbm, xbm_star) and no
 # per-class statistics (every query/key pair is its own class here)
 MOCO_VARIANTS = ("xbm", "xbn", "axbn", "delayed_xbn", "centre_xbn", "scaled_xbn")
 KNN_K, KNN_T = 200, 0.1  # the MoCo k-NN monitor (PML's example: knn_k 200, knn_t 0.1)
-QUEUE_RATIO = 4096 / 50000  # PML's queue of 4096 on CIFAR's 50,000 training images
-
-# Config overrides of a MoCo run per profile (bench.studies uses them). ``paper``: PML's MoCo
-# example with every value kept except the batch size, 128, as the XBN paper says (so lr 0.03,
-# not the 0.06 of the official MoCo CIFAR demo at batch 512); trained from scratch. ``cpu``:
-# the same path on Fashion-MNIST in minutes on two cores. m_per_class is unused by MoCo; it is
-# set to the batch size so that the metric sampler's check has nothing to adapt.
-MOCO_PROFILES: dict[str, dict[str, Any]] = {
-    "paper": dict(
-        task="moco",
-        model="resnet18",
-        pretrained=False,
-        embedding_size=128,
-        image_size=32,
-        augment="moco",
-        batch_size=128,
-        m_per_class=128,
-        memory_ratio=QUEUE_RATIO,
-        optimizer="sgd",
-        lr=0.03,
-        weight_decay=5e-4,
-        temperature=0.1,
-        epochs=200,
-        warmup_epochs=0,
-        amp=False,
-        train_per_class=None,
-        moco_momentum=0.99,
-        moco_bn_splits=8,
-        num_workers=8,
-    ),
-    "cpu": dict(
-        task="moco",
-        model="test_resnet",
-        pretrained=False,
-        embedding_size=128,
-        image_size=28,
-        augment="moco_tensor",
-        batch_size=64,
-        m_per_class=64,
-        memory_ratio=QUEUE_RATIO,
-        optimizer="sgd",
-        lr=0.06,
-        weight_decay=5e-4,
-        temperature=0.1,
-        epochs=10,
-        warmup_epochs=0,
-        amp=False,
-        train_per_class=400,
-        moco_momentum=0.99,
-        moco_bn_splits=4,
-        num_workers=0,
-    ),
-}
+QUEUE_RATIO = MOCO_QUEUE_RATIO
 
 
 # ----- training --------------------------------------------------------------------------------
@@ -222,7 +169,7 @@ def run_moco(
     stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train and monitor one MoCo cell, or return its record if already done (as
-    ``bench.trainer.run``, whose ``stop_after`` it shares)."""
+    ``bench.engine.metric.run``, whose ``stop_after`` it shares)."""
     from tqdm import tqdm
 
     rd = RunDir(results, cfg)

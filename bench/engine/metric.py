@@ -20,13 +20,12 @@ from pytorch_metric_learning.miners import PairMarginMiner
 from tqdm import tqdm
 
 import variants
-
-from . import diagnostics as diag
-from .config import RunConfig
-from .data import Data, embed
-from .evaluate import recall_at_k
-from .model import build_model
-from .store import RunDir
+from bench.config import RunConfig
+from bench.engine.data import Data, embed
+from bench.engine.model import build_model
+from bench.measure import diagnostics as diag
+from bench.measure.evaluate import recall_at_k
+from bench.store import RunDir
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -282,8 +281,8 @@ def run(
     ``stop_after``: leave after that many main epochs in this call (status ``running``, the
     checkpoint kept), as an interrupted run would; calling again resumes.
     """
-    if cfg.task == "moco":  # self-supervised MoCo with the memory as its queue (bench/moco.py)
-        from .moco import run_moco
+    if cfg.task == "moco":  # self-supervised MoCo with the memory as its queue (bench/engine/moco)
+        from bench.engine.moco.task import run_moco
 
         return run_moco(cfg, data_dir, results, device, progress, stop_after)
     rd = RunDir(results, cfg)
@@ -354,7 +353,7 @@ def kmeans_superclasses(model, data: Data, cfg: RunConfig, device) -> list[str]:
     means of the warmed-up model's training embeddings (thesis 6.1.1); returns record notes."""
     if cfg.variant != "sc_xbn" or (data.superclasses >= 0).all():
         return []
-    from .kmeans import class_superclasses, default_k
+    from bench.engine.superclasses import class_superclasses, default_k
 
     labels = torch.from_numpy(data.labels)
     k = default_k(int(labels.max()) + 1)

@@ -1,4 +1,4 @@
-"""MoCo's data: two augmented views of each image (bench/moco.py)."""
+"""MoCo's data: two augmented views of each image (bench/engine/moco)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from bench.config import RunConfig
+from bench.engine.data import Split, stratified_subset
+from common import UserError
 from data_prep import ManifestDataset
-from data_prep.fileio import UserError
-
-from .config import RunConfig
-from .data import Split, stratified_subset
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from bench.config import make_config
-from bench.kmeans import class_superclasses, default_k, kmeans
+from bench.engine.metric import run
+from bench.engine.superclasses import class_superclasses, default_k, kmeans
 from bench.store import RunDir
-from bench.trainer import run
 from data_prep import prepare
 
 
