@@ -1,69 +1,47 @@
-"""The results store: one folder per run (results/README.md), every file written atomically."""
+"""The results store: one folder per run (results/README.md), every file written atomically.
+
+This module is the one definition of the run record: its file names, statuses, metric columns
+and summary fields. The engine writes through it, reports read through it, tests build records
+with it. It imports no torch at module level, so that reports can read a store cheaply.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import platform
-import socket
-import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
 
-from bench.config import RunConfig
 from common import UserError, atomic_write, atomic_write_json
 
+if TYPE_CHECKING:
+    from bench.config import RunConfig
+
+# ----- the record's schema -----------------------------------------------------------------
+CONFIG_FILE, ENV_FILE, METRICS_FILE = "config.json", "env.json", "metrics.csv"
+RESULT_FILE, CHECKPOINT_FILE = "result.json", "checkpoint.pt"
+RUNS_DIR = "runs"
 STATUSES = ("running", "done", "failed")
 TIMING_COLUMNS = ("seconds", "images_per_s")
-
-
-def _version(module: str) -> str | None:
-    try:
-        return __import__(module).__version__
-    except Exception:
-        return None
-
-
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment(device: str) -> dict[str, Any]:
-    """The versions and machine a run used (env.json)."""
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": _version("torchvision"),
-        "timm": _version("timm"),
-        "pytorch_metric_learning": _version("pytorch_metric_learning"),
-        "numpy": _version("numpy"),
-        "pandas": _version("pandas"),
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-        "git_commit": git_commit(),
-        "host": socket.gethostname(),
-        "device": device,
-        "device_name": torch.cuda.get_device_name()
-        if device.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+EPOCH_CHOICES = ("best", "last")  # the summaries of a done run's result.json
+TOP_K = tuple(f"superclass_top{k}" for k in range(1, 6))
+# metrics.csv of a metric-learning run: one row per epoch (0 = warm-up)
+METRIC_COLUMNS = (
+    "epoch", "phase", "loss", "recall@1", "recall@10", "drift_mean", "drift_max",
+    "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist", *TOP_K,
+    "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
+)  # fmt: skip
+SUMMARY_FIELDS = ("epoch", "recall@1", "recall@10")  # each of result.json's best and last
+# metrics.csv and summaries of a MoCo run (task "moco")
+MOCO_COLUMNS = ("epoch", "phase", "loss", "knn_acc", "lr", "seconds", "images_per_s")
+MOCO_SUMMARY = ("epoch", "knn_acc")
+# config.json fields every reader needs (the rest is read as it is)
+CONFIG_FIELDS = (
+    "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
+    "batch_size", "memory_ratio", "pos_margin", "neg_margin",
+)  # fmt: skip
 
 
 class RunDir:
@@ -71,12 +49,12 @@ class RunDir:
 
     def __init__(self, results: str | os.PathLike, cfg: RunConfig) -> None:
         self.cfg = cfg
-        self.path = Path(results) / "runs" / cfg.run_id
-        self.config = self.path / "config.json"
-        self.env = self.path / "env.json"
-        self.metrics = self.path / "metrics.csv"
-        self.result = self.path / "result.json"
-        self.checkpoint = self.path / "checkpoint.pt"
+        self.path = Path(results) / RUNS_DIR / cfg.run_id
+        self.config = self.path / CONFIG_FILE
+        self.env = self.path / ENV_FILE
+        self.metrics = self.path / METRICS_FILE
+        self.result = self.path / RESULT_FILE
+        self.checkpoint = self.path / CHECKPOINT_FILE
 
     def status(self) -> str | None:
         """``None`` for a run never started, else the status of result.json."""
@@ -90,10 +68,10 @@ class RunDir:
     def read_result(self) -> dict[str, Any]:
         return json.loads(self.result.read_text())
 
-    def start(self, device: str) -> None:
+    def start(self, env: dict[str, Any]) -> None:
         """Write config.json and env.json before any training (house style, rule 5)."""
         atomic_write_json(self.config, {"run_id": self.cfg.run_id, **self.cfg.to_dict()})
-        atomic_write_json(self.env, environment(device))
+        atomic_write_json(self.env, env)
 
     def write_result(self, result: dict[str, Any]) -> None:
         assert result["status"] in STATUSES, result["status"]
@@ -109,9 +87,13 @@ class RunDir:
         return pd.read_csv(self.metrics).to_dict("records")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
+        import torch
+
         atomic_write(self.checkpoint, lambda tmp: torch.save(state, tmp))
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         if not self.checkpoint.exists():
             return None
+        import torch
+
         return torch.load(self.checkpoint, map_location="cpu", weights_only=False)

@@ -15,23 +15,20 @@ from typing import Any
 
 import pandas as pd
 
+from bench.store import (
+    CONFIG_FIELDS,
+    CONFIG_FILE,
+    EPOCH_CHOICES,
+    METRIC_COLUMNS,
+    METRICS_FILE,
+    MOCO_COLUMNS,
+    MOCO_SUMMARY,
+    RESULT_FILE,
+    RUNS_DIR,
+    SUMMARY_FIELDS,
+    TOP_K,
+)
 from common import UserError
-
-CONFIG_FIELDS = (
-    "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
-    "batch_size", "memory_ratio", "pos_margin", "neg_margin",
-)  # fmt: skip
-SUMMARY_FIELDS = ("epoch", "recall@1", "recall@10")
-TOP_K = tuple(f"superclass_top{k}" for k in range(1, 6))
-METRIC_COLUMNS = (
-    "epoch", "phase", "loss", "recall@1", "recall@10", "drift_mean", "drift_max",
-    "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist", *TOP_K,
-    "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
-)  # fmt: skip
-EPOCH_CHOICES = ("best", "last")
-# MoCo runs (task "moco"): their own columns and summary (bench/engine/moco, reports/moco.py)
-MOCO_COLUMNS = ("epoch", "phase", "loss", "knn_acc", "lr", "seconds", "images_per_s")
-MOCO_SUMMARY = ("epoch", "knn_acc")
 
 
 @dataclass(frozen=True)
@@ -111,18 +108,18 @@ def _summary(result: dict[str, Any], which: str, path: Path, moco: bool) -> dict
 
 def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """One run folder -> (its row of the runs frame, its metrics or None)."""
-    config_path = folder / "config.json"
+    config_path = folder / CONFIG_FILE
     config = _read_json(config_path)
     _require(config, CONFIG_FIELDS, config_path)
     row: dict[str, Any] = {f: config[f] for f in CONFIG_FIELDS}
     row["variant_options"] = canonical_options(config["variant_options"], config_path)
     row["task"] = config.get("task", "metric")
-    result_path = folder / "result.json"
+    result_path = folder / RESULT_FILE
     result = _read_json(result_path) if result_path.exists() else {"status": "running"}
     _require(result, ("status",), result_path)
     row["status"] = str(result["status"])
     row["error"] = result.get("error")
-    metrics_path = folder / "metrics.csv"
+    metrics_path = folder / METRICS_FILE
     metrics = None
     if metrics_path.exists():  # an unfinished run may hold only its warm-up row so far
         columns = MOCO_COLUMNS if row["task"] == "moco" else METRIC_COLUMNS
@@ -140,11 +137,11 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
 
 def load_store(results: str | Path) -> Store:
     """Every run under ``results/runs/`` (sorted by folder name, so the order is stable)."""
-    runs_dir = Path(results) / "runs"
+    runs_dir = Path(results) / RUNS_DIR
     rows, frames = [], []
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
     for folder in folders:
-        if not (folder / "config.json").exists():
+        if not (folder / CONFIG_FILE).exists():
             continue  # a folder the store has just created; nothing to read yet
         row, metrics = read_run(folder)
         rows.append(row)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 import variants
 from bench.config import RunConfig
 from bench.engine.data import Data, embed
+from bench.engine.env import environment
 from bench.engine.model import build_model
 from bench.measure import diagnostics as diag
 from bench.measure.evaluate import recall_at_k
@@ -296,7 +297,7 @@ def run(
     probe = data.probe(cfg.drift_probe).to(dev)
     ckpt = rd.load_checkpoint()
     if ckpt is None:
-        rd.start(str(dev))  # config and versions are on disk before any training
+        rd.start(environment(str(dev)))  # config and versions are on disk before any training
         start(r, cfg, data, dev, t0)
     else:
         r.restore(ckpt, data)

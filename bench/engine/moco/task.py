@@ -27,6 +27,7 @@ from torch import nn
 
 from bench.config import MOCO_PROFILES, MOCO_QUEUE_RATIO, RunConfig  # noqa: F401
 from bench.engine.data import embed
+from bench.engine.env import environment
 from bench.engine.metric import NonFinite, pick_device, seed_everything
 from bench.engine.moco.data import MocoData, TwoViews, pil_transforms, tensor_views  # noqa: F401
 from bench.engine.moco.model import (  # noqa: F401
@@ -191,7 +192,7 @@ def run_moco(
     }
     ckpt = rd.load_checkpoint()
     if ckpt is None:
-        rd.start(str(dev))
+        rd.start(environment(str(dev)))
         rows = [
             {
                 "epoch": 0,
