@@ -91,6 +91,8 @@ class Difference:
 
     def p_two_sided(self, null: float = 0.0) -> float:
         """2 min(p_above, p_below): scipy's ttest_rel / ttest_ind / ttest_1samp p for null = 0."""
+        if not self._tested:
+            return math.nan
         return min(1.0, 2 * min(self.p_above(null), self.p_below(null)))
 
     @property
