@@ -1,0 +1,142 @@
+"""reports.forest: one CI bar per (variant, reference) row, greyscale styles, no text overlaps."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
+
+from reports.forest import CI_GID, FAMILIES, ci_bar_count, family, forest_figure
+
+VARIANTS = [
+    "no_xbm",
+    "xbm",
+    "xbm_star",
+    "xbn",
+    "axbn",
+    "pc_xbn",
+    "sc_xbn",
+    "pc_xbn_adjusted_margin",
+]
+
+
+def forest_rows(panels, references=("xbm", "no_xbm"), seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for profile, dataset in panels:
+        for variant, ref in itertools.product(VARIANTS, references):
+            if variant == ref:
+                continue
+            d, half = rng.normal(0.5, 1.0), abs(rng.normal(0.8, 0.3))
+            reported = rng.normal(1.0, 1.0) if ref == "xbm" and profile == "paper" else math.nan
+            rows.append({"profile": profile, "dataset": dataset, "variant": variant,
+                         "reference": ref, "diff": d, "ci_low": d - half, "ci_high": d + half,
+                         "reported_diff": reported})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+PANELS = [("paper", "sop"), ("paper", "inshop"), ("cpu", "demo"), ("paper", "deepfashion2")]
+
+
+@pytest.mark.parametrize(
+    "panels,references",
+    [(PANELS[:1], ("xbm",)), (PANELS[:2], ("xbm", "no_xbm")), (PANELS, ("xbm", "no_xbm"))],
+)
+def test_one_ci_bar_per_variant_reference_pair(panels, references):
+    rows = forest_rows(panels, references)
+    fig = forest_figure(rows)
+    pairs = len(set(zip(rows.profile, rows.dataset, rows.variant, rows.reference)))
+    assert ci_bar_count(fig) == pairs == len(rows)
+    assert sum(ax.axison for ax in fig.axes) == len(panels)
+
+
+def test_a_row_without_ci_draws_its_point_but_no_bar():
+    rows = forest_rows(PANELS[:1])
+    rows.loc[0, ["ci_low", "ci_high"]] = math.nan
+    assert ci_bar_count(forest_figure(rows)) == len(rows) - 1
+
+
+def test_references_differ_by_line_style_and_marker_not_colour_alone():
+    fig = forest_figure(forest_rows(PANELS[:1]))
+    styles = {line.get_linestyle() for line in fig.axes[0].lines if line.get_gid() == CI_GID}
+    assert styles == {"-", "--"}
+    legend = fig.legends[0]
+    markers = [h.get_marker() for h in legend.legend_handles]
+    assert len(set(markers)) == len(markers) == 3  # xbm, no_xbm, reported
+
+
+def _drawn_texts(fig):
+    """(text, window extent) of every non-empty text that is drawn; tick labels outside the
+    axis limits or on a switched-off panel are laid out but not drawn, so they are left out."""
+    FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    hidden = set()
+    for ax in fig.axes:
+        if not ax.axison:  # an unused panel: nothing of its axes is drawn
+            hidden |= {id(t) for t in ax.get_xticklabels() + ax.get_yticklabels()}
+            continue
+        (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+        hidden |= {id(t) for t in ax.get_xticklabels() if not x0 <= t.get_position()[0] <= x1}
+        hidden |= {id(t) for t in ax.get_yticklabels() if not y0 <= t.get_position()[1] <= y1}
+    texts = [
+        t for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and id(t) not in hidden
+    ]  # fmt: skip
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+
+
+@pytest.mark.parametrize("n_panels", [1, 2, 4])
+def test_no_two_texts_overlap(n_panels):
+    fig = forest_figure(forest_rows(PANELS[:n_panels]))
+    boxes = _drawn_texts(fig)
+    overlaps = [
+        (a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2)
+        if ba.width and bb.width and ba.overlaps(bb)
+    ]  # fmt: skip
+    assert overlaps == []
+    width, height = fig.bbox.width, fig.bbox.height
+    assert all(0 <= box.x0 and box.x1 <= width + 1 and 0 <= box.y0 for _, box in boxes)
+    assert all(box.y1 <= height + 1 for _, box in boxes)
+
+
+def test_saves_to_png(tmp_path):
+    fig = forest_figure(forest_rows(PANELS[:2]))
+    path = tmp_path / "forest.png"
+    fig.savefig(path, dpi=80)
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] == pytest.approx(fig.get_figheight() * 80, abs=2)
+    assert image.shape[1] == pytest.approx(fig.get_figwidth() * 80, abs=2)
+
+
+def test_family_by_name_then_by_label_prefix_then_other():
+    assert family("xbn") == "normalised memory"
+    assert family("pc_xbn_adjusted_margin") == family("pc_xbn") == "per-class"
+    assert family("no_xbm_512") == FAMILIES["no_xbm"]
+    assert family("xbn+l2_bn") == family("xbn[foo=1]") == "normalised memory"
+    assert family("xbnx") == family("mystery") == "other"
+
+
+def test_families_are_header_rows_in_order():
+    fig = forest_figure(forest_rows(PANELS[:1]))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "no memory" and labels.index("memory") < labels.index("per-class")
+    bold = [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_fontweight() == "bold"]
+    assert bold == ["no memory", "memory", "normalised memory", "per-class"]
+
+
+def test_empty_rows_give_none_and_bad_rows_raise():
+    rows = forest_rows(PANELS[:1])
+    assert forest_figure(rows.iloc[0:0]) is None
+    with pytest.raises(ValueError, match="missing \\['ci_high'\\]"):
+        forest_figure(rows.drop(columns="ci_high"))
+    bad = rows.copy()
+    bad.loc[0, "reference"] = bad.loc[0, "variant"]
+    with pytest.raises(ValueError, match="own reference"):
+        forest_figure(bad)
