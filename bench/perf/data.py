@@ -37,6 +37,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from common import atomic_write
+
 SIDES = (256, 500)  # JPEG sides drawn uniformly in this range (px), as web product photos
 QUALITY = 90
 # published ResNet-50 AMP training speeds, V100 to H100 (issue 18)
@@ -51,8 +53,8 @@ def write_jpeg(path: Path, seed: Sequence[int], sides: tuple[int, int] = SIDES) 
     field = Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8))
     smooth = np.asarray(field.resize((w, h), Image.BICUBIC), dtype=np.float32)
     pixels = np.clip(smooth + rng.normal(0, 8, size=smooth.shape), 0, 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path, format="JPEG", quality=QUALITY)
+    image = Image.fromarray(pixels)
+    atomic_write(path, lambda tmp: image.save(tmp, format="JPEG", quality=QUALITY))
 
 
 def _write_chunk(args: tuple[list[Path], int, int]) -> None:
