@@ -63,7 +63,7 @@ def test_paper_profile_offline_without_weights_is_a_clear_error(tiny_data, tmp_p
             "batch_size must be a multiple of m_per_class",
         ),
         (["--head", "foo", "--dataset", "sop"], "head must be one of l2, l2_bn, l2_ln, got 'foo'"),
-        (["--epochs", "0", "--dataset", "sop"], "epochs must be >= 1, got 0"),
+        (["--epochs", "0", "--dataset", "sop"], "epochs must be an integer >= 1, got 0"),
         (["--miner-distance", "manhattan", "--dataset", "sop"], "miner_distance must be one of"),
         (["--profile", "gpu", "--dataset", "sop"], "Invalid value for '--profile'"),
     ],
