@@ -22,7 +22,9 @@ SKIP = {"dataset", "variant", "seed", "profile", "variant_options", "deviations"
 SEEDS = Field(tuple, item=int, ge=0, why="seeds number the repetitions 0, 1, 2, ...")
 
 
-def _metavar(spec: Field) -> str:
+def _metavar(name: str, spec: Field) -> str:
+    if name == "pretrained_file":
+        return "FILE"
     if spec.choices is not None:
         return "[" + "|".join(spec.choices) + "]"
     if spec.kind is tuple:
@@ -47,7 +49,7 @@ def config_options(f: Callable) -> Callable:
             "--" + field.name.replace("_", "-"),
             field.name,
             type=_click_type(field.name),
-            metavar=_metavar(spec),
+            metavar=_metavar(field.name, spec),
             default=None,
             help=help_,
         )(f)
