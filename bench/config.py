@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bench.fields import Field
+from bench.spec import CHOICES, FIELDS, validate  # noqa: F401  (CHOICES: the choice fields' names)
 from common import UserError
 
 
@@ -218,42 +220,33 @@ def _sampler_fix(batch: int, m: int, n_classes: int) -> tuple[int, str | None]:
     raise UserError(f"batch_size {batch} cannot be sampled from {n_classes} classes")
 
 
-CHOICES = {
-    "head": ("l2", "l2_bn", "l2_ln"),
-    "augment": ("randaugment", "flip", "none", "moco", "moco_tensor"),
-    "miner_distance": ("euclidean", "euclidean_raw", "cosine"),
-    "memory_init": ("queue", "prefill"),
-    "loss": ("supcon",),
-    "task": ("metric", "moco"),
-}
-
-
-def _validate(v: dict[str, Any]) -> None:
-    """Bad values are a UserError naming the field and the value, before anything runs."""
+def _validate(v: dict[str, Any]) -> dict[str, Any]:
+    """Every field checked and normalised by its spec (bench/spec.py), defaults included, then
+    the rules between fields; a bad value is a UserError naming the field and the value."""
     defaults = {
         f.name: f.default
         for f in dataclasses.fields(RunConfig)
-        if f.default is not dataclasses.MISSING
+        if f.default is not dataclasses.MISSING and f.name != "variant_options"
     }
-    v = {**defaults, **v}
-    for name, valid in CHOICES.items():
-        if v.get(name) is not None and v[name] not in valid:
-            raise UserError(f"{name} must be one of {', '.join(valid)}, got {v[name]!r}")
-    for name in ("batch_size", "m_per_class", "epochs", "embedding_size", "image_size"):
-        if v[name] < 1:
-            raise UserError(f"{name} must be >= 1, got {v[name]}")
-    if v["task"] == "metric" and v["batch_size"] % v["m_per_class"]:
+    return validate({**defaults, **v})
+
+
+def _variant_options(variant: str, given: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """The variant's checked options (text parsed by the declared type) and their specs."""
+    from variants.registry import get_variant  # imports torch: only when a config is made
+
+    try:
+        specs = get_variant(variant).option_specs()
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    opts = {k: v for k, v in given.items() if v is not None}
+    bad = sorted(set(opts) - set(specs))
+    if bad:
         raise UserError(
-            f"batch_size must be a multiple of m_per_class (PML's MPerClassSampler), "
-            f"got {v['batch_size']} and {v['m_per_class']}"
+            f"unknown option(s) {', '.join(bad)} for variant {variant!r}; "
+            f"valid options: {', '.join(sorted(specs))}"
         )
-    if v["memory_ratio"] < 0 or v["lr"] <= 0 or v["warmup_epochs"] < 0:
-        raise UserError(
-            f"memory_ratio and warmup_epochs must be >= 0 and lr > 0, got "
-            f"{v['memory_ratio']}, {v['warmup_epochs']} and {v['lr']}"
-        )
-    if v.get("train_per_class") is not None and v["train_per_class"] < 1:
-        raise UserError(f"train_per_class must be >= 1, got {v['train_per_class']}")
+    return {k: Field.of(specs[k]).coerce(k, v) for k, v in opts.items()}, specs
 
 
 def make_config(
@@ -264,26 +257,31 @@ def make_config(
     variant_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> RunConfig:
-    """Resolve a profile into a RunConfig; ``None`` overrides mean "the profile's default"."""
-    import variants  # validate the variant and its options before anything runs
+    """Resolve a profile into a RunConfig; ``None`` overrides mean "the profile's default".
+
+    Every value is checked before anything runs (bench/spec.py, the variant's ``Option``s); text
+    values, as the command line passes them, are parsed by the field's declared type.
+    """
+    from data_prep import DATASETS  # imports torch: only when a config is made
 
     if profile not in PROFILES:
         raise UserError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
-    try:
-        valid = variants.variant_options(variant)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    opts = {k: v for k, v in (variant_options or {}).items() if v is not None}
-    bad = sorted(set(opts) - set(valid))
-    if bad:
-        raise UserError(
-            f"unknown option(s) {', '.join(bad)} for variant {variant!r}; "
-            f"valid options: {', '.join(sorted(valid))}"
-        )
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
+    seed = FIELDS["seed"].coerce("seed", seed)
+    opts, specs = _variant_options(variant, variant_options or {})
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise UserError(f"unknown config field(s): {', '.join(unknown)}")
+    overrides = {k: FIELDS[k].coerce(k, v) for k, v in overrides.items() if v is not None}
+    if "miner_distance" in opts:  # a run's miner is a config field; the option is its alias
+        alias = opts.pop("miner_distance")
+        if overrides.setdefault("miner_distance", alias) != alias:
+            raise UserError(
+                f"miner_distance given twice: {overrides['miner_distance']!r} as a field and "
+                f"{alias!r} as a variant option"
+            )
     values: dict[str, Any] = dict(PROFILES[profile])
     if dataset in FULL_MEMORY and profile == "paper":
         values["memory_ratio"] = 1.0
@@ -296,7 +294,7 @@ def make_config(
     if (
         variant == "delayed_xbn"
         and "delay_epochs" not in opts
-        and values["lr_step_epochs"] != valid["delay_epochs"]
+        and values["lr_step_epochs"] != specs["delay_epochs"].default
     ):
         # the thesis' 15 is the paper schedule's first LR decay (thesis 4.3.3): follow the
         # profile's first decay instead, or a 5-epoch cpu run would never normalise
@@ -310,11 +308,9 @@ def make_config(
         if why:
             values["m_per_class"] = m
             deviations.append(why)
-    _validate(values)
+    values = {k: v for k, v in _validate(values).items() if k in values}
     # an option at its default is dropped, so that the same run has the same hash
-    opts = {k: v for k, v in opts.items() if valid[k] != v}
-    if isinstance(values.get("eval_ks"), list):
-        values["eval_ks"] = tuple(values["eval_ks"])
+    opts = {k: v for k, v in opts.items() if specs[k].default != v}
     return RunConfig(
         dataset=dataset,
         variant=variant,

@@ -16,14 +16,19 @@ With r = 0 the gain is 1 and AXBN is XBN step for step. With the paper's q = 1, 
 
 import torch
 
-from .registry import register
+from .registry import Option, register
 from .stats import kalman_gain, kalman_update, moments
 from .xbn import XBN
 
 
 @register("axbn")
 class AXBN(XBN):
-    OPTIONS = {"p0": 1.0, "q": 1.0, "r": 0.01, "gain_interval": 100}
+    OPTIONS = {
+        "p0": Option(1.0, float, ge=0.0, why="the initial estimate's variance"),
+        "q": Option(1.0, float, ge=0.0, why="the process noise's variance (eq. 19)"),
+        "r": Option(0.01, float, ge=0.0, why="the measurement noise's variance: 0 is XBN"),
+        "gain_interval": Option(100, int, ge=1, why="adapting steps between gain refreshes"),
+    }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -24,24 +24,36 @@ from pytorch_metric_learning.losses import CrossBatchMemory
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from .miners import MINER_DISTANCES, convert_miner
+from .registry import Option
 
 
 class MemoryBase(CrossBatchMemory):
     """Plain cross-batch memory; subclasses override ``adapt`` (and rarely ``forward``)."""
 
     name: ClassVar[str] = "base"
-    OPTIONS: ClassVar[dict[str, Any]] = {}  # the variant's own options and their defaults
+    OPTIONS: ClassVar[dict[str, Option]] = {}  # the variant's own options: default, type, range
     NORMALISING: ClassVar[bool] = False  # adapts the memory, hence understands delay_epochs
     DEFAULT_DELAY: ClassVar[int] = 0
     NEEDS_SUPERCLASS: ClassVar[bool] = False
 
     @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
-        opts: dict[str, Any] = {"miner_distance": None}
+    def option_specs(cls) -> dict[str, Option]:
+        """Every option this variant understands: the shared ones, then its own."""
+        opts = {
+            "miner_distance": Option(
+                None, str, choices=MINER_DISTANCES, nullable=True, why="None: the given miner's"
+            )
+        }
         if cls.NORMALISING:
-            opts["delay_epochs"] = cls.DEFAULT_DELAY
+            opts["delay_epochs"] = Option(
+                cls.DEFAULT_DELAY, int, ge=0, why="main-phase epochs of plain XBM before adapting"
+            )
         opts.update(cls.OPTIONS)
         return opts
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {name: spec.default for name, spec in cls.option_specs().items()}
 
     def __init__(
         self, loss, embedding_size: int, memory_size: int = 1024, miner=None, **options: Any

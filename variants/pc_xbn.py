@@ -7,14 +7,20 @@ statistics mixed with the batch's by ``lambda_mu`` and ``lambda_sigma``; every o
 """
 
 from .base import MemoryBase
-from .registry import register
+from .registry import Option, register
 from .stats import grouped_transform
 
 
 @register("pc_xbn")
 class PerClassXBN(MemoryBase):
     NORMALISING = True
-    OPTIONS = {"lambda_mu": 0.5, "lambda_sigma": 1.0, "normalize_absent": True}
+    OPTIONS = {
+        # thesis eq. 4.3: weights of a convex mix of batch and class statistics (table 5.14
+        # sweeps both over 0..1); outside [0, 1] the mix extrapolates past both
+        "lambda_mu": Option(0.5, float, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
+        "lambda_sigma": Option(1.0, float, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
+        "normalize_absent": Option(True, bool, why="global XBN for classes without statistics"),
+    }
 
     def groups(self, labels, superclasses):
         return labels

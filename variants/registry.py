@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 _REGISTRY: dict[str, type] = {}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A variant option: its default, type and valid range, declared with the variant.
+
+    ``kind`` is int, float, bool or str; the bounds (``gt``, ``ge``, ``lt``, ``le``) and
+    ``choices`` say what a run may use, ``nullable`` whether None is a value, ``why`` the reason
+    for a non-obvious range. The experiment engine checks every value against it before a run
+    (bench.fields.Field.of); this module stays free of that engine, since variants import only
+    torch and PML.
+    """
+
+    default: Any
+    kind: type
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    choices: tuple[Any, ...] | None = None
+    nullable: bool = False
+    why: str = ""
 
 
 def register(name: str) -> Callable[[type], type]:
@@ -58,3 +81,8 @@ def build(
 def variant_options(name: str) -> dict[str, Any]:
     """The options ``name`` understands, with their defaults."""
     return get_variant(name).option_defaults()
+
+
+def option_specs(name: str) -> dict[str, Option]:
+    """The options ``name`` understands, each with its default, type and range."""
+    return get_variant(name).option_specs()

@@ -1,7 +1,7 @@
 """XBM*: memory loss plus minibatch loss, as the official XBM code trains (paper table 2)."""
 
 from .base import MemoryBase, minibatch_loss
-from .registry import register
+from .registry import Option, register
 
 
 @register("xbm_star")
@@ -9,7 +9,11 @@ class XBMStar(MemoryBase):
     """loss = minibatch loss + memory_weight x memory loss (the official XBM code's
     XBM.WEIGHT, msight-tech/research-xbm)."""
 
-    OPTIONS = {"memory_weight": 1.0}
+    OPTIONS = {
+        "memory_weight": Option(
+            1.0, float, ge=0.0, why="< 0 ascends the memory loss; 0 leaves the minibatch loss"
+        )
+    }
 
     def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None, superclasses=None):
         if enqueue_mask is not None:

@@ -7,8 +7,9 @@ import os
 import click
 import torch
 
-from bench.cli.options import config_options, parse_overrides, parse_variant_options
-from bench.config import PROFILES, make_config
+from bench.cli.options import config_options, parse_overrides, parse_seeds, parse_variant_options
+from bench.config import CHOICES, PROFILES, make_config
+from common import UserError
 from data_prep import default_data_dir
 
 
@@ -33,7 +34,12 @@ from data_prep import default_data_dir
 )
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
-@click.option("--threads", type=int, default=None, help="torch CPU threads [torch's default]")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads [torch's default]",
+)
 @config_options
 def run_command(
     dataset, variant, seed, profile, opts, data_dir, results, device, threads, **fields
@@ -41,11 +47,12 @@ def run_command(
     """Train and evaluate one cell; skipped if its record says done, resumed if interrupted."""
     from bench.engine.metric import run
 
-    if threads:
-        torch.set_num_threads(threads)
     cfg = make_config(
         dataset, variant, seed, profile, parse_variant_options(opts), **parse_overrides(fields)
     )
+    check_device(device)
+    if threads:
+        torch.set_num_threads(threads)
     data_dir = data_dir or str(default_data_dir())
     result = run(cfg, data_dir, results, device=device, progress=True)
     path = os.path.join(results, "runs", cfg.run_id)
@@ -66,6 +73,26 @@ def run_command(
         raise SystemExit(1)
 
 
+def check_device(device: str | None) -> None:
+    """A UserError unless ``device`` names a torch device this machine has (None: pick one)."""
+    import torch
+
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index or 0) >= count:
+            raise UserError(
+                f"device {device!r} is not available: this machine has {count} CUDA GPUs"
+            )
+    elif dev.type != "cpu":
+        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+
+
 def _filters(f):
     f = click.option(
         "--seeds", default=None, metavar="0,1,2", help="only these seeds (comma-separated)"
@@ -77,17 +104,6 @@ def _filters(f):
         f
     )
     return f
-
-
-def _seeds(text: str | None):
-    if text is None:
-        return None
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated integers, got {text!r}", param_hint="--seeds"
-        ) from None
 
 
 @click.group("grid")
@@ -112,7 +128,7 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
     from bench.store import RunDir
     from bench.studies import cells
 
-    cfgs = cells(study, datasets, variants, _seeds(seeds))
+    cfgs = cells(study, datasets, variants, parse_seeds(seeds))
     if as_json:
         click.echo(json.dumps([{"run_id": c.run_id, **c.to_dict()} for c in cfgs], indent=1))
         return
@@ -154,13 +170,13 @@ def grid_studies():
 @_filters
 @click.option(
     "--launcher",
-    type=click.Choice(["local", "submitit-local", "slurm"]),
+    type=click.Choice(CHOICES["launcher"]),
     default="local",
     show_default=True,
 )
 @click.option(
     "--jobs",
-    type=int,
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
     help="local: worker processes (each gets cores // jobs torch threads)",
@@ -176,9 +192,9 @@ def grid_studies():
 @click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
 @click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")
 @click.option("--partition", default=None, help="slurm partition")
-@click.option("--gpus-per-job", type=int, default=1, show_default=True)
-@click.option("--timeout-min", type=int, default=24 * 60, show_default=True)
-@click.option("--array-parallelism", type=int, default=32, show_default=True)
+@click.option("--gpus-per-job", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--timeout-min", type=click.IntRange(min=1), default=24 * 60, show_default=True)
+@click.option("--array-parallelism", type=click.IntRange(min=1), default=32, show_default=True)
 def reproduce_command(
     studies,
     datasets,
@@ -213,7 +229,7 @@ def reproduce_command(
         data_dir or str(default_data_dir()),
         datasets,
         variants,
-        _seeds(seeds),
+        parse_seeds(seeds),
         launcher,
         jobs,
         retry_failed,

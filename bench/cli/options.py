@@ -1,61 +1,83 @@
-"""Click options generated from RunConfig's fields, so the CLI maps one to one onto the config."""
+"""Click options generated from RunConfig's fields, so the CLI maps one to one onto the config.
+
+Values travel as text: ``make_config`` parses and checks each by the field's declared spec
+(bench/spec.py) or the variant's declared option (variants/registry.py ``Option``), so the
+command line and the Python API share one check and one message.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import typing
 from typing import Any, Callable
 
 import click
 
 from bench.config import RunConfig
+from bench.fields import Field
+from bench.spec import FIELDS
 
 # fields set by dedicated arguments, or not meant for the command line
 SKIP = {"dataset", "variant", "seed", "profile", "variant_options", "deviations"}
 
+SEEDS = Field(tuple, item=int, ge=0, why="seeds number the repetitions 0, 1, 2, ...")
 
-def _click_type(tp: Any):
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    base = args[0] if args else tp
-    if typing.get_origin(base) is tuple:
-        return str, "comma-separated"
-    return {int: int, float: float, bool: bool, str: str}.get(base, str), None
+
+def _metavar(name: str, spec: Field) -> str:
+    if name == "pretrained_file":
+        return "FILE"
+    if spec.choices is not None:
+        return "[" + "|".join(spec.choices) + "]"
+    if spec.kind is tuple:
+        return ",".join(map(str, spec.contains)) or "A,B"
+    return {int: "INTEGER", float: "FLOAT", bool: "true|false", str: "TEXT"}[spec.kind]
+
+
+def _click_type(name: str) -> Any:
+    if name == "pretrained_file":  # named in the error when missing; its content: engine/model.py
+        return click.Path(exists=True, dir_okay=False)
+    return str
 
 
 def config_options(f: Callable) -> Callable:
     """Add ``--<field>`` for every RunConfig field (default None: the profile's value)."""
-    hints = typing.get_type_hints(RunConfig)
     for field in reversed(dataclasses.fields(RunConfig)):
         if field.name in SKIP:
             continue
-        tp, note = _click_type(hints[field.name])
-        name = "--" + field.name.replace("_", "-")
-        help_ = f"RunConfig.{field.name} (default: the profile's)" + (f", {note}" if note else "")
-        f = click.option(name, field.name, type=tp, default=None, help=help_)(f)
+        spec = FIELDS[field.name]
+        help_ = f"RunConfig.{field.name}: {spec.describe()} (default: the profile's)"
+        f = click.option(
+            "--" + field.name.replace("_", "-"),
+            field.name,
+            type=_click_type(field.name),
+            metavar=_metavar(field.name, spec),
+            default=None,
+            help=help_,
+        )(f)
     return f
 
 
 def parse_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        if key == "eval_ks":
-            value = tuple(int(v) for v in str(value).split(","))
-        out[key] = value
-    return out
+    """The options that were given (None: the profile's value); make_config parses the text."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
-def parse_variant_options(items: tuple[str, ...]) -> dict[str, Any]:
-    """``--opt lambda_mu=0.6 --opt normalize_absent=false`` -> typed dict."""
-    out: dict[str, Any] = {}
+def parse_variant_options(items: tuple[str, ...]) -> dict[str, str]:
+    """``--opt lambda_mu=0.6 --opt normalize_absent=false`` -> {name: text}; make_config parses
+    each text by the option's declared type."""
+    out: dict[str, str] = {}
     for item in items:
         key, sep, raw = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--opt")
-        try:
-            out[key] = json.loads(raw.lower() if raw.lower() in ("true", "false") else raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+        if key in out:
+            raise click.BadParameter(
+                f"{key} given twice ({out[key]!r} and {raw!r})", param_hint="--opt"
+            )
+        out[key] = raw
     return out
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` -> [0, 1, 2]; None: every seed."""
+    return None if text is None else list(SEEDS.coerce("seeds", text))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import timm
 import torch
@@ -81,13 +82,45 @@ def build_backbone(
                 f"pretrained weights for {model!r} are not in timm's cache and no "
                 f"--pretrained-file was given (nothing is downloaded at run time)"
             )
-    return timm.create_model(
-        model,
-        pretrained=True,
-        num_classes=0,
-        in_chans=in_chans,
-        pretrained_cfg_overlay=dict(file=path),
-    )
+    state = _read_weights(path)
+    try:
+        net = timm.create_model(
+            model,
+            pretrained=True,
+            num_classes=0,
+            in_chans=in_chans,
+            pretrained_cfg_overlay=dict(file=path),
+        )
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"pretrained weights {path} do not fit model {model!r}: {e}") from None
+    # timm loads a headless model with strict=False: a weight missing from the file would stay
+    # randomly initialised without a word, the silent random init DESIGN.md rules out
+    wanted = [k for k in net.state_dict() if not k.endswith("num_batches_tracked")]
+    missing = [k for k in wanted if k not in state]
+    if missing:
+        raise UserError(
+            f"pretrained weights {path} hold {len(wanted) - len(missing)} of the {len(wanted)} "
+            f"weights of model {model!r} (missing e.g. {', '.join(missing[:3])}): not a "
+            f"checkpoint of this model"
+        )
+    return net
+
+
+def _read_weights(path: str) -> dict[str, Any]:
+    """The state dict in ``path`` as timm reads it (safetensors or torch.load with
+    weights_only, unwrapped from 'state_dict'/'model'); a UserError naming the file and why."""
+    from timm.models import load_state_dict
+
+    try:
+        state = load_state_dict(path)
+    except Exception as e:  # torch.load, pickle and safetensors each raise their own types
+        why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise UserError(
+            f"pretrained weights {path} cannot be read as a checkpoint ({why})"
+        ) from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"pretrained weights {path} do not hold a state dict of tensors")
+    return state
 
 
 def build_model(

@@ -225,13 +225,12 @@ def test_pil_path_runs(tiny_data, tmp_path):
     [
         (dict(variant="pc_xbn"), "xbm, xbn"),
         (dict(moco_bn_splits=3), "multiple of moco_bn_splits"),
-        (dict(augment="flip"), "augment 'moco'"),
+        (dict(augment="flip"), "augment must be one of moco, moco_tensor for task 'moco'"),
     ],
 )
 def test_errors_state_the_contract(tiny_data, tmp_path, over, match):
-    cfg = tiny_cfg(over.pop("variant", "xbm"), **over)
-    with pytest.raises(UserError, match=match):
-        run(cfg, tiny_data, str(tmp_path), progress=False)
+    with pytest.raises(UserError, match=match):  # by make_config or, at the latest, by run
+        run(tiny_cfg(over.pop("variant", "xbm"), **over), tiny_data, str(tmp_path), progress=False)
 
 
 def test_studies():

@@ -2,7 +2,7 @@ import pytest
 from pytorch_metric_learning.losses import CrossBatchMemory, SupConLoss
 
 import variants
-from variants.registry import register
+from variants.registry import Option, option_specs, register
 
 EXPECTED = {
     "no_xbm",
@@ -86,3 +86,34 @@ def test_bad_inputs():
     sc = variants.build("sc_xbn", loss=SupConLoss(), embedding_size=8, memory_size=16)
     with pytest.raises(ValueError, match="needs superclasses"):
         sc(torch.randn(4, 8), torch.zeros(4, dtype=torch.long))
+
+
+OPTION_CASES = [(v, o) for v in sorted(EXPECTED) for o in variants.variant_options(v)]
+
+
+@pytest.mark.parametrize("name,option", OPTION_CASES, ids=[f"{v}.{o}" for v, o in OPTION_CASES])
+def test_every_option_declares_its_type_and_range(name, option):
+    spec = option_specs(name)[option]
+    assert isinstance(spec, Option) and spec.kind in (int, float, bool, str)
+    if spec.kind in (int, float):  # a number has at least a lower bound
+        assert spec.ge is not None or spec.gt is not None
+    if spec.kind is str:  # text is a choice among names
+        assert spec.choices
+    assert spec.default == variants.variant_options(name)[option]
+    if spec.default is None:
+        assert spec.nullable
+    else:
+        assert type(spec.default) is spec.kind
+
+
+def test_declared_ranges():
+    """The ranges written out here, independently of the declarations (thesis eq. 4.3: convex
+    weights; paper eqs. 19-20: variances; counts of steps and epochs)."""
+    axbn, pc = option_specs("axbn"), option_specs("pc_xbn")
+    assert [(pc[k].ge, pc[k].le) for k in ("lambda_mu", "lambda_sigma")] == [(0, 1), (0, 1)]
+    assert pc["normalize_absent"].kind is bool
+    assert [(axbn[k].kind, axbn[k].ge) for k in ("p0", "q", "r")] == [(float, 0)] * 3
+    assert (axbn["gain_interval"].kind, axbn["gain_interval"].ge) == (int, 1)
+    assert (axbn["delay_epochs"].kind, axbn["delay_epochs"].ge) == (int, 0)
+    assert option_specs("xbm_star")["memory_weight"].ge == 0
+    assert option_specs("xbm")["miner_distance"].choices == ("euclidean", "euclidean_raw", "cosine")
