@@ -68,16 +68,31 @@ class RunConfig:
     moco_bn_splits: int = 8  # BatchNorm in sub-batches + key shuffle (PML's MoCo example: 8)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config's record (config.json without its run_id) and the run id's input.
+
+        Every field of schema v1, every later field whose value differs from the value it was
+        added with (``SCHEMA_ADDED``), and the schema version under ``"schema"``. A later field at
+        its added value is left out: the record of a run is then the same whichever version
+        wrote it, and so is its id.
+        """
         d = dataclasses.asdict(self)
         d["variant_options"] = dict(self.variant_options)
         d["eval_ks"] = list(self.eval_ks)
         d["deviations"] = list(self.deviations)
-        return d
+        return {SCHEMA_KEY: schema_version(), **_identity(d)}
 
     @property
     def run_id(self) -> str:
-        """A stable hash of every field (16 hex characters): the run's folder name."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """The run's folder name: 16 hex characters of the sha256 of the record (``to_dict``)
+        without its schema version.
+
+        For the fields of schema v1 this is the hash of every field, as before versioning, so
+        every run id of schema v1 is unchanged (tests/fixtures/legacy_v0/run_ids.json); a field
+        added later enters the hash only when set to another value than the one it was added
+        with.
+        """
+        ident = {k: v for k, v in self.to_dict().items() if k != SCHEMA_KEY}
+        blob = json.dumps(ident, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
@@ -85,13 +100,87 @@ class RunConfig:
         return dict(self.variant_options)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """A config from its record (``to_dict``, config.json) of this or any earlier schema.
+
+        A field the record lacks takes the value it was added with (the record was written
+        before the field existed, or left it out at that value); a record from a newer schema,
+        an unknown field, or a ``run_id`` that is not this config's is a ``ValueError``.
+        """
+        version = int(d.get(SCHEMA_KEY, 1))
+        if version > schema_version():
+            raise ValueError(
+                f"config of schema {version}, newer than this code's {schema_version()}: "
+                "upgrade xbmbench to read it"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
+        retired = (set(SCHEMA_DEFAULTS_V1) | set(SCHEMA_ADDED)) - names
+        unknown = sorted(set(d) - names - retired - {"run_id", SCHEMA_KEY})
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        kw = {name: absent for name, (_, absent) in SCHEMA_ADDED.items() if name in names}
+        kw.update({k: v for k, v in d.items() if k in names})
         kw["variant_options"] = tuple(sorted(dict(kw.get("variant_options", {})).items()))
         kw["eval_ks"] = tuple(kw.get("eval_ks", (1, 10)))
         kw["deviations"] = tuple(kw.get("deviations", ()))
-        return cls(**kw)
+        cfg = cls(**kw)
+        if "run_id" in d and d["run_id"] != cfg.run_id:
+            raise ValueError(
+                f"config record says run_id {d['run_id']}, its fields give {cfg.run_id}"
+            )
+        return cfg
+
+
+# ----- the record's schema: run ids that survive upgrades (results/README.md, "run_id") -------
+SCHEMA_KEY = "schema"  # config.json's schema version (absent: 1)
+REQUIRED_FIELDS = ("dataset", "variant")  # no default: always in the record and the id
+# Schema v1: RunConfig's fields and defaults at commit c18673d, frozen as data (never read from
+# the dataclass, so that changing a default later cannot rewrite what v1 meant). Every v1 field
+# is always in the record and the id, as it was before versioning.
+SCHEMA_DEFAULTS_V1: dict[str, Any] = {
+    "seed": 0, "profile": "cpu", "variant_options": {}, "task": "metric",
+    "model": "test_resnet", "pretrained": False, "pretrained_file": None, "head": "l2",
+    "embedding_size": 128, "image_size": 28, "augment": "flip", "batch_size": 40,
+    "m_per_class": 4, "memory_ratio": 0.5, "memory_init": "queue", "loss": "supcon",
+    "temperature": 0.1, "pos_margin": 0.2, "neg_margin": 0.8, "miner_distance": "euclidean",
+    "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.0001, "lr_step_epochs": 2,
+    "lr_gamma": 0.33, "epochs": 5, "warmup_epochs": 1, "warmup_lr": 0.001, "amp": False,
+    "grad_clip": 10.0, "eval_ks": [1, 10], "train_per_class": 400, "drift_probe": 64,
+    "num_workers": 0, "deviations": [], "moco_momentum": 0.99, "moco_bn_splits": 8,
+}  # fmt: skip
+# Fields added after v1: name -> (the schema version that added it, its *absent* value: the one
+# that does what runs did before the field existed). Adding a RunConfig field = adding it here
+# with the next version; its dataclass default should be the absent value, and may change later
+# without touching any stored id. A field missing from here makes run_id raise.
+SCHEMA_ADDED: dict[str, tuple[int, Any]] = {}
+
+
+def schema_version() -> int:
+    """The current schema version: 1, or the latest version that added a field."""
+    return max((version for version, _ in SCHEMA_ADDED.values()), default=1)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equality as the record sees it (JSON): (1, 10) == [1, 10]."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _identity(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (every field) -> the record: the v1 fields (a v1 field no longer in the
+    dataclass keeps its frozen value), and each later field that differs from its absent value."""
+    out = dict(SCHEMA_DEFAULTS_V1)
+    for name, value in values.items():
+        if name in REQUIRED_FIELDS or name in SCHEMA_DEFAULTS_V1:
+            out[name] = value
+        elif name in SCHEMA_ADDED:
+            if not _same_value(value, SCHEMA_ADDED[name][1]):
+                out[name] = value
+        else:
+            raise TypeError(
+                f"RunConfig field {name!r} is in no schema version: add it to "
+                "bench.config.SCHEMA_ADDED with the value that reproduces runs made before it"
+            )
+    return out
 
 
 PROFILES: dict[str, dict[str, Any]] = {

@@ -1,11 +1,16 @@
 """Compute everything a report shows (``compute``) and write it to ``<results>/report/``
-(``write``)."""
+(``write``).
+
+The study cells (``cells``: plain config dicts ``{"run_id": ..., **RunConfig.to_dict()}``, built
+by the caller: reports import nothing of bench but its store) say which configs the studies
+meant; reports.configs has the grouping rule.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -13,38 +18,16 @@ from matplotlib.figure import Figure
 from common import UserError, atomic_write, atomic_write_text
 from reports import figures as F
 from reports import moco as M
-from reports.claims import CLAIMS, Claim, judge_all, untested_claims
-from reports.load import Store, load_store, select_epoch
+from reports.claims import CLAIMS, judge_all, untested_claims
+from reports.configs import comparable_runs, drop_duplicate_seeds, label_runs, study_runs
+from reports.contents import Report, table_file_stem
+from reports.load import load_store, select_epoch
+from reports.markdown import report_text
 from reports.render import display_claims, display_table, to_latex, to_markdown, with_verdicts
-from reports.reported import load_reported, table_slug
+from reports.reported import load_reported
 from reports.tables import all_tables, selection_gain, tables_without_runs
 
-# figure name -> (title, study whose runs would draw it)
-FIGURES: dict[str, tuple[str, str]] = {
-    "recall_vs_batch_memory": (
-        "Recall@1 vs batch size and memory size (paper fig. 1)",
-        "paper-fig1",
-    ),
-    "drift": ("Mean and max feature drift per epoch (paper fig. 3)", "paper-table1"),
-    "distances": ("Inter-embedding distance and distance to class mean per epoch", "thesis"),
-    "recall_curves": ("Recall@1 per epoch, mean ± std over seeds", "paper-table1"),
-    "pc_lambda_sweep": ("PC-XBN lambda sweep (thesis table 5.14)", "thesis-pc-sweep"),
-    "superclass_topk": ("Superclass top-k, k = 1..5 (thesis table 5.16)", "thesis"),
-}
-
-
-@dataclass
-class Report:
-    results: Path
-    epoch: str
-    store: Store
-    tables: dict[str, pd.DataFrame]
-    missing_tables: list[str]
-    claims: pd.DataFrame
-    untested: list[Claim]
-    gain: pd.DataFrame
-    figures: dict[str, Figure | None] = field(default_factory=dict)
-    moco: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.moco.moco_table
+Cells = Sequence[Mapping[str, Any]]
 
 
 def check_results_dir(results: str | Path) -> Path:
@@ -69,39 +52,40 @@ def make_figures(runs: pd.DataFrame, epochs: pd.DataFrame,
     return {name: make() for name, make in makers.items()}
 
 
-def compute(results: str | Path, epoch: str = "best", with_figures: bool = True) -> Report:
-    """Read the store and compute tables, claims, the selection gain and (optionally) figures."""
+def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
+            cells: Cells | None = None) -> Report:  # fmt: skip
+    """Read the store and compute tables, claims, the selection gain and (optionally) figures.
+
+    ``cells``: the study cells; without them no run is compared with a reported number (see
+    reports.configs). Each (config, seed) counts once; the runs left out are ``duplicates``.
+    """
     path = check_results_dir(results)
     store = load_store(path)
-    done = store.done
-    done = done[done["task"] == "metric"].reset_index(drop=True)  # MoCo runs: reports.moco
-    runs = select_epoch(done, epoch)
+    done, duplicates = drop_duplicate_seeds(store.done)
+    done = label_runs(done.reset_index(drop=True), cells)
+    metric = done[done["task"] == "metric"].reset_index(drop=True)  # MoCo runs: reports.moco
+    runs = select_epoch(metric, epoch)
+    usable = comparable_runs(runs, cells)  # claims and figures
+    study = study_runs(runs, cells)  # reported numbers
     reported = load_reported()
-    run_ids = set(done["run_id"])
-    epochs = store.epochs[store.epochs["run_id"].isin(run_ids)]
-    moco_claims = M.moco_claims(store.runs, store.epochs)
-    claims = judge_all(runs, reported)
+    epochs = store.epochs[store.epochs["run_id"].isin(set(usable["run_id"]))]
+    moco = done[done["task"] == "moco"]
+    moco_usable = comparable_runs(moco, cells)
+    claims = judge_all(usable, reported)
+    moco_claims = M.moco_claims(moco_usable, store.epochs)
     claims = pd.concat([c for c in (claims, moco_claims) if not c.empty] or [claims],
                        ignore_index=True)  # fmt: skip
-    figures = make_figures(runs, epochs, reported) if with_figures else {}
+    figures = make_figures(usable, epochs, reported) if with_figures else {}
     if with_figures:
-        figures[M.FIGURE[0]] = M.fig_moco(store.epochs, store.runs)
+        figures[M.FIGURE[0]] = M.fig_moco(store.epochs, moco_usable)
     return Report(
         results=path, epoch=epoch, store=store,
-        tables={k: with_verdicts(t) for k, t in all_tables(runs, reported).items()},
-        missing_tables=tables_without_runs(runs, reported),
+        tables={k: with_verdicts(t) for k, t in all_tables(runs, study, reported).items()},
+        missing_tables=tables_without_runs(study, reported),
         claims=claims, untested=untested_claims(claims, (*CLAIMS, M.MOCO_CLAIM)),
-        gain=selection_gain(done), figures=figures, moco=M.moco_table(store.runs, store.epochs),
+        gain=selection_gain(metric), figures=figures, moco=M.moco_table(moco, store.epochs),
+        duplicates=duplicates, with_cells=cells is not None,
     )  # fmt: skip
-
-
-def table_file_stem(name: str) -> str:
-    """'paper table 1' -> 'paper_table1';
-    'cpu runs on fashion-mnist' -> 'cpu_runs_fashion-mnist'."""
-    source, sep, number = name.partition(" table ")
-    if sep:
-        return table_slug(source, number)
-    return name.replace(" runs on ", "_runs_").replace(" ", "_")
 
 
 def _write_table(out: Path, stem: str, numbers: pd.DataFrame, shown: pd.DataFrame,
@@ -119,8 +103,6 @@ def _save_figure(fig: Figure, stem: Path) -> None:
 
 def write(report: Report) -> Path:
     """Write tables/, figures/ and REPORT.md under <results>/report/; returns REPORT.md's path."""
-    from reports.markdown import report_text
-
     out = report.results / "report"
     for name, table in report.tables.items():
         _write_table(out / "tables", table_file_stem(name), table, display_table(table), name)
@@ -140,5 +122,8 @@ def write(report: Report) -> Path:
     return atomic_write_text(out / "REPORT.md", report_text(report))
 
 
-def build_report(results: str | Path, epoch: str = "best") -> Path:
-    return write(compute(results, epoch))
+def build_report(results: str | Path, epoch: str = "best", cells: Cells | None = None) -> Path:
+    """Compute and write the report of ``results``; returns REPORT.md's path. ``cells``: the
+    study cells (``reports.commands.study_cells``); without them every run is reported under
+    its own config and no run is compared with a reported number."""
+    return write(compute(results, epoch, cells=cells))

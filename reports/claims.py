@@ -6,7 +6,8 @@ batch size (the most common batch size among that profile's done runs on that da
 smaller: 64 for the paper grid) and the reference memory ratio (the most common non-zero one),
 unless the label fixes the batch (``no_xbm_512``) or the claim asks for ``small`` batches (the
 smallest batch size below the reference where both A and B have runs). Verdict rules: see
-``reports.stats.verdict``.
+``reports.stats.verdict``. The runs given are the study runs (reports.configs.comparable_runs),
+so that a side is one config, each seed once.
 """
 
 from __future__ import annotations

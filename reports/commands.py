@@ -8,7 +8,9 @@ one profile (``paper``, ``cpu``). An S matching none of these is an error listin
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -32,6 +34,23 @@ epoch_option = click.option(
     "--epoch", type=click.Choice(EPOCH_CHOICES), default="best", show_default=True,
     help="best: epoch selected on the test set, as the papers did; last: the final epoch.",
 )  # fmt: skip
+
+
+def study_cells(studies: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The cells of every study (or of ``studies``) as the plain config dicts reports compare
+    runs with: ``{"run_id": ..., **RunConfig.to_dict()}``, each cell once."""
+    return [dict(c) for c in _study_cells(tuple(studies))]
+
+
+@cache  # studies are data: enumerating them once per process is enough
+def _study_cells(studies: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    from bench import studies as S  # here, not at the top: --help must not load torch
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in studies or tuple(S.STUDIES):
+        for cfg in S.cells(name):
+            out.setdefault(cfg.run_id, {"run_id": cfg.run_id, **cfg.to_dict()})
+    return tuple(out.values())
 
 
 def _profile_of(name: str) -> str:
@@ -69,7 +88,7 @@ def report(results: Path, epoch: str) -> None:
 
     With no runs it still writes a REPORT.md that says how to get some (exit 0).
     """
-    path = build_report(results, epoch)
+    path = build_report(results, epoch, cells=study_cells())
     click.echo(f"report written: {path}")
 
 
@@ -83,7 +102,7 @@ def report(results: Path, epoch: str) -> None:
 @epoch_option
 def compare(results: Path, study: str | None, epoch: str) -> None:
     """Print our numbers beside the reported ones, table by table."""
-    rep = compute(results, epoch, with_figures=False)
+    rep = compute(results, epoch, with_figures=False, cells=study_cells())
     tables = filter_tables(rep.tables, study)
     if not tables:
         click.echo(f"no done runs{f' for {study}' if study else ''} under {results}/runs/; "

@@ -1,6 +1,8 @@
 """Read the run store (results/README.md) into two tidy frames; never imports the trainer.
 
-``runs``: one row per run folder, every status; ``epochs``: one row per (run, metrics.csv row).
+``runs``: one row per run folder, every status, with the fields of ``CONFIG_FIELDS`` and
+``config_key`` (the whole config minus seed and names, ``reports.configs``: what groups runs);
+``epochs``: one row per (run, metrics.csv row).
 A run folder without ``result.json`` is a run that has not finished its first write: it counts as
 ``running``. A malformed record (bad JSON, a missing field or column) is a ``UserError`` naming the
 file, because a report over silently skipped runs would answer the wrong question.
@@ -25,10 +27,14 @@ from bench.store import (
     MOCO_SUMMARY,
     RESULT_FILE,
     RUNS_DIR,
+    STATUSES,
     SUMMARY_FIELDS,
     TOP_K,
 )
 from common import UserError
+from reports.configs import config_key
+
+RUNNING, DONE, FAILED = STATUSES  # bench.store's names, in its order
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class Store:
 
     @property
     def done(self) -> pd.DataFrame:
-        return self.runs[self.runs["status"] == "done"].reset_index(drop=True)
+        return self.runs[self.runs["status"] == DONE].reset_index(drop=True)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -101,8 +107,10 @@ def _summary(result: dict[str, Any], which: str, path: Path, moco: bool) -> dict
         raise UserError(f"malformed run record {path}: a done run needs '{which}'")
     _require(part, MOCO_SUMMARY if moco else SUMMARY_FIELDS, path)
     out = {f"{which}_epoch": int(part["epoch"])}
-    for k in ("recall@1", "recall@10") + (("knn_acc",) if moco else ()):
-        out[f"{which}_{k}"] = float("nan") if moco and k != "knn_acc" else float(part[k])
+    for k in SUMMARY_FIELDS[1:]:  # Recall@K: none for MoCo
+        out[f"{which}_{k}"] = float("nan") if moco else float(part[k])
+    for k in MOCO_SUMMARY[1:] if moco else ():
+        out[f"{which}_{k}"] = float(part[k])
     return out
 
 
@@ -114,8 +122,9 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
     row: dict[str, Any] = {f: config[f] for f in CONFIG_FIELDS}
     row["variant_options"] = canonical_options(config["variant_options"], config_path)
     row["task"] = config.get("task", "metric")
+    row["config_key"] = config_key(config)
     result_path = folder / RESULT_FILE
-    result = _read_json(result_path) if result_path.exists() else {"status": "running"}
+    result = _read_json(result_path) if result_path.exists() else {"status": RUNNING}
     _require(result, ("status",), result_path)
     row["status"] = str(result["status"])
     row["error"] = result.get("error")
@@ -123,12 +132,12 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
     metrics = None
     if metrics_path.exists():  # an unfinished run may hold only its warm-up row so far
         columns = MOCO_COLUMNS if row["task"] == "moco" else METRIC_COLUMNS
-        required = columns if row["status"] == "done" else ("epoch", "phase")
+        required = columns if row["status"] == DONE else ("epoch", "phase")
         metrics = read_metrics(metrics_path, str(config["run_id"]), required)
-    elif row["status"] == "done":
+    elif row["status"] == DONE:
         raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
     for which in EPOCH_CHOICES:
-        if row["status"] == "done":
+        if row["status"] == DONE:
             row.update(_summary(result, which, result_path, row["task"] == "moco"))
         epoch = row.get(f"{which}_epoch")
         row.update({f"{which}_{k}": v for k, v in _at_epoch(metrics, epoch).items()})
@@ -157,10 +166,10 @@ def load_store(results: str | Path) -> Store:
 
 
 def _run_columns() -> list[str]:
-    cols = [*CONFIG_FIELDS, "task", "status", "error"]
+    cols = [*CONFIG_FIELDS, "task", "config_key", "status", "error"]
     for which in EPOCH_CHOICES:
         cols += [f"{which}_{f}" for f in SUMMARY_FIELDS] + [f"{which}_{k}" for k in TOP_K]
-        cols.append(f"{which}_knn_acc")  # MoCo runs only
+        cols += [f"{which}_{k}" for k in MOCO_SUMMARY[1:]]  # MoCo runs only
     return cols
 
 

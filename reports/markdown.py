@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
+from reports import moco as M
+from reports.configs import NOT_COMPARED
+from reports.contents import FIGURES, Report, table_file_stem
+from reports.load import DONE
 from reports.render import (
     NOT_REPRODUCED,
     NOT_RUN,
@@ -16,9 +18,6 @@ from reports.render import (
     to_markdown,
 )  # fmt: skip
 from reports.stats import ALPHA, MATCH_TOL
-
-if TYPE_CHECKING:
-    from reports.build import Report
 
 DEMO_COMMAND = "xbmbench reproduce"
 GAIN_NAMES = {"gain_r1": "best − last R@1", "gain_r10": "best − last R@10"}
@@ -37,16 +36,23 @@ def study_for_table(name: str) -> str:
 def _rules(epoch: str) -> str:
     which = ("the **best** epoch (selected on the test set, as the papers did)" if epoch == "best"
              else "the **last** epoch (no selection on the test set)")  # fmt: skip
+    not_compared = ", ".join(f"`{f}`" for f in NOT_COMPARED)
     return f"""## How to read this report
 
 - Every number is from {which}; `xbmbench report --epoch best|last` switches.
 - Ours: mean ± sample standard deviation (ddof = 1) over seeds, n = number of runs; one run has
   no std. Only runs with status `done` enter tables, claims and figures.
-- A reported row matches `done` runs of profile `paper` with the same dataset, variant, head,
-  options, miner margins, batch size and memory ratio (memory ignored for no_xbm); label grammar:
-  `no_xbm_512` = no_xbm at batch 512, `X+l2_bn` = head l2_bn, `pc_xbn[lambda_mu=0.2]` = that
-  option, `pc_xbn_adjusted_margin` = margins pos 0.1 / neg 2.0. Runs of other profiles (the CPU
-  demo) or off the published grid get their own tables with reported value "-".
+- Runs are pooled only when their whole config is equal except {not_compared}
+  (epochs, lr, model, training subset, workers and every other field included), and each seed
+  counts once per config. A run that is no study cell gets its own row, labelled with what differs
+  from the nearest cell, e.g. `xbm (epochs=2)`.
+- A reported row is compared only with `done` runs whose config equals the study cell that
+  targets it: profile `paper`, the same dataset, variant, head, options, miner margins, batch size
+  and memory ratio (memory ignored for no_xbm), every other field as the study sets it. Label
+  grammar: `no_xbm_512` = no_xbm at batch 512, `X+l2_bn` = head l2_bn, `pc_xbn[lambda_mu=0.2]` =
+  that option, `pc_xbn_adjusted_margin` = margins pos 0.1 / neg 2.0. Runs of other profiles (the
+  CPU demo), off the published grid or off the study cells get their own tables with reported
+  value "-".
 - diff = ours − reported. Welch p: two-sided Welch t-test (unequal variances) against the
   reported mean ± std with the reported runs count, only where the source gives a std and both
   sides have n ≥ 2.
@@ -102,7 +108,14 @@ def _runs_section(report: Report) -> str:
     runs = report.store.runs
     counts = runs["status"].value_counts()
     text = "## Runs\n\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".\n"
-    others = runs[runs["status"] != "done"]
+    if not report.with_cells:
+        text += ("\nNo study cells were given: no run is compared with a published number "
+                 "(`xbmbench report` gives them).\n")  # fmt: skip
+    if len(report.duplicates):
+        text += "\nNot counted (the same config and seed as a counted run):\n\n" + to_markdown(
+            report.duplicates[STATUS_COLUMNS].fillna("").astype(str)
+        )
+    others = runs[runs["status"] != DONE]
     if len(others):
         text += "\nNot in the tables (not `done`):\n\n" + to_markdown(
             others[STATUS_COLUMNS].fillna("").astype(str)
@@ -111,8 +124,6 @@ def _runs_section(report: Report) -> str:
 
 
 def _tables_section(report: Report) -> str:
-    from reports.build import table_file_stem
-
     parts = ["## Tables\n"]
     for name, table in report.tables.items():
         stem = table_file_stem(name)
@@ -141,8 +152,6 @@ def _gain_section(report: Report) -> str:
 
 
 def _figures_section(report: Report) -> str:
-    from reports.build import FIGURES
-
     parts, missing = ["## Figures\n"], []
     for name, (title, study) in FIGURES.items():
         if report.figures.get(name) is None:
@@ -157,8 +166,6 @@ def _figures_section(report: Report) -> str:
 
 def _moco_section(report: Report) -> str:
     """MoCo with and without XBN (paper fig. 2): the table and the figure, or how to get them."""
-    from reports import moco as M
-
     name, title = M.FIGURE
     text = (
         "## MoCo with and without XBN (paper fig. 2, appendix B)\n\n"
@@ -199,7 +206,7 @@ def report_text(report: Report) -> str:
     """The whole of REPORT.md."""
     if report.store.runs.empty:
         return empty_report(report)
-    done = int((report.store.runs["status"] == "done").sum())
+    done = int((report.store.runs["status"] == DONE).sum())
     head = (
         "# xbmbench report\n\n"
         f"{len(report.store.runs)} run records under `{report.results}/runs/` ({done} done). "

@@ -37,6 +37,7 @@ TABLE_COLUMNS = [
     "profile",
     "dataset",
     "variant",
+    "differs",
     "n",
     "early_epoch",
     "early_mean",
@@ -79,31 +80,36 @@ def _groups(runs: pd.DataFrame, epochs: pd.DataFrame):
 
 
 def moco_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (profile, dataset, variant): k-NN accuracy at the early epoch, at the last
-    epoch (no test-set selection) and at the best epoch, mean and sample std over seeds."""
+    """One row per (profile, dataset, variant, config): k-NN accuracy at the early epoch, at the
+    last epoch (no test-set selection) and at the best epoch, mean and sample std over seeds.
+    ``differs``: what sets a config apart (reports.configs.label_runs; "" where absent)."""
     rows = []
-    for profile, dataset, last, early, grp in _groups(runs, epochs):
-        for variant, sub in grp.groupby("variant", sort=True):
-            e = summarize(at_epoch(epochs, sub["run_id"], early))
-            f, b = summarize(sub["last_knn_acc"]), summarize(sub["best_knn_acc"])
-            rows.append(
-                {
-                    "profile": profile,
-                    "dataset": dataset,
-                    "variant": variant,
-                    "n": len(sub),
-                    "early_epoch": early,
-                    "early_mean": e.mean,
-                    "early_std": e.std,
-                    "last_epoch": last,
-                    "last_mean": f.mean,
-                    "last_std": f.std,
-                    "best_mean": b.mean,
-                    "best_std": b.std,
-                    "best_epoch_mean": float(sub["best_epoch"].mean()),
-                    "run_ids": " ".join(sorted(sub["run_id"])),
-                }
-            )
+    done = moco_runs(runs)
+    keys = ["profile", "dataset", "variant", "config_key"]
+    for (profile, dataset, variant, _), sub in done.groupby(keys, sort=True):
+        last = int(sub["last_epoch"].max())
+        early = early_epoch(profile, last)
+        e = summarize(at_epoch(epochs, sub["run_id"], early))
+        f, b = summarize(sub["last_knn_acc"]), summarize(sub["best_knn_acc"])
+        rows.append(
+            {
+                "profile": profile,
+                "dataset": dataset,
+                "variant": variant,
+                "differs": sub["differs"].iloc[0] if "differs" in sub else "",
+                "n": len(sub),
+                "early_epoch": early,
+                "early_mean": e.mean,
+                "early_std": e.std,
+                "last_epoch": last,
+                "last_mean": f.mean,
+                "last_std": f.std,
+                "best_mean": b.mean,
+                "best_std": b.std,
+                "best_epoch_mean": float(sub["best_epoch"].mean()),
+                "run_ids": " ".join(sorted(sub["run_id"])),
+            }
+        )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
@@ -112,7 +118,8 @@ def display_moco_table(table: pd.DataFrame) -> pd.DataFrame:
         [
             {
                 "dataset": f"{r['dataset']} ({r['profile']})",
-                "run": NAMES.get(r["variant"], r["variant"]),
+                "run": NAMES.get(r["variant"], r["variant"])
+                + (f" ({r['differs']})" if r["differs"] else ""),
                 "n": str(r["n"]),
                 "early (epoch)": f"{fmt_pm(r['early_mean'], r['early_std'])} ({r['early_epoch']})",
                 "last (epoch)": f"{fmt_pm(r['last_mean'], r['last_std'])} ({r['last_epoch']})",

@@ -12,7 +12,8 @@ A reported row names its configuration with a variant *label*; the grammar is
 
 A reported row matches the ``done`` runs of profile ``paper`` (task ``metric``) with the same
 dataset, the label's variant/head/options/margins, the same batch size and the same memory ratio
-(ignored for no_xbm, which has no memory).
+(ignored for no_xbm, which has no memory). The report applies it to the study runs only (runs
+equal to a study cell, reports.configs.study_runs): every other field is then the cell's.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Every table is long: one row per (configuration, metric) with our mean +- std over seeds (sample
 std, ddof = 1) and n, the reported mean +- std and runs count, the difference ours - reported and
 Welch's two-sided t-test p-value where the source gives a std and both sides have n >= 2.
+
+Runs are pooled only within one config (``config_key``, reports.configs) and each seed counts
+once: a reported number is compared with the study runs of the cell that targets it, and every
+other run gets a row of its own config, labelled with what differs (``label``).
 """
 
 from __future__ import annotations
@@ -11,15 +15,25 @@ import math
 
 import pandas as pd
 
-from reports.reported import match_runs, run_label
+from reports.configs import label_runs
+from reports.reported import match_runs
 from reports.stats import Summary, summarize, welch_p
 
 COLUMNS = [
     "table", "dataset", "variant", "batch_size", "memory_ratio", "metric", "n", "ours_mean",
     "ours_std", "reported_mean", "reported_std", "reported_runs", "diff", "welch_p", "run_ids",
 ]  # fmt: skip
-GROUP_KEYS = ["profile", "dataset", "label", "batch_size", "memory_ratio"]
+GROUP_KEYS = ["profile", "dataset", "label", "batch_size", "memory_ratio", "config_key"]
 GROUP_METRICS = ("recall@1", "recall@10")
+
+
+def _one_run_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` of one config, checked: a seed counted twice would shrink the std and inflate n."""
+    twice = runs["seed"][runs["seed"].duplicated()]
+    if len(twice):
+        raise ValueError(f"seed(s) {sorted(set(twice))} counted twice in one group: "
+                         f"{' '.join(sorted(runs['run_id']))}")  # fmt: skip
+    return runs
 
 
 def compare_row(reported: dict, ours: Summary) -> dict:
@@ -38,10 +52,15 @@ def compare_row(reported: dict, ours: Summary) -> dict:
 
 
 def reported_comparison(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
-    """Every reported row with our matching runs (``runs``: select_epoch output, done runs)."""
+    """Every reported row with our matching runs (``runs``: select_epoch output of the study runs,
+    reports.configs.study_runs, one run per config and seed)."""
     rows = []
     for rep in reported.to_dict("records"):
         matched = match_runs(rep, runs)
+        if matched["config_key"].nunique() > 1:  # one cell targets each reported row
+            raise ValueError(f"reported row {rep['key']} / {rep['dataset']} / {rep['variant']} "
+                             f"matches {matched['config_key'].nunique()} configs")  # fmt: skip
+        _one_run_per_seed(matched)
         ours = summarize(matched[rep["metric"]]) if len(matched) else Summary(math.nan, math.nan, 0)
         rows.append({
             "table": rep["key"], "dataset": rep["dataset"], "variant": rep["variant"],
@@ -52,25 +71,19 @@ def reported_comparison(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def unmatched_runs(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
-    """Done runs that no reported row claims: every non-paper run, and paper runs off the grid."""
-    claimed: set[str] = set()
-    for rep in reported.to_dict("records"):
-        claimed.update(match_runs(rep, runs)["run_id"])
-    return runs[~runs["run_id"].isin(claimed)]
-
-
 def group_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs with no reported value, grouped by configuration; reported columns stay NaN ("-").
+    """Runs with no reported value, one row per config and metric; reported columns stay NaN
+    ("-"). The variant column is ``label`` (reports.configs.label_runs: made here when absent).
 
     Table name: "<profile> runs on <dataset>" (one table per (profile, dataset)).
     """
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
-    frame = runs.assign(label=[run_label(r) for r in runs.to_dict("records")])
+    frame = runs if "label" in runs else label_runs(runs, None)
     rows = []
     for key, grp in frame.groupby(GROUP_KEYS, sort=True):
-        profile, dataset, label, batch, memory = key
+        profile, dataset, label, batch, memory, _ = key
+        _one_run_per_seed(grp)
         for metric in GROUP_METRICS:
             s = summarize(grp[metric])
             rows.append({
@@ -82,16 +95,20 @@ def group_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def all_tables(runs: pd.DataFrame, reported: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def all_tables(runs: pd.DataFrame, study: pd.DataFrame,
+               reported: pd.DataFrame) -> dict[str, pd.DataFrame]:  # fmt: skip
     """{table name: table}: the source tables that have at least one run, then one table per
-    (profile, dataset) for the runs no reported row claims. Source tables without any run are left
-    out here (REPORT.md lists them)."""
+    (profile, dataset) for the runs no reported row claims. ``runs``: every done run, labelled
+    (reports.configs.label_runs); ``study``: those that may be compared with reported numbers
+    (reports.configs.study_runs). Source tables without any run are left out here (REPORT.md
+    lists them)."""
     out: dict[str, pd.DataFrame] = {}
-    comparison = reported_comparison(runs, reported)
+    comparison = reported_comparison(study, reported)
     for key, tab in comparison.groupby("table", sort=False):
         if tab["n"].sum() > 0:
             out[str(key)] = tab.reset_index(drop=True)
-    rest = group_table(unmatched_runs(runs, reported))
+    claimed = {r for ids in comparison["run_ids"] for r in ids.split()}
+    rest = group_table(runs[~runs["run_id"].isin(claimed)])
     for key, tab in rest.groupby("table", sort=True):
         out[str(key)] = tab.reset_index(drop=True)
     return out

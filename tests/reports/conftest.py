@@ -1,51 +1,27 @@
-"""Build run records exactly as results/README.md specifies, for known numbers."""
+"""Run records built through the real config and store (bench.config.make_config,
+bench.store.RunDir), with the metric values given by the test."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import pytest
 
+from bench.config import RunConfig, make_config
+from bench.store import METRIC_COLUMNS, RunDir
+
 matplotlib.use("Agg")
 
-METRIC_COLUMNS = [
-    "epoch", "phase", "loss", "recall@1", "recall@10", "drift_mean", "drift_max",
-    "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist", "superclass_top1",
-    "superclass_top2", "superclass_top3", "superclass_top4", "superclass_top5", "mined_pos",
-    "mined_neg", "lr", "seconds", "images_per_s",
-]  # fmt: skip
+ENV = {"python": "3.11", "torch": "2.4.0", "cuda": None, "host": "test", "device": "cpu"}
 
 
-def make_run(root: Path, *, dataset: str, variant: str, seed: int, best_r1: float,
-             last_r1: float | None = None, profile: str = "paper", head: str = "l2",
-             options: dict | None = None, batch: int = 64, memory: float = 0.5,
-             pos: float = 0.2, neg: float = 0.8, status: str = "done", epochs: int = 3,
-             best_epoch: int = 2, superclass: bool = False) -> str:  # fmt: skip
-    """One run folder under root/runs/; Recall@10 = Recall@1 + 10; returns the run_id.
-
-    The best epoch holds best_r1, the last epoch last_r1 (default best_r1 - 1), other epochs
-    lower; drift and distances are simple functions of the epoch.
-    """
-    last_r1 = best_r1 - 1.0 if last_r1 is None else last_r1
-    config: dict[str, Any] = {
-        "dataset": dataset, "variant": variant, "variant_options": options or {}, "seed": seed,
-        "profile": profile, "model": "resnet50", "head": head, "image_size": 224,
-        "batch_size": batch, "m_per_class": 4, "memory_ratio": memory,
-        "memory_size": int(1000 * memory), "loss": "supcon",
-        "pos_margin": pos, "neg_margin": neg, "miner_distance": "euclidean", "epochs": epochs,
-        "warmup_epochs": 1, "lr": 1e-4, "eval_ks": [1, 10], "train_subset": None, "task": "metric",
-    }  # fmt: skip
-    run_id = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-    config["run_id"] = run_id
-    folder = root / "runs" / run_id
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "env.json").write_text(json.dumps({"python": "3.11", "cuda": None}))
+def metric_rows(epochs: int, best_r1: float, last_r1: float, best_epoch: int,
+                superclass: bool) -> list[dict[str, Any]]:  # fmt: skip
+    """The warm-up row and ``epochs`` main rows: best_r1 at best_epoch, last_r1 at the last
+    epoch, lower values elsewhere; Recall@10 = Recall@1 + 10; drift and distances simple
+    functions of the epoch."""
     rows = [dict.fromkeys(METRIC_COLUMNS, "") | {"epoch": 0, "phase": "warmup", "loss": 1.0}]
     for e in range(1, epochs + 1):
         r1 = best_r1 if e == best_epoch else last_r1 if e == epochs else min(best_r1, last_r1) - e
@@ -56,24 +32,42 @@ def make_run(root: Path, *, dataset: str, variant: str, seed: int, best_r1: floa
             drift_epoch_max=0.5 / e, inter_dist=1.0 + 0.01 * e, intra_dist=0.5 - 0.01 * e,
             **top, mined_pos=10, mined_neg=20, lr=1e-4, seconds=1.0, images_per_s=100.0,
         ))  # fmt: skip
-    with open(folder / "metrics.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
-        w.writeheader()
-        w.writerows(rows[: 1 + epochs] if status == "done" else rows[:2])
+    return rows
+
+
+def make_run(root: Path, cfg: RunConfig | None = None, *, best_r1: float,
+             last_r1: float | None = None, status: str = "done", best_epoch: int = 2,
+             superclass: bool = False, dataset: str = "sop", variant: str = "xbn",
+             seed: int = 0, profile: str = "paper", options: dict | None = None,
+             batch: int | None = None, memory: float | None = None,
+             **overrides: Any) -> str:  # fmt: skip
+    """One run folder under root/runs/ for ``cfg`` (default: ``make_config`` of the other
+    arguments; ``batch``/``memory``/overrides None = the profile's); returns the run_id.
+
+    A done run has ``cfg.epochs`` main epochs with best_r1 at ``best_epoch`` and last_r1
+    (default best_r1 - 1) at the last; a failed or running one stops after epoch 1.
+    """
+    if cfg is None:
+        cfg = make_config(dataset, variant, seed, profile, options,
+                          batch_size=batch, memory_ratio=memory, **overrides)  # fmt: skip
+    last_r1 = best_r1 - 1.0 if last_r1 is None else last_r1
+    rd = RunDir(root, cfg)
+    rd.start(ENV)
+    rows = metric_rows(cfg.epochs, best_r1, last_r1, best_epoch, superclass)
+    rd.write_metrics(rows if status == "done" else rows[:2])
+    record = {"error": None, "failed_step": None, "deviations": list(cfg.deviations)}
     if status == "done":
-        result = {
-            "run_id": run_id, "status": "done", "error": None, "failed_step": None,
-            "best": {"epoch": best_epoch, "recall@1": best_r1, "recall@10": best_r1 + 10},
-            "last": {"epoch": epochs, "recall@1": last_r1, "recall@10": last_r1 + 10},
-            "epochs_done": epochs, "wall_s": 12.0, "deviations": [],
-        }  # fmt: skip
+        record.update(
+            status="done", epochs_done=cfg.epochs, wall_s=12.0,
+            best={"epoch": best_epoch, "recall@1": best_r1, "recall@10": best_r1 + 10},
+            last={"epoch": cfg.epochs, "recall@1": last_r1, "recall@10": last_r1 + 10},
+        )  # fmt: skip
     else:
-        result = {"run_id": run_id, "status": status,
-                  "error": "CUDA out of memory" if status == "failed" else None,
-                  "failed_step": 7 if status == "failed" else None, "best": None, "last": None,
-                  "epochs_done": 1, "wall_s": 3.0, "deviations": []}  # fmt: skip
-    (folder / "result.json").write_text(json.dumps(result))
-    return run_id
+        record.update(status=status, epochs_done=1, wall_s=3.0, best=None, last=None)
+        if status == "failed":
+            record.update(error="CUDA out of memory", failed_step=7)
+    rd.write_result(record)
+    return cfg.run_id
 
 
 @pytest.fixture

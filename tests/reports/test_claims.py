@@ -63,7 +63,7 @@ def test_matches_and_falls_below(results):
         make_run(results, dataset="cifar100", variant="pc_xbn", seed=seed, best_r1=r1)
     for seed, r1 in enumerate([79.0, 80.0]):
         make_run(results, dataset="cifar100", variant="pc_xbn", seed=seed, best_r1=r1,
-                 pos=0.1, neg=2.0)  # fmt: skip
+                 pos_margin=0.1, neg_margin=2.0)  # fmt: skip
     judged = _judged(results)
     centre = _row(judged, "Centre XBN matches XBN", "cifar100")
     assert centre["diff"] == pytest.approx(0.8) and centre["verdict"] == "holds"

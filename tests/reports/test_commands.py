@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from reports.build import FIGURES
 from reports.commands import compare, report
+from reports.contents import FIGURES
 
 from .conftest import make_run
 
@@ -26,7 +26,7 @@ def small_grid(results):
                  options={"lambda_mu": lam}, superclass=True)  # fmt: skip
     for seed in range(2):
         make_run(results, dataset="fashion-mnist", variant="xbn", seed=seed, profile="cpu",
-                 batch=32, best_r1=85.0 + seed, superclass=True)  # fmt: skip
+                 best_r1=85.0 + seed, superclass=True)  # fmt: skip
     make_run(results, dataset="sop", variant="xbn", seed=7, best_r1=0, status="failed")
     return results
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -55,9 +56,12 @@ def test_parse_label(label, variant, head, options, margins, batch):
     )
 
 
-def test_every_shipped_label_parses():
+def test_every_shipped_label_names_a_registered_variant():
+    from variants import VARIANTS
+
     for label in load_reported()["variant"]:
-        parse_label(label)
+        sel = parse_label(label)
+        assert sel.variant in VARIANTS and sel.head in ("l2", "l2_bn", "l2_ln"), label
     with pytest.raises(ValueError, match="cannot parse"):
         parse_label("XBN!")
 
@@ -125,11 +129,22 @@ def test_run_label_roundtrip():
         assert run_label(r) == label
 
 
-def test_load_reported_has_keys():
+def test_load_reported_reads_every_row_with_its_key():
+    shipped = Path(__file__).resolve().parents[2] / "reports" / "reported_numbers.csv"
+    with open(shipped, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     frame = load_reported()
-    assert isinstance(frame, pd.DataFrame)
-    assert "paper table 1" in set(frame["key"])
-    assert set(frame["table"]) >= {"1", "2", "3", "7.1", "5.14"}
+    assert len(frame) == len(rows) == 134
+    assert frame["key"].tolist() == [f"{r['source']} table {r['table']}" for r in rows]
+    assert frame["table"].tolist() == [r["table"] for r in rows]  # "7.1" stays text, not 7.1
+    sop = frame[(frame["key"] == "paper table 1") & (frame["dataset"] == "sop")
+                & (frame["variant"] == "xbn") & (frame["metric"] == "recall@1")]  # fmt: skip
+    assert sop[["mean", "std", "runs", "batch_size", "memory_ratio"]].values.tolist() == [
+        [80.62, 0.17, 3, 64, 0.5]
+    ]
+    thesis = frame[(frame["key"] == "thesis table 7.1") & (frame["dataset"] == "sop")
+                   & (frame["variant"] == "xbn") & (frame["metric"] == "recall@1")]  # fmt: skip
+    assert len(thesis) == 1 and pd.isna(thesis["std"].iloc[0])  # the thesis gives no std
 
 
 def test_protocol_options_do_not_separate_runs():

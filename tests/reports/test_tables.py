@@ -8,18 +8,25 @@ import statistics
 import pytest
 from scipy import stats as sps
 
+from reports.build import compute
+from reports.commands import study_cells
+from reports.configs import label_runs
 from reports.load import load_store, select_epoch
 from reports.render import display_table, with_verdicts
-from reports.reported import load_reported
-from reports.tables import all_tables, reported_comparison, selection_gain, tables_without_runs
+from reports.tables import group_table, selection_gain
 
 from .conftest import make_run
 
 SOP_XBN = [80.0, 80.6, 81.5]  # paper table 1: sop xbn recall@1 80.62 +- 0.17 (n = 3)
+STUDIES = ("paper-table1", "paper-table3", "thesis", "demo")
 
 
 def _runs(results, epoch="best"):
     return select_epoch(load_store(results).done, epoch)
+
+
+def _tables(results, epoch="best", cells=STUDIES):
+    return compute(results, epoch, with_figures=False, cells=study_cells(cells)).tables
 
 
 @pytest.fixture
@@ -27,15 +34,13 @@ def grid(results):
     for seed, r1 in enumerate(SOP_XBN):
         make_run(results, dataset="sop", variant="xbn", seed=seed, best_r1=r1)
     make_run(results, dataset="sop", variant="xbm", seed=0, best_r1=70.0, head="l2_ln")
-    make_run(results, dataset="fashion-mnist", variant="xbn", seed=0, best_r1=85.0,
-             profile="cpu", batch=32)  # fmt: skip
-    make_run(results, dataset="fashion-mnist", variant="xbn", seed=1, best_r1=86.0,
-             profile="cpu", batch=32)  # fmt: skip
+    make_run(results, dataset="fashion-mnist", variant="xbn", seed=0, best_r1=85.0, profile="cpu")
+    make_run(results, dataset="fashion-mnist", variant="xbn", seed=1, best_r1=86.0, profile="cpu")
     return results
 
 
 def test_reported_row_against_hand_numbers(grid):
-    table = reported_comparison(_runs(grid), load_reported())
+    table = _tables(grid)["paper table 1"]
     row = table[
         (table["table"] == "paper table 1")
         & (table["dataset"] == "sop")
@@ -61,7 +66,8 @@ def test_reported_row_against_hand_numbers(grid):
 
 
 def test_no_p_without_reported_std_or_with_one_run(grid):
-    table = reported_comparison(_runs(grid), load_reported())
+    tables = _tables(grid)
+    table = tables["paper table 3"]
     t3 = table[
         (table["table"] == "paper table 3")
         & (table["variant"] == "xbm+l2_ln")
@@ -69,6 +75,7 @@ def test_no_p_without_reported_std_or_with_one_run(grid):
     ].iloc[0]
     assert t3["n"] == 1 and t3["diff"] == pytest.approx(70.0 - 79.51)
     assert math.isnan(t3["welch_p"]) and math.isnan(t3["ours_std"])
+    table = tables["thesis table 7.1"]
     t71 = table[
         (table["table"] == "thesis table 7.1")
         & (table["dataset"] == "sop")
@@ -79,7 +86,8 @@ def test_no_p_without_reported_std_or_with_one_run(grid):
 
 
 def test_not_run_rows_and_dash_rows(grid):
-    tables = all_tables(_runs(grid), load_reported())
+    report = compute(grid, with_figures=False, cells=study_cells(STUDIES))
+    tables = report.tables
     shown = display_table(tables["paper table 1"])
     inshop = shown[(shown["dataset"] == "inshop") & (shown["variant"] == "xbm")]
     assert set(inshop["ours (mean ± std)"]) == {"not run"}
@@ -90,11 +98,11 @@ def test_not_run_rows_and_dash_rows(grid):
     assert r1["ours (mean ± std)"] == f"85.50 ± {statistics.stdev([85.0, 86.0]):.2f}"
     assert (r1["reported"], r1["diff"], r1["Welch p"], r1["verdict"]) == ("-", "-", "-", "-")
     assert "paper table 2" not in tables  # no runs behind it
-    assert "paper table 2" in tables_without_runs(_runs(grid), load_reported())
+    assert "paper table 2" in report.missing_tables
 
 
 def test_number_verdicts(grid):
-    table = with_verdicts(reported_comparison(_runs(grid), load_reported()))
+    table = with_verdicts(_tables(grid)["paper table 1"])
     pick = table[
         (table["table"] == "paper table 1")
         & (table["dataset"] == "sop")
@@ -105,8 +113,8 @@ def test_number_verdicts(grid):
 
 
 def test_best_and_last(grid):
-    best = reported_comparison(_runs(grid, "best"), load_reported())
-    last = reported_comparison(_runs(grid, "last"), load_reported())
+    best = _tables(grid, "best")["paper table 1"]
+    last = _tables(grid, "last")["paper table 1"]
     key = (
         (best["table"] == "paper table 1")
         & (best["variant"] == "xbn")
@@ -122,3 +130,96 @@ def test_selection_gain(results):
     gain = selection_gain(load_store(results).done)
     total = gain[gain["profile"] == "all"].iloc[0]
     assert total["n"] == 2 and total["gain_r1"] == pytest.approx((1.0 + 3.0) / 2)
+
+
+DEMO = {"xbm": [74.0, 76.5, 75.1], "xbn": [78.0, 77.2, 79.3], "no_xbm": [70.0, 71.5, 70.4]}
+ODD_R1 = 60.0  # xbm, seed 0, trained 2 epochs instead of the demo's 5
+
+
+@pytest.fixture
+def demo_and_odd(results):
+    """Three demo cells x 3 seeds, plus a 2-epoch xbm run of seed 0 (as `xbmbench run --epochs 2`
+    into the demo's results folder would write)."""
+    for variant, values in DEMO.items():
+        for seed, r1 in enumerate(values):
+            make_run(results, dataset="fashion-mnist", variant=variant, seed=seed, best_r1=r1,
+                     profile="cpu")  # fmt: skip
+    odd = make_run(results, dataset="fashion-mnist", variant="xbm", seed=0, best_r1=ODD_R1,
+                   profile="cpu", epochs=2)  # fmt: skip
+    return results, odd
+
+
+def _r1_rows(table):
+    return table[table["metric"] == "recall@1"].set_index("variant")
+
+
+@pytest.mark.parametrize("cells", [("demo",), None], ids=["with cells", "without cells"])
+def test_an_odd_run_leaves_the_demo_table_alone(demo_and_odd, cells):
+    results, odd = demo_and_odd
+    report = compute(
+        results, with_figures=False, cells=None if cells is None else study_cells(cells)
+    )
+    rows = _r1_rows(report.tables["cpu runs on fashion-mnist"])
+    xbm = rows.loc["xbm" if cells else "xbm (epochs=5)"]  # without cells both say what differs
+    assert xbm["n"] == 3 and odd not in xbm["run_ids"]
+    assert xbm["ours_mean"] == pytest.approx(sum(DEMO["xbm"]) / 3)
+    assert xbm["ours_std"] == pytest.approx(statistics.stdev(DEMO["xbm"]))
+    alone = rows.loc["xbm (epochs=2)"]
+    assert (alone["n"], alone["ours_mean"], alone["run_ids"]) == (1, ODD_R1, odd)
+    assert math.isnan(alone["ours_std"])
+    assert rows.loc["xbn", "ours_mean"] == pytest.approx(sum(DEMO["xbn"]) / 3)
+    assert len(rows) == 4  # no_xbm, xbm, xbm (epochs=2), xbn
+    claim = report.claims.set_index("claim").loc["XBM beats no-XBM"]
+    if cells:  # the claim is judged on the three demo runs of each side, the odd run aside
+        assert (claim["n_a"], claim["n_b"]) == (3, 3)
+        assert claim["mean_a"] == pytest.approx(sum(DEMO["xbm"]) / 3)
+    else:  # two configs under one label: neither side is guessed
+        assert claim["n_a"] == 0 and claim["n_b"] == 3
+
+
+SOP_XBN_LR = 50.0  # a paper-profile xbn run on sop with lr 1e-3 instead of the paper's 1e-4
+
+
+def test_a_paper_run_with_an_override_is_not_compared_with_the_paper(grid):
+    other = make_run(grid, dataset="sop", variant="xbn", seed=0, best_r1=SOP_XBN_LR, lr=1e-3)
+    report = compute(grid, with_figures=False, cells=study_cells(STUDIES))
+    t1 = report.tables["paper table 1"]
+    row = t1[(t1["dataset"] == "sop") & (t1["variant"] == "xbn") & (t1["metric"] == "recall@1")]
+    row = row.iloc[0]
+    assert row["n"] == 3 and row["ours_mean"] == pytest.approx(sum(SOP_XBN) / 3)
+    assert other not in row["run_ids"]
+    rest = _r1_rows(report.tables["paper runs on sop"])
+    assert rest.loc["xbn (lr=0.001)", "run_ids"] == other
+    assert rest.loc["xbn (lr=0.001)", "ours_mean"] == SOP_XBN_LR
+
+
+def test_without_cells_no_run_meets_a_reported_number(grid):
+    report = compute(grid, with_figures=False)
+    assert not any(name.startswith("paper table") for name in report.tables)
+    assert "paper table 1" in report.missing_tables
+    r1 = _r1_rows(report.tables["paper runs on sop"])
+    assert r1.loc["xbn", "n"] == 3 and r1.loc["xbn", "ours_mean"] == pytest.approx(80.7)
+
+
+def test_a_seed_counts_once_per_config(results):
+    """Two records of one config and seed (here: the same run with a note added) count once:
+    the one with the smaller run id."""
+    a = make_run(results, dataset="fashion-mnist", variant="xbm", seed=0, best_r1=70.0,
+                 profile="cpu")  # fmt: skip
+    b = make_run(results, dataset="fashion-mnist", variant="xbm", seed=0, best_r1=90.0,
+                 profile="cpu", deviations=("copied from another results folder",))  # fmt: skip
+    make_run(results, dataset="fashion-mnist", variant="xbm", seed=1, best_r1=80.0, profile="cpu")
+    report = compute(results, with_figures=False, cells=study_cells(("demo",)))
+    row = _r1_rows(report.tables["cpu runs on fashion-mnist"]).loc["xbm"]
+    kept = 70.0 if a < b else 90.0
+    assert row["n"] == 2 and row["ours_mean"] == pytest.approx((kept + 80.0) / 2)
+    assert report.duplicates["run_id"].tolist() == [max(a, b)]
+
+
+def test_group_table_refuses_a_seed_twice(results):
+    for r1 in (70.0, 90.0):
+        make_run(results, dataset="fashion-mnist", variant="xbm", seed=0, best_r1=r1,
+                 profile="cpu", deviations=(f"copy {r1}",))  # fmt: skip
+    runs = label_runs(_runs(results), None)
+    with pytest.raises(ValueError, match=r"seed\(s\) \[0\] counted twice"):
+        group_table(runs)

@@ -1,0 +1,111 @@
+"""Run ids that survive upgrades: today's ids are frozen in tests/fixtures/legacy_v0, and adding a
+RunConfig field with a default keeps every one of them (results/README.md, "run_id")."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import bench.config as C
+from bench.config import RunConfig, make_config
+from bench.reproduce import plan
+from bench.studies import STUDIES, cells
+
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0"
+LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu, written at commit c18673d
+FROZEN = json.loads((LEGACY / "run_ids.json").read_text())["run_ids"]
+
+
+def _with_field(name: str, default, absent=None, version: int = 2):
+    """RunConfig plus one field (as a later issue would add it), registered in the schema."""
+    sub = dataclasses.make_dataclass(
+        "RunConfigPlus", [(name, type(default), dataclasses.field(default=default))],
+        bases=(RunConfig,), frozen=True,
+    )  # fmt: skip
+    return sub, {name: (version, default if absent is None else absent)}
+
+
+def _as(cls, cfg: RunConfig, **changes):
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RunConfig)}
+    return cls(**{**values, **changes})
+
+
+@pytest.mark.parametrize("study", sorted(STUDIES))
+def test_every_run_id_of_every_study_is_the_one_before_versioning(study):
+    assert [c.run_id for c in cells(study)] == FROZEN[study]
+
+
+def test_the_id_of_schema_v1_is_the_hash_of_every_field():
+    """The rule before versioning, written out: sha256 of every field, sorted JSON, 16 hex."""
+    cfg = make_config("fashion-mnist", "pc_xbn", 2, "cpu", {"lambda_mu": 0.2}, epochs=3)
+    every = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RunConfig)}
+    every.update(variant_options={"lambda_mu": 0.2}, eval_ks=[1, 10], deviations=[])
+    blob = json.dumps(every, sort_keys=True, default=str).encode()
+    assert cfg.run_id == hashlib.sha256(blob).hexdigest()[:16]
+    assert cfg.to_dict()["schema"] == 1
+
+
+def test_a_field_added_at_its_absent_value_keeps_every_demo_id(monkeypatch):
+    sub, added = _with_field("label_smoothing", 0.0)
+    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+    demo = cells("demo")
+    assert len(demo) == 30 and [c.run_id for c in demo] == FROZEN["demo"]
+    for cfg in demo:
+        plus = _as(sub, cfg)
+        assert plus.run_id == cfg.run_id
+        assert "label_smoothing" not in plus.to_dict() and plus.to_dict()["schema"] == 2
+    changed = _as(sub, demo[0], label_smoothing=0.1)
+    assert changed.run_id != demo[0].run_id and changed.to_dict()["label_smoothing"] == 0.1
+
+
+def test_changing_an_added_fields_default_later_rewrites_no_stored_id(monkeypatch):
+    """The absent value is frozen: a new default is a new experiment, the old runs keep their id."""
+    sub, added = _with_field("label_smoothing", 0.1, absent=0.0)
+    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+    cfg = cells("demo")[0]
+    assert _as(sub, cfg).run_id != cfg.run_id  # the new default 0.1 is hashed
+    assert _as(sub, cfg, label_smoothing=0.0).run_id == cfg.run_id
+
+
+def test_an_unregistered_field_is_an_error_naming_it():
+    sub, _ = _with_field("label_smoothing", 0.0)
+    with pytest.raises(TypeError, match="label_smoothing.*SCHEMA_ADDED"):
+        _ = _as(sub, cells("demo")[0]).run_id
+
+
+def test_the_legacy_record_reads_back_to_its_id(monkeypatch):
+    record = json.loads((LEGACY / "runs" / LEGACY_ID / "config.json").read_text())
+    assert "schema" not in record  # written before versioning
+    assert RunConfig.from_dict(record).run_id == LEGACY_ID
+    sub, added = _with_field("label_smoothing", 0.0)
+    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+    plus = sub.from_dict(record)
+    assert plus.label_smoothing == 0.0 and plus.run_id == LEGACY_ID
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schema": 9}, "schema 9, newer"),
+    ({"colour": "red"}, "unknown config field.*colour"),
+    ({"run_id": "0" * 16}, "says run_id 0000000000000000"),
+])  # fmt: skip
+def test_from_dict_refuses_what_it_cannot_read(change, message):
+    record = {"run_id": LEGACY_ID, **make_config("fashion-mnist", "xbm", 0, "cpu").to_dict()}
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict({**record, **change})
+
+
+def test_reproduce_finds_the_legacy_run_done_after_a_field_is_added(tmp_path, monkeypatch):
+    shutil.copytree(LEGACY / "runs", tmp_path / "runs")
+    todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
+    assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
+    sub, added = _with_field("label_smoothing", 0.0)
+    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+    monkeypatch.setattr(C, "RunConfig", sub)  # make_config now builds the extended config
+    todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
+    assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
+    assert isinstance(todo[0], sub)  # the patch reached the planner: the test is not vacuous

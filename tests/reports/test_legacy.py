@@ -1,0 +1,30 @@
+"""A run record written before run ids were versioned (tests/fixtures/legacy_v0) is read and
+reported by today's code as the demo cell it was."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from reports.build import build_report, compute
+from reports.commands import study_cells
+
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0"
+LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu
+
+
+def test_the_legacy_record_is_reported_as_its_demo_cell(tmp_path):
+    shutil.copytree(LEGACY / "runs", tmp_path / "runs")
+    cells = study_cells(("demo",))
+    for epoch, r1, r10 in (("best", 65.5, 92.0), ("last", 64.0, 91.5)):  # its result.json
+        report = compute(tmp_path, epoch, with_figures=False, cells=cells)
+        table = report.tables["cpu runs on fashion-mnist"].set_index("metric")
+        assert table["variant"].tolist() == ["xbm", "xbm"]  # a study run: no "(... differs)"
+        assert table.loc["recall@1", ["n", "ours_mean", "run_ids"]].tolist() == [1, r1, LEGACY_ID]
+        assert table.loc["recall@10", "ours_mean"] == r10
+    assert report.store.epochs["recall@1"].tolist() == [40.0, 60.0, 65.5, 64.0]
+    text = build_report(tmp_path, cells=cells).read_text()
+    assert (
+        "1 done" in text
+        and LEGACY_ID in (tmp_path / "report/tables/cpu_runs_fashion-mnist.csv").read_text()
+    )
