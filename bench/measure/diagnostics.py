@@ -7,7 +7,7 @@ given (no normalisation here: the trainer passes the model's L2-normalised outpu
 from __future__ import annotations
 
 import numbers
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import torch
 
@@ -62,9 +62,9 @@ def drift(z_now: torch.Tensor, z_prev: torch.Tensor) -> tuple[float, float]:
 
 def inter_distance(
     emb: torch.Tensor,
-    max_points: Optional[int] = None,
+    max_points: int | None = None,
     seed: int = 0,
-    chunk_size: Optional[int] = None,
+    chunk_size: int | None = None,
 ) -> float:
     """Average Euclidean distance between distinct embeddings, over all pairs i < j.
 

@@ -188,7 +188,7 @@ def _time_rows(cfg: MemoryBenchConfig, mems: dict, gen: torch.Generator) -> tupl
 
 def _paired_ratio(times: list[float], reference: list[float]) -> float:
     """Median over rounds of a row's time over the reference's time in the same round."""
-    return statistics.median([t / r for t, r in zip(times, reference)])
+    return statistics.median([t / r for t, r in zip(times, reference, strict=True)])
 
 
 def summarise(times: dict[str, list[float]], mined: dict[str, tuple[int, int]]) -> list[dict]:

@@ -36,7 +36,7 @@ def _sse(assign, k) -> float:
     """Within-cluster sum of squared distances to the cluster means (inf if a cluster is empty)."""
     total = 0.0
     for c in range(k):
-        members = [p for p, a in zip(POINTS, assign) if a == c]
+        members = [p for p, a in zip(POINTS, assign, strict=True) if a == c]
         if not members:
             return float("inf")
         mean = [sum(p[d] for p in members) / len(members) for d in (0, 1)]
@@ -45,7 +45,7 @@ def _sse(assign, k) -> float:
 
 
 def _same_partition(a, b) -> bool:
-    pairs = {(int(x), int(y)) for x, y in zip(a, b)}
+    pairs = {(int(x), int(y)) for x, y in zip(a, b, strict=True)}
     return len(pairs) == len(set(list(a))) == len(set(list(b)))
 
 

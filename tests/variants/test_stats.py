@@ -16,7 +16,7 @@ def _loop_stats(x: torch.Tensor, seg: torch.Tensor, n: int):
     ids = seg.tolist()
     counts, means, stds = [], [], []
     for s in range(n):
-        members = [r for r, i in zip(rows, ids) if i == s]
+        members = [r for r, i in zip(rows, ids, strict=True) if i == s]
         counts.append(len(members))
         if not members:
             means.append([0.0] * x.shape[1])
@@ -46,7 +46,7 @@ def test_segment_mean_matches_loop(data):
     count, mean = segment_mean(x, seg, n)
     assert count.tolist() == counts and counts[4] == counts[7] == 0
     assert mean.dtype == torch.float64 and mean.shape == (n, 5)
-    for got_row, want_row in zip(mean.tolist(), means):
+    for got_row, want_row in zip(mean.tolist(), means, strict=True):
         assert got_row == pytest.approx(want_row, rel=1e-12)
 
 
@@ -56,7 +56,7 @@ def test_segment_moments_matches_loop(data):
     count, mean, std = segment_moments(x, seg, n)
     assert count.tolist() == counts
     for got, want in ((mean, means), (std, stds)):
-        for got_row, want_row in zip(got.tolist(), want):
+        for got_row, want_row in zip(got.tolist(), want, strict=True):
             assert got_row == pytest.approx(want_row, rel=1e-12, abs=1e-12)
 
 
