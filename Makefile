@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test fashion-mnist lint
+.PHONY: setup demo test test-fast fashion-mnist lint
 
 $(VENV)/.installed: requirements.lock setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,15 @@ fashion-mnist:
 demo: setup fashion-mnist
 	$(VENV)/bin/xbmbench reproduce
 
-test: setup fashion-mnist
-	$(VENV)/bin/ruff check .
+# lint, then the import contracts of setup.cfg ([importlinter]), then every test
+test: lint fashion-mnist
 	$(PY) -m pytest
 
+# the same without the tests marked slow (a real backbone, worker pools, submitit, subprocesses)
+test-fast: lint fashion-mnist
+	$(PY) -m pytest -m "not slow"
+
 lint: setup
-	$(PY) -m ruff check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports

@@ -1,6 +1,8 @@
 """The ``xbmbench`` command line: a thin click layer over the packages.
 
-Options map one to one onto config fields; nothing below this file sees a click context.
+Options map one to one onto config fields; nothing below this file sees a click context. The
+commands import torch, timm and PML when they run, not when the command line is built, so
+``xbmbench --help`` stays fast (tests/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -8,9 +10,7 @@ from __future__ import annotations
 import click
 
 from bench.cli.commands import grid, reproduce_command, run_command
-from bench.perf.eval import bench_eval
-from bench.perf.memory import bench_memory
-from bench.perf.train import bench_train
+from bench.cli.perf import bench_group
 from data_prep.commands import data
 from reports.commands import compare, report
 
@@ -24,14 +24,7 @@ def main() -> None:
     """Reproducibility benchmark suite for Cross-Batch Memory and its variants."""
 
 
-@main.group(context_settings=CONTEXT)
-def bench() -> None:
-    """Benchmarks: cost of each variant, of evaluation and of training."""
-
-
-bench.add_command(bench_eval)
-bench.add_command(bench_train)
-bench.add_command(bench_memory)
+main.add_command(bench_group)
 main.add_command(data)
 main.add_command(run_command)
 main.add_command(grid)

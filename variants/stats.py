@@ -37,6 +37,19 @@ def xbn_inplace(
     return z.mul_(a).add_(mu_b - a * mu_r)
 
 
+def segment_mean(
+    x: torch.Tensor, seg: torch.Tensor, n_segments: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Count (S,) and mean (S, d) of the rows of ``x`` (N, d) in each segment ``seg`` (N,).
+
+    ``seg`` holds dense ids 0..S-1 on ``x``'s device; one ``index_add_`` (a segment sum), no loop
+    over segments. A segment with no rows gets count 0 and mean 0.
+    """
+    count = torch.bincount(seg, minlength=n_segments).to(x.dtype)
+    sums = torch.zeros(n_segments, x.shape[1], dtype=x.dtype, device=x.device)
+    return count, sums.index_add_(0, seg, x) / count.clamp_min(1).unsqueeze(1)
+
+
 def segment_moments(
     x: torch.Tensor, seg: torch.Tensor, n_segments: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -45,14 +58,9 @@ def segment_moments(
     Vectorised with ``index_add_`` (two passes, so the variance is not a difference of large
     numbers); segments with no rows get count 0, mean 0 and std 0.
     """
-    d = x.shape[1]
-    count = torch.bincount(seg, minlength=n_segments).to(x.dtype)
-    denom = count.clamp_min(1).unsqueeze(1)
-    mean = torch.zeros(n_segments, d, dtype=x.dtype, device=x.device).index_add_(0, seg, x) / denom
+    count, mean = segment_mean(x, seg, n_segments)
     dev2 = (x - mean[seg]).pow(2)
-    var = (
-        torch.zeros(n_segments, d, dtype=x.dtype, device=x.device).index_add_(0, seg, dev2) / denom
-    )
+    var = torch.zeros_like(mean).index_add_(0, seg, dev2) / count.clamp_min(1).unsqueeze(1)
     return count, mean, var.sqrt()
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 
 import click
-import torch
 
 from bench.cli.options import config_options, parse_overrides, parse_seeds, parse_variant_options
 from bench.config import CHOICES, PROFILES, make_config
 from common import UserError
-from data_prep import default_data_dir
 
 
 @click.command("run")
@@ -45,7 +43,10 @@ def run_command(
     dataset, variant, seed, profile, opts, data_dir, results, device, threads, **fields
 ):
     """Train and evaluate one cell; skipped if its record says done, resumed if interrupted."""
+    import torch
+
     from bench.engine.metric import run
+    from data_prep import default_data_dir
 
     cfg = make_config(
         dataset, variant, seed, profile, parse_variant_options(opts), **parse_overrides(fields)
@@ -215,6 +216,7 @@ def reproduce_command(
     then write the report. With no arguments: the CPU demo on Fashion-MNIST (every variant, and
     MoCo with and without XBN)."""
     from bench.reproduce import DEFAULT_STUDIES, reproduce
+    from data_prep import default_data_dir
 
     slurm = {}
     if launcher != "local":

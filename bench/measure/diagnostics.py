@@ -7,9 +7,11 @@ given (no normalisation here: the trainer passes the model's L2-normalised outpu
 from __future__ import annotations
 
 import numbers
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import torch
+
+from variants.stats import segment_mean
 
 # Byte budget of one distance block in inter_distance (rows x n x element size).
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -38,11 +40,8 @@ def _dense_ids(labels: torch.Tensor, n: int, name: str) -> tuple[torch.Tensor, i
 
 
 def _group_means(emb: torch.Tensor, ids: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """Per-group mean embeddings (n_groups, dim) by a segment sum, no loop over groups."""
-    sums = torch.zeros(n_groups, emb.shape[1], dtype=emb.dtype, device=emb.device)
-    sums.index_add_(0, ids.to(emb.device), emb)
-    counts = torch.bincount(ids.to(emb.device), minlength=n_groups).to(emb.dtype)
-    return sums / counts.unsqueeze(1)  # every group has >= 1 member (ids come from unique)
+    """Per-group mean embeddings (n_groups, dim); every group has >= 1 member (ids from unique)."""
+    return segment_mean(emb, ids.to(emb.device), n_groups)[1]
 
 
 def drift(z_now: torch.Tensor, z_prev: torch.Tensor) -> tuple[float, float]:
@@ -63,9 +62,9 @@ def drift(z_now: torch.Tensor, z_prev: torch.Tensor) -> tuple[float, float]:
 
 def inter_distance(
     emb: torch.Tensor,
-    max_points: Optional[int] = None,
+    max_points: int | None = None,
     seed: int = 0,
-    chunk_size: Optional[int] = None,
+    chunk_size: int | None = None,
 ) -> float:
     """Average Euclidean distance between distinct embeddings, over all pairs i < j.
 

@@ -2,8 +2,8 @@
 
 Both methods get the same random L2-normalised embeddings (float32, N/4 random classes) and
 compute Recall@1 and Recall@10 of the set against itself, self excluded. Each method runs in a
-fresh subprocess (``python -m bench.perf.eval --worker ours|faiss``) for its memory peak and
-recall, and a third one (``--worker time``) times both:
+fresh subprocess (``python -m bench.perf.eval ours|faiss N DIM SEED REPEATS``) for its memory
+peak and recall, and a third one (``... time ...``) times both:
 
 - time: median wall time of ``--repeats`` runs of each method after one warm-up run each, the
   runs interleaved (ours, faiss, faiss, ours, ...) so that load from other processes hits both
@@ -28,15 +28,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 import numpy as np
 import torch
 
 KS = (1, 10)
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # bench/perf/eval.py -> the repository
 
 
 def make_data(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,8 +138,7 @@ def _spawn(worker: str, n: int, dim: int, seed: int, repeats: int) -> dict:
     """Run ``worker`` (ours, faiss: memory; time: both timings) in a fresh interpreter."""
     path = [str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
-    args = ["--worker", worker, "--n", n, "--dim", dim, "--seed", seed, "--repeats", repeats]
-    cmd = [sys.executable, "-m", "bench.perf.eval", *map(str, args)]
+    cmd = [sys.executable, "-m", "bench.perf.eval", *map(str, (worker, n, dim, seed, repeats))]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise click.ClickException(f"{worker} worker failed:\n{proc.stderr[-2000:]}")
@@ -149,7 +148,7 @@ def _spawn(worker: str, n: int, dim: int, seed: int, repeats: int) -> dict:
     return result
 
 
-def _table(summary: dict, ours: dict, theirs: dict) -> str:
+def format_table(summary: dict, ours: dict, theirs: dict) -> str:
     c = summary["config"]
     lines = [
         f"Recall@1/10, {c['n']} x {c['dim']} random unit embeddings, self excluded, "
@@ -167,34 +166,9 @@ def _table(summary: dict, ours: dict, theirs: dict) -> str:
     return "\n".join(lines)
 
 
-@click.command("eval", context_settings=dict(help_option_names=["-h", "--help"]))
-@click.option(
-    "--n",
-    "n",
-    type=click.IntRange(min=12),
-    default=20000,
-    show_default=True,
-    help="number of embeddings",
-)
-@click.option("--dim", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--repeats",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="timed runs of each method after one warm-up; the median is reported",
-)
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-@click.option("--worker", type=click.Choice(["ours", "faiss", "time"]), hidden=True)
-def bench_eval(n: int, dim: int, seed: int, repeats: int, as_json: bool, worker: str) -> None:
-    """Time exact Recall@1/10 (ours, chunked torch) against faiss IndexFlatIP."""
-    if worker == "time":
-        click.echo(json.dumps(_timing_worker(n, dim, seed, repeats)))
-        return
-    if worker:
-        click.echo(json.dumps(_memory_worker(worker, n, dim, seed)))
-        return
+def compare(n: int, dim: int, seed: int, repeats: int) -> tuple[dict, dict, dict]:
+    """(summary, ours, faiss): each method's recall and memory peak in its own process, then
+    both timed in a third; the summary is what ``--json`` prints."""
     ours = _spawn("ours", n, dim, seed, repeats)
     theirs = _spawn("faiss", n, dim, seed, repeats)
     timing = _spawn("time", n, dim, seed, repeats)
@@ -214,8 +188,18 @@ def bench_eval(n: int, dim: int, seed: int, repeats: int, as_json: bool, worker:
         "ours_peak_mb": ours["peak_mb"],
         "faiss_peak_mb": theirs["peak_mb"],
     }
-    click.echo(json.dumps(summary) if as_json else _table(summary, ours, theirs))
+    return summary, ours, theirs
+
+
+def _worker_main(argv: list[str]) -> None:
+    """``WORKER N DIM SEED REPEATS``: print the worker's result as one JSON line."""
+    worker, n, dim, seed, repeats = argv[0], *map(int, argv[1:])
+    if worker == "time":
+        result = _timing_worker(n, dim, seed, repeats)
+    else:
+        result = _memory_worker(worker, n, dim, seed)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    bench_eval()
+    _worker_main(sys.argv[1:])

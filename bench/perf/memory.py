@@ -29,19 +29,17 @@ Method:
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-import click
 import torch
 from pytorch_metric_learning.losses import CrossBatchMemory, SupConLoss
 from pytorch_metric_learning.miners import PairMarginMiner
 
+from bench.perf.memory_config import PER_CLASS, MemoryBenchConfig, check_config
 from variants import VARIANTS, build
 
-PER_CLASS = 4  # samples per class in a batch, as MPerClassSampler(m=4) gives them
 SUPERCLASS_SIZE = 10  # superclass = class // 10 (for sc_xbn and for the data's structure)
 POS_MARGIN, NEG_MARGIN = 0.2, 0.8  # PairMarginMiner, as in the paper
 MEASURE_EPOCH = 15  # delayed_xbn's default delay: every normalising variant is adapting here
@@ -57,36 +55,6 @@ TARGETS.update(
     {n: ("ratio_to_xbm", 1.15) for n in ("xbn", "axbn", "centre_xbn", "scaled_xbn", "delayed_xbn")}
 )
 TARGETS.update({n: ("ratio_to_xbm", 2.0) for n in ("pc_xbn", "sc_xbn")})
-
-
-@dataclass(frozen=True)
-class MemoryBenchConfig:
-    memory_size: int = 30000  # entries in the (full) memory
-    batch: int = 64  # batch size: batch / 4 classes x 4 samples
-    dim: int = 512  # embedding size
-    classes: int = 1000  # classes in the data (and, ~memory_size / classes each, in memory)
-    reps: int = 12  # timed rounds (one step of every row each); the median is reported
-    warmup: int = 2  # untimed rounds first
-    device: str = "cpu"
-    threads: int = 2  # torch CPU threads, set explicitly for the run
-    seed: int = 0
-
-
-def check_config(cfg: MemoryBenchConfig) -> None:
-    """Raise ValueError where the sizes cannot make MPerClassSampler batches or a full memory."""
-    if cfg.batch % PER_CLASS or cfg.batch < PER_CLASS:
-        raise ValueError(f"batch must be a positive multiple of {PER_CLASS}, got {cfg.batch}")
-    if cfg.classes * PER_CLASS < cfg.batch:
-        raise ValueError(
-            f"classes x {PER_CLASS} must be >= batch, got {cfg.classes} x {PER_CLASS} < {cfg.batch}"
-        )
-    if cfg.memory_size < cfg.batch:
-        raise ValueError(f"memory_size must be >= batch, got {cfg.memory_size} < {cfg.batch}")
-    if min(cfg.dim, cfg.reps, cfg.threads) < 1 or cfg.warmup < 1:
-        raise ValueError(
-            f"dim, reps, threads and warmup must be >= 1, got {cfg.dim}, "
-            f"{cfg.reps}, {cfg.threads}, {cfg.warmup}"
-        )
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -220,7 +188,34 @@ def _time_rows(cfg: MemoryBenchConfig, mems: dict, gen: torch.Generator) -> tupl
 
 def _paired_ratio(times: list[float], reference: list[float]) -> float:
     """Median over rounds of a row's time over the reference's time in the same round."""
-    return statistics.median([t / r for t, r in zip(times, reference)])
+    return statistics.median([t / r for t, r in zip(times, reference, strict=True)])
+
+
+def summarise(times: dict[str, list[float]], mined: dict[str, tuple[int, int]]) -> list[dict]:
+    """One row per memory (in the order of ``times``) from its seconds per round and mined pairs.
+
+    ms_per_step is the median over rounds; ratio_to_pml / ratio_to_xbm the median over rounds of
+    the row's time over the reference's time in the same round; the target is judged on the
+    ratio ``TARGETS`` names.
+    """
+    rows = []
+    for name, seconds in times.items():
+        row = {
+            "name": name,
+            "ms_per_step": 1e3 * statistics.median(seconds),
+            "ratio_to_pml": _paired_ratio(seconds, times[REFERENCE]),
+            "ratio_to_xbm": _paired_ratio(seconds, times["xbm"]),
+            "mined_pos": mined[name][0],
+            "mined_neg": mined[name][1],
+            "target": None,
+            "meets_target": None,
+        }
+        if name in TARGETS:
+            key, bound = TARGETS[name]
+            row["target"] = f"{key} <= {bound:g}"
+            row["meets_target"] = bool(row[key] <= bound)
+        rows.append(row)
+    return rows
 
 
 def run(cfg: MemoryBenchConfig) -> dict:
@@ -234,23 +229,6 @@ def run(cfg: MemoryBenchConfig) -> dict:
         times, mined = _time_rows(cfg, mems, gen)
     finally:
         torch.set_num_threads(threads)
-    rows = []
-    for name in mems:
-        row = {
-            "name": name,
-            "ms_per_step": 1e3 * statistics.median(times[name]),
-            "ratio_to_pml": _paired_ratio(times[name], times[REFERENCE]),
-            "ratio_to_xbm": _paired_ratio(times[name], times["xbm"]),
-            "mined_pos": mined[name][0],
-            "mined_neg": mined[name][1],
-            "target": None,
-            "meets_target": None,
-        }
-        if name in TARGETS:
-            key, bound = TARGETS[name]
-            row["target"] = f"{key} <= {bound:g}"
-            row["meets_target"] = bool(row[key] <= bound)
-        rows.append(row)
     config = asdict(cfg) | {
         "per_class": PER_CLASS,
         "superclass": f"class // {SUPERCLASS_SIZE}",
@@ -260,12 +238,7 @@ def run(cfg: MemoryBenchConfig) -> dict:
         "torch": torch.__version__,
         "adapting": [n for n, m in mems.items() if getattr(m, "adapting", False)],
     }
-    return {"config": config, "rows": rows}
-
-
-def memory_rows(cfg: MemoryBenchConfig) -> list[dict]:
-    """The rows of ``run(cfg)``, for callers that do not need the config."""
-    return run(cfg)["rows"]
+    return {"config": config, "rows": summarise(times, mined)}
 
 
 def format_table(result: dict) -> str:
@@ -289,45 +262,3 @@ def format_table(result: dict) -> str:
             f"  {r['target'] or '(informational)':<21}{meets}"
         )
     return "\n".join(lines)
-
-
-@click.command("memory", context_settings=dict(help_option_names=["-h", "--help"]))
-@click.option("--memory-size", type=click.IntRange(min=1), default=30000, show_default=True)
-@click.option(
-    "--batch",
-    type=click.IntRange(min=PER_CLASS),
-    default=64,
-    show_default=True,
-    help=f"batch size, a multiple of {PER_CLASS} ({PER_CLASS} samples per class)",
-)
-@click.option("--dim", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--classes", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option(
-    "--reps",
-    type=click.IntRange(min=1),
-    default=12,
-    show_default=True,
-    help="timed rounds; the median is reported",
-)
-@click.option("--warmup", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option(
-    "--threads", type=click.IntRange(min=1), default=2, show_default=True, help="torch CPU threads"
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def bench_memory(as_json: bool, **fields) -> None:
-    """Time one training step of every memory variant against PML's CrossBatchMemory."""
-    if fields["device"] == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available", param_hint="--device")
-    cfg = MemoryBenchConfig(**fields)
-    try:
-        check_config(cfg)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    result = run(cfg)
-    click.echo(json.dumps(result) if as_json else format_table(result))
-
-
-if __name__ == "__main__":
-    bench_memory()

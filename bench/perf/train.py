@@ -8,11 +8,9 @@ Fashion-MNIST subset for ``cpu``); ``no_xbm`` is the loop without memory.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
-import click
 import torch
 
 import variants
@@ -91,18 +89,11 @@ def measure(
     }
 
 
-@click.command("train")
-@click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True)
-@click.option("--steps", type=int, default=20, show_default=True)
-@click.option("--warmup", type=int, default=3, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option(
-    "--memory-size", type=int, default=None, help="[the profile's ratio of the train set]"
-)
-@click.option("--variant", "names", multiple=True, help="only these variants [all]")
-@click.option("--json", "as_json", is_flag=True)
-def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
-    """Images per second of the training loop, without memory (no_xbm) and with each variant's."""
+def run(
+    names: tuple[str, ...], profile: str, steps: int, warmup: int, device: str, memory_size
+) -> dict:
+    """``{"config": ..., "rows": [...]}``: one row per variant (``names``, default every one),
+    each with its overhead over ``no_xbm``'s images per second where no_xbm was measured."""
     rows = [
         measure(v, profile, steps, warmup, device, memory_size)
         for v in (names or variants.VARIANTS)
@@ -119,14 +110,18 @@ def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
         "model": PROFILES[profile]["model"],
         "batch_size": PROFILES[profile]["batch_size"],
     }
-    if as_json:
-        click.echo(json.dumps({"config": config, "rows": rows}))
-        return
-    click.echo(f"training loop, {config}")
-    click.echo(f"{'variant':12} {'memory':>7} {'img/s':>9} {'ms/step':>9} {'overhead':>9}")
-    for r in rows:
+    return {"config": config, "rows": rows}
+
+
+def format_table(result: dict) -> str:
+    lines = [
+        f"training loop, {result['config']}",
+        f"{'variant':12} {'memory':>7} {'img/s':>9} {'ms/step':>9} {'overhead':>9}",
+    ]
+    for r in result["rows"]:
         ov = "-" if r["overhead_vs_no_xbm"] is None else f"{100 * r['overhead_vs_no_xbm']:+.1f}%"
-        click.echo(
+        lines.append(
             f"{r['name']:12} {r['memory_size']:7d} {r['images_per_s']:9.1f} "
             f"{r['ms_per_step']:9.2f} {ov:>9}"
         )
+    return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""bench.perf.eval: the command runs, its JSON has the contract's keys, recalls agree."""
+"""bench.perf.eval: the command runs, its JSON has the contract's keys, recalls agree.
+
+The command's runs each start three interpreters (torch and faiss in each): marked slow.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,16 @@ import itertools
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
-from bench.perf.eval import bench_eval, faiss_recall
+from bench.cli.perf import bench_eval
+from bench.perf.eval import faiss_recall
 
 KEYS = {"config", "ours_s", "faiss_s", "ratio", "recall_agrees", "ours_peak_mb", "faiss_peak_mb"}
 
 
+@pytest.mark.slow
 def test_json_output_tiny():
     result = CliRunner().invoke(
         bench_eval, ["--n", "300", "--dim", "16", "--repeats", "1", "--json"]
@@ -24,6 +30,7 @@ def test_json_output_tiny():
     assert out["config"]["n"] == 300 and out["config"]["dim"] == 16
 
 
+@pytest.mark.slow
 def test_table_output_tiny():
     result = CliRunner().invoke(bench_eval, ["--n", "50", "--dim", "4", "--repeats", "1"])
     assert result.exit_code == 0, result.output

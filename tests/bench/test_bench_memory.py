@@ -1,4 +1,5 @@
-"""bench.perf.memory: every row present, pairs really mined, JSON contract; no timing asserts."""
+"""bench.perf.memory: every row present, pairs really mined, the rows' medians and paired ratios
+against hand numbers, JSON contract; no timing asserts."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from bench.cli.perf import bench_memory
 from bench.perf.memory import (
     REFERENCE,
-    TARGETS,
-    MemoryBenchConfig,
-    bench_memory,
     class_centres,
-    memory_rows,
+    run,
     sample,
     sampler_labels,
+    summarise,
 )
+from bench.perf.memory_config import MemoryBenchConfig
 from variants import VARIANTS
 
 # threads=1: the tiny sizes are dominated by thread synchronisation on a busy machine
@@ -52,7 +53,7 @@ ROW_KEYS = {
 
 @pytest.fixture(scope="module")
 def rows():
-    return memory_rows(MemoryBenchConfig(**TINY))
+    return run(MemoryBenchConfig(**TINY))["rows"]
 
 
 def test_every_variant_and_the_reference_present(rows):
@@ -77,17 +78,35 @@ def test_plain_xbm_mines_what_pml_mines(rows):
     )
 
 
-def test_targets_and_ratios(rows):
+def test_rows_from_hand_times():
+    """Medians and paired ratios (median over rounds of row / reference in the same round) from
+    made-up seconds, worked out by hand; pc_xbn and xbn are chosen so that the ratio of the
+    medians would give another verdict than the paired ratio."""
+    times = {
+        REFERENCE: [1.0, 2.0, 4.0],
+        "xbm": [1.0, 2.4, 5.0],  # / pml: 1, 1.2, 1.25 -> 1.2
+        "xbn": [1.1, 2.4, 6.0],  # / xbm: 1.1, 1, 1.2 -> 1.1 (medians: 2.4 / 2.4 = 1)
+        "pc_xbn": [3.0, 4.8, 12.0],  # / xbm: 3, 2, 2.4 -> 2.4 (medians: 4.8 / 2.4 = 2)
+        "no_xbm": [0.5, 0.6, 0.7],
+    }
+    mined = {name: (i, 10 * i) for i, name in enumerate(times)}
+    rows = summarise(times, mined)
+    assert [r["name"] for r in rows] == list(times)
     by_name = {r["name"]: r for r in rows}
-    assert by_name[REFERENCE]["ratio_to_pml"] == 1.0 and by_name["xbm"]["ratio_to_xbm"] == 1.0
-    for name, row in by_name.items():
-        if name in TARGETS:
-            key, bound = TARGETS[name]
-            assert row["target"] == f"{key} <= {bound:g}"
-            assert row["meets_target"] == (row[key] <= bound)
-        else:
-            assert row["target"] is None and row["meets_target"] is None
-    assert {"no_xbm", "xbm_star", REFERENCE}.isdisjoint(TARGETS)
+    expected = {  # ms_per_step, ratio_to_pml, ratio_to_xbm, target, meets_target
+        REFERENCE: (2000.0, 1.0, 1 / 1.2, None, None),
+        "xbm": (2400.0, 1.2, 1.0, "ratio_to_pml <= 1.05", False),
+        "xbn": (2400.0, 1.2, 1.1, "ratio_to_xbm <= 1.15", True),
+        "pc_xbn": (4800.0, 3.0, 2.4, "ratio_to_xbm <= 2", False),
+        "no_xbm": (600.0, 0.3, 0.25, None, None),
+    }
+    for name, (ms, to_pml, to_xbm, target, meets) in expected.items():
+        row = by_name[name]
+        assert row["ms_per_step"] == pytest.approx(ms)
+        assert row["ratio_to_pml"] == pytest.approx(to_pml)
+        assert row["ratio_to_xbm"] == pytest.approx(to_xbm)
+        assert (row["target"], row["meets_target"]) == (target, meets)
+        assert (row["mined_pos"], row["mined_neg"]) == mined[name]
 
 
 def test_json_output_tiny():

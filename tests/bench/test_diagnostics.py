@@ -12,7 +12,7 @@ from bench.measure.diagnostics import drift, inter_distance, intra_distance, sup
 
 
 def _dist(a, b) -> float:
-    return math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b)))
+    return math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b, strict=True)))
 
 
 def _mean_vec(rows) -> list:
@@ -30,7 +30,7 @@ def rand():
 def test_drift_matches_loop(rand):
     emb, _ = rand
     prev = emb + np.random.default_rng(1).normal(0, 0.1, emb.shape)
-    d = [_dist(a, b) for a, b in zip(emb, prev)]
+    d = [_dist(a, b) for a, b in zip(emb, prev, strict=True)]
     mean, mx = drift(torch.from_numpy(emb).float(), torch.from_numpy(prev).float())
     assert mean == pytest.approx(sum(d) / len(d), rel=1e-5)
     assert mx == pytest.approx(max(d), rel=1e-5)

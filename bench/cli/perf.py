@@ -1,0 +1,117 @@
+"""``xbmbench bench``: the click layer of the performance benchmarks in bench/perf/.
+
+Each command imports its benchmark (and with it torch, PML, timm, faiss) only when it runs, so
+that building the command line (``xbmbench --help``) imports none of them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from bench.config import PROFILES
+from bench.perf.memory_config import PER_CLASS, MemoryBenchConfig, check_config
+
+CONTEXT = dict(help_option_names=["-h", "--help"])
+DEFAULTS = MemoryBenchConfig()
+
+
+@click.group("bench", context_settings=CONTEXT)
+def bench_group() -> None:
+    """Benchmarks: cost of each variant, of evaluation and of training."""
+
+
+@bench_group.command("eval", context_settings=CONTEXT)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=12),
+    default=20000,
+    show_default=True,
+    help="number of embeddings",
+)
+@click.option("--dim", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="timed runs of each method after one warm-up; the median is reported",
+)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def bench_eval(n: int, dim: int, seed: int, repeats: int, as_json: bool) -> None:
+    """Time exact Recall@1/10 (ours, chunked torch) against faiss IndexFlatIP."""
+    from bench.perf.eval import compare, format_table
+
+    summary, ours, theirs = compare(n, dim, seed, repeats)
+    click.echo(json.dumps(summary) if as_json else format_table(summary, ours, theirs))
+
+
+@bench_group.command("train")
+@click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True)
+@click.option("--steps", type=int, default=20, show_default=True)
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--memory-size", type=int, default=None, help="[the profile's ratio of the train set]"
+)
+@click.option("--variant", "names", multiple=True, help="only these variants [all]")
+@click.option("--json", "as_json", is_flag=True)
+def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
+    """Images per second of the training loop, without memory (no_xbm) and with each variant's."""
+    from bench.perf.train import format_table, run
+
+    result = run(names, profile, steps, warmup, device, memory_size)
+    click.echo(json.dumps(result) if as_json else format_table(result))
+
+
+@bench_group.command("memory", context_settings=CONTEXT)
+@click.option(
+    "--memory-size", type=click.IntRange(min=1), default=DEFAULTS.memory_size, show_default=True
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=PER_CLASS),
+    default=DEFAULTS.batch,
+    show_default=True,
+    help=f"batch size, a multiple of {PER_CLASS} ({PER_CLASS} samples per class)",
+)
+@click.option("--dim", type=click.IntRange(min=1), default=DEFAULTS.dim, show_default=True)
+@click.option("--classes", type=click.IntRange(min=1), default=DEFAULTS.classes, show_default=True)
+@click.option(
+    "--reps",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.reps,
+    show_default=True,
+    help="timed rounds; the median is reported",
+)
+@click.option("--warmup", type=click.IntRange(min=1), default=DEFAULTS.warmup, show_default=True)
+@click.option(
+    "--device", type=click.Choice(["cpu", "cuda"]), default=DEFAULTS.device, show_default=True
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.threads,
+    show_default=True,
+    help="torch CPU threads",
+)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def bench_memory(as_json: bool, **fields) -> None:
+    """Time one training step of every memory variant against PML's CrossBatchMemory."""
+    import torch
+
+    from bench.perf.memory import format_table, run
+
+    if fields["device"] == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available", param_hint="--device")
+    cfg = MemoryBenchConfig(**fields)
+    try:
+        check_config(cfg)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    result = run(cfg)
+    click.echo(json.dumps(result) if as_json else format_table(result))
