@@ -75,8 +75,9 @@ def test_file_dataset_query_gallery_run(variant, init, inshop_data, tmp_path):
 
 def test_prefill_fills_the_memory_before_the_main_phase(inshop_data):
     from bench.engine.data import Data
-    from bench.engine.metric import build_memory, prefill
+    from bench.engine.metric import build_memory
     from bench.engine.model import build_model
+    from bench.engine.warmup import prefill
 
     cfg = make_config("inshop", "xbm", 0, "cpu", memory_init="prefill", **FILES)
     data = Data(cfg, inshop_data)
