@@ -14,9 +14,11 @@ from pytorch_metric_learning.losses import CrossBatchMemory, NTXentLoss
 from torch import nn
 
 import variants
-from bench.config import make_config
+from bench.config import MOCO_PROFILES, make_config
 from bench.engine.metric import run
-from bench.engine.moco import task as moco
+from bench.engine.moco.data import tensor_views
+from bench.engine.moco.model import momentum_update, split_batchnorm
+from bench.engine.moco.task import MOCO_VARIANTS, moco_step
 from bench.store import RunDir
 from bench.studies import cells
 from common import UserError
@@ -35,7 +37,7 @@ TINY_MOCO = dict(
 
 def tiny_cfg(variant="xbm", seed=0, **over):
     return make_config(
-        "fashion-mnist", variant, seed, "cpu", **{**moco.MOCO_PROFILES["cpu"], **TINY_MOCO, **over}
+        "fashion-mnist", variant, seed, "cpu", **{**MOCO_PROFILES["cpu"], **TINY_MOCO, **over}
     )
 
 
@@ -46,19 +48,19 @@ def test_momentum_update_by_hand():
         query.bias.fill_(3.0)
         key.weight.copy_(torch.tensor([[-1.0, 0.0]]))
         key.bias.fill_(1.0)
-    moco.momentum_update(key, query, 0.9)
+    momentum_update(key, query, 0.9)
     # 0.9 * key + 0.1 * query, entry by entry
     assert key.weight[0].tolist() == pytest.approx([-0.9 + 0.1, 0.0 + 0.2])
     assert key.bias.item() == pytest.approx(0.9 + 0.3)
     assert query.weight.tolist() == [[1.0, 2.0]]  # the query encoder is untouched
-    moco.momentum_update(key, query, 0.0)  # m = 0: the key encoder becomes the query encoder
+    momentum_update(key, query, 0.0)  # m = 0: the key encoder becomes the query encoder
     assert torch.equal(key.weight, query.weight) and torch.equal(key.bias, query.bias)
 
 
 def test_momentum_update_leaves_buffers_alone():
     query, key = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
     query.running_mean.fill_(5.0)
-    moco.momentum_update(key, query, 0.5)
+    momentum_update(key, query, 0.5)
     assert key.running_mean.tolist() == [0.0, 0.0, 0.0]
 
 
@@ -122,10 +124,10 @@ def test_xbn_adapts_queue_to_enqueued_keys():
     assert torch.allclose(mem.embedding_memory[6:12], k2)
 
 
-@pytest.mark.parametrize("variant", moco.MOCO_VARIANTS)
+@pytest.mark.parametrize("variant", MOCO_VARIANTS)
 def test_moco_step_runs_for_every_moco_variant(variant):
     torch.manual_seed(0)
-    query = moco.split_batchnorm(
+    query = split_batchnorm(
         nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 8)),
         2,
     )
@@ -133,7 +135,7 @@ def test_moco_step_runs_for_every_moco_variant(variant):
     queue = variants.build(variant, NTXentLoss(temperature=0.1), 8, 16)
     x = torch.randn(4, 1, 8, 8)
     for _ in range(3):
-        loss = moco.moco_step(query, key, queue, x, x + 0.1)
+        loss = moco_step(query, key, queue, x, x + 0.1)
         assert torch.isfinite(loss)
     assert queue.label_memory[:12].tolist() == list(range(1, 13))  # offset past the stored labels
 
@@ -141,7 +143,7 @@ def test_moco_step_runs_for_every_moco_variant(variant):
 def test_split_batchnorm_matches_per_subbatch_batchnorm():
     torch.manual_seed(0)
     bn = nn.BatchNorm2d(3)
-    split = moco.split_batchnorm(nn.Sequential(nn.BatchNorm2d(3)), 2)[0]
+    split = split_batchnorm(nn.Sequential(nn.BatchNorm2d(3)), 2)[0]
     x = torch.randn(8, 3, 2, 2)
     out = split(x)
     for part in (0, 1):  # interleaved sub-batches: rows 0, 2, 4, 6 and 1, 3, 5, 7
@@ -161,12 +163,12 @@ def test_split_batchnorm_matches_per_subbatch_batchnorm():
 def test_tensor_views_shape_range_and_seed():
     x = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
     torch.manual_seed(1)
-    a = moco.tensor_views(x)
+    a = tensor_views(x)
     torch.manual_seed(1)
-    b = moco.tensor_views(x)
+    b = tensor_views(x)
     assert a.shape == (5, 1, 28, 28) and a.dtype == torch.float32
     assert torch.equal(a, b) and a.min() >= -1 and a.max() <= 1
-    assert not torch.equal(a, moco.tensor_views(x))
+    assert not torch.equal(a, tensor_views(x))
 
 
 def _record(results, cfg):

@@ -41,7 +41,10 @@ METRIC_COLUMNS = [
 
 @pytest.fixture(autouse=True)
 def two_threads():
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("variant", variants.VARIANTS)
@@ -125,23 +128,6 @@ def test_a_done_run_is_not_run_again(tiny_data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer, "Data", lambda *a, **k: pytest.fail("trained again"))
     assert run(cfg, tiny_data, tmp_path, progress=False)["status"] == "done"
-
-
-def test_nan_loss_fails_the_run_with_its_step(tiny_data, tmp_path, monkeypatch):
-    cfg = make_config("fashion-mnist", "xbn", 0, "cpu", **TINY)
-    calls = {"n": 0}
-    original = variants.get_variant("xbn").forward
-
-    def poisoned(self, *args, **kwargs):
-        calls["n"] += 1
-        loss = original(self, *args, **kwargs)
-        return loss * float("nan") if calls["n"] == 2 else loss
-
-    monkeypatch.setattr(variants.get_variant("xbn"), "forward", poisoned)
-    result = run(cfg, tiny_data, tmp_path, progress=False)
-    assert result["status"] == "failed" and result["failed_step"] == 2
-    assert "nan" in result["error"]
-    assert not RunDir(tmp_path, cfg).checkpoint.exists()
 
 
 def test_config_hash_is_stable_and_sensitive():

@@ -45,6 +45,14 @@ def inshop_data(tmp_path_factory):
     return str(base / "data")
 
 
+@pytest.fixture(autouse=True)
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 FILES = dict(
     image_size=32,
     augment="randaugment",
@@ -60,7 +68,6 @@ FILES = dict(
 
 @pytest.mark.parametrize("variant,init", [("xbn", "queue"), ("sc_xbn", "prefill")])
 def test_file_dataset_query_gallery_run(variant, init, inshop_data, tmp_path):
-    torch.set_num_threads(2)
     cfg = make_config("inshop", variant, 0, "cpu", memory_init=init, **FILES)
     result = run(cfg, inshop_data, tmp_path, progress=False)
     assert result["status"] == "done", result
@@ -75,8 +82,9 @@ def test_file_dataset_query_gallery_run(variant, init, inshop_data, tmp_path):
 
 def test_prefill_fills_the_memory_before_the_main_phase(inshop_data):
     from bench.engine.data import Data
-    from bench.engine.metric import build_memory, prefill
+    from bench.engine.metric import build_memory
     from bench.engine.model import build_model
+    from bench.engine.warmup import prefill
 
     cfg = make_config("inshop", "xbm", 0, "cpu", memory_init="prefill", **FILES)
     data = Data(cfg, inshop_data)
@@ -93,7 +101,6 @@ def test_paper_profile_runs_end_to_end_from_a_local_weights_file(inshop_data, tm
     written here: nothing is downloaded); AMP is CUDA-only and the record says so on a CPU."""
     import timm
 
-    torch.set_num_threads(2)
     weights = tmp_path / "resnet50.pth"
     torch.save(timm.create_model("resnet50", num_classes=0).state_dict(), weights)
     cfg = make_config(

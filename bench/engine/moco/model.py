@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import NTXentLoss
 from torch import nn
 
-import variants
 from bench.config import RunConfig
 from bench.engine.model import build_model
+from bench.engine.registry import build_variant
 
 
 # ----- the two encoders ------------------------------------------------------------------------
@@ -82,12 +82,4 @@ def momentum_update(key: nn.Module, query: nn.Module, m: float) -> None:
 
 def build_queue(cfg: RunConfig, n_train: int):
     """The variant over PML's NTXentLoss; the queue is memory_ratio x the training set."""
-    size = max(cfg.batch_size, int(round(cfg.memory_ratio * n_train)))
-    return variants.build(
-        cfg.variant,
-        NTXentLoss(temperature=cfg.temperature),
-        cfg.embedding_size,
-        size,
-        None,
-        **cfg.options,
-    )
+    return build_variant(cfg, NTXentLoss(temperature=cfg.temperature), None, n_train)

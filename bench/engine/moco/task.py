@@ -5,7 +5,7 @@ of each image; the keys are enqueued, the queries compared with the queue throug
 ``NTXentLoss`` in the memory's ``enqueue_mask`` mode. ``xbm`` is plain MoCo (PML's
 ``CrossBatchMemory`` as in PML's MoCo example); ``xbn`` adapts the queue before each enqueue.
 k-NN accuracy of the test set against the training set (query encoder, eval mode) is logged
-every epoch. Same store, resume and determinism rules as ``bench.engine.metric``.
+every epoch. The run itself (seeding, resume, failure, the record) is bench/engine/lifecycle.py.
 
 Choices (written into each result.json under ``moco``): labels never reach training; batches
 are uniform shuffles (no class-balanced sampler); BatchNorm in ``moco_bn_splits`` sub-batches
@@ -25,28 +25,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.config import MOCO_PROFILES, MOCO_QUEUE_RATIO, RunConfig  # noqa: F401
+from bench.config import RunConfig
 from bench.engine.data import embed
-from bench.engine.env import environment
-from bench.engine.metric import NonFinite, pick_device, seed_everything
-from bench.engine.moco.data import MocoData, TwoViews, pil_transforms, tensor_views  # noqa: F401
-from bench.engine.moco.model import (  # noqa: F401
-    SplitBatchNorm2d,
-    build_encoders,
-    build_queue,
-    cifar_stem,
-    momentum_update,
-    split_batchnorm,
-)
+from bench.engine.lifecycle import Task, check_finite
+from bench.engine.moco.data import MocoData
+from bench.engine.moco.model import build_encoders, build_queue, momentum_update
+from bench.engine.registry import build_optimizer
 from bench.measure.evaluate import knn_accuracy
-from bench.store import RunDir
+from bench.store import MOCO_COLUMNS
 from common import UserError
 
 # memory-only variants with global statistics: no minibatch loss (no_xbm, xbm_star) and no
 # per-class statistics (every query/key pair is its own class here)
 MOCO_VARIANTS = ("xbm", "xbn", "axbn", "delayed_xbn", "centre_xbn", "scaled_xbn")
 KNN_K, KNN_T = 200, 0.1  # the MoCo k-NN monitor (PML's example: knn_k 200, knn_t 0.1)
-QUEUE_RATIO = MOCO_QUEUE_RATIO
 
 
 # ----- training --------------------------------------------------------------------------------
@@ -84,8 +76,7 @@ def train_epoch(
     for xq, xk in data.batches():
         loss = moco_step(query, key, queue, xq.to(device), xk.to(device))
         step += 1
-        if not torch.isfinite(loss):
-            raise NonFinite(step, loss.item())
+        check_finite(loss, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -138,14 +129,6 @@ def choices(cfg: RunConfig, n_train: int, memory_size: int, stem: str) -> dict[s
     }
 
 
-def _optimizer(cfg: RunConfig, params):
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise UserError(f"unknown optimizer {cfg.optimizer!r}; valid: sgd, adamw")
-
-
 def _check(cfg: RunConfig) -> None:
     if cfg.variant not in MOCO_VARIANTS:
         raise UserError(
@@ -161,139 +144,49 @@ def _check(cfg: RunConfig) -> None:
         raise UserError(f"moco_momentum must lie in [0, 1], got {cfg.moco_momentum}")
 
 
-def run_moco(
-    cfg: RunConfig,
-    data_dir: str,
-    results: str,
-    device: str | None = None,
-    progress: bool = True,
-    stop_after: int | None = None,
-) -> dict[str, Any]:
-    """Train and monitor one MoCo cell, or return its record if already done (as
-    ``bench.engine.metric.run``, whose ``stop_after`` it shares)."""
-    from tqdm import tqdm
+class MocoTask(Task):
+    columns = MOCO_COLUMNS
+    first_phase = "init"
+    parts = ("query", "key", "opt", "sched", "memory")  # what the checkpoint holds
 
-    rd = RunDir(results, cfg)
-    if rd.status() in ("done", "failed"):
-        return rd.read_result()
-    _check(cfg)
-    dev = pick_device(device)
-    t0 = time.perf_counter()
-    seed_everything(cfg.seed, -100)
-    data = MocoData(cfg, data_dir)
-    query, key, stem = build_encoders(cfg, data.in_chans)
-    query, key = query.to(dev), key.to(dev)
-    queue = build_queue(cfg, data.n).to(dev)
-    opt = _optimizer(cfg, query.parameters())
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.epochs, 1))
-    extra = {
-        "deviations": list(cfg.deviations),
-        "moco": choices(cfg, data.n, queue.memory_size, stem),
-    }
-    ckpt = rd.load_checkpoint()
-    if ckpt is None:
-        rd.start(environment(str(dev)))
-        rows = [
-            {
-                "epoch": 0,
-                "phase": "init",
-                "loss": float("nan"),
-                "knn_acc": knn_monitor(query, data, dev),
-                "lr": cfg.lr,
-                "seconds": time.perf_counter() - t0,
-                "images_per_s": float("nan"),
-            }
-        ]
-        start_epoch, step, wall = 0, 0, time.perf_counter() - t0
-    else:
-        for name, part in (
-            ("query", query),
-            ("key", key),
-            ("opt", opt),
-            ("sched", sched),
-            ("memory", queue),
-        ):
-            part.load_state_dict(ckpt[name])
-        rows, start_epoch, step, wall = ckpt["rows"], ckpt["epoch"], ckpt["step"], ckpt["wall"]
-    bar = tqdm(
-        total=(data.n // cfg.batch_size) * (cfg.epochs - start_epoch),
-        disable=not progress,
-        desc=f"moco/{cfg.variant}/{cfg.dataset}/s{cfg.seed}",
-        leave=False,
-        mininterval=1.0,
-    )
-    for epoch in range(start_epoch, cfg.epochs):
-        t_epoch = time.perf_counter()
-        seed_everything(cfg.seed, epoch)
-        queue.set_epoch(epoch)
-        lr = opt.param_groups[0]["lr"]
-        try:
-            train_row, step = train_epoch(query, key, queue, opt, data, cfg, dev, step, bar)
-        except NonFinite as e:
-            bar.close()
-            rd.write_metrics(rows)
-            rd.write_result(
-                {
-                    "status": "failed",
-                    "error": str(e),
-                    "failed_step": e.step,
-                    "epochs_done": epoch,
-                    "wall_s": wall + time.perf_counter() - t0,
-                    **extra,
-                }
-            )
-            return rd.read_result()
-        sched.step()
-        row = {
-            "epoch": epoch + 1,
-            "phase": "main",
-            "loss": train_row["loss"],
-            "knn_acc": knn_monitor(query, data, dev),
-            "lr": lr,
-            "seconds": time.perf_counter() - t_epoch,
-            "images_per_s": train_row["images_per_s"],
-        }
-        rows.append(row)
-        wall += time.perf_counter() - t_epoch
-        rd.write_metrics(rows)
-        rd.save_checkpoint(
-            {
-                "query": query.state_dict(),
-                "key": key.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(),
-                "memory": queue.state_dict(),
-                "rows": rows,
-                "epoch": epoch + 1,
-                "step": step,
-                "wall": wall,
-            }
+    def build(self, data_dir: str, device: torch.device) -> None:
+        cfg, self.device = self.cfg, device
+        _check(cfg)
+        self.data = MocoData(cfg, data_dir)
+        query, key, self.stem = build_encoders(cfg, self.data.in_chans)
+        self.query, self.key = query.to(device), key.to(device)
+        self.memory = build_queue(cfg, self.data.n).to(device)
+        self.opt = build_optimizer(cfg, self.query.parameters())
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, max(cfg.epochs, 1))
+
+    def start(self) -> tuple[dict[str, Any], list[str]]:
+        """Row 0: the untrained query encoder's k-NN accuracy."""
+        return {"loss": float("nan"), "knn_acc": self.evaluate()["knn_acc"], "lr": self.cfg.lr}, []
+
+    def steps_per_epoch(self) -> int:
+        return self.data.n // self.cfg.batch_size
+
+    def train_epoch(self, epoch: int, step: int, bar) -> tuple[dict[str, Any], int]:
+        self.memory.set_epoch(epoch)
+        lr = self.opt.param_groups[0]["lr"]
+        row, step = train_epoch(
+            self.query, self.key, self.memory, self.opt, self.data, self.cfg, self.device, step, bar
         )
-        rd.write_result(
-            {
-                "status": "running",
-                "error": None,
-                "failed_step": None,
-                "epochs_done": epoch + 1,
-                "wall_s": wall,
-                **extra,
-            }
-        )
-        stopped = stop_after is not None and epoch + 1 - start_epoch >= stop_after
-        if stopped and epoch + 1 < cfg.epochs:
-            bar.close()
-            return rd.read_result()
-    bar.close()
-    rd.write_result(
-        {
-            "status": "done",
-            "error": None,
-            "failed_step": None,
-            "epochs_done": cfg.epochs,
-            "wall_s": wall,
-            **extra,
-            **summarise(rows),
-        }
-    )
-    rd.checkpoint.unlink(missing_ok=True)  # kept only while running
-    return rd.read_result()
+        self.sched.step()
+        return {**row, "lr": lr}, step
+
+    def evaluate(self) -> dict[str, float]:
+        return {"knn_acc": knn_monitor(self.query, self.data, self.device)}
+
+    def summary(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return summarise(rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k).state_dict() for k in self.parts}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k in self.parts:
+            getattr(self, k).load_state_dict(state[k])
+
+    def extras(self) -> dict[str, Any]:
+        return {"moco": choices(self.cfg, self.data.n, self.memory.memory_size, self.stem)}

@@ -1,0 +1,91 @@
+"""One main-phase epoch of metric learning with the memory, and the evaluation after it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from bench.config import RunConfig
+from bench.engine.data import Data, embed
+from bench.engine.lifecycle import check_finite
+from bench.measure import diagnostics as diag
+from bench.measure.evaluate import recall_at_k
+
+
+def train_epoch(
+    model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe, step0: int, bar
+) -> tuple[dict[str, float], int]:
+    """One main-phase epoch; returns its metrics and the global step reached."""
+    use_amp = cfg.amp and device.type == "cuda"
+    losses, drift_mean, drift_max, pos, neg, images, step = [], [], [], [], [], 0, step0
+    with torch.no_grad():
+        model.eval()
+        z_prev = model(probe).float()
+    z_start = z_prev
+    start = time.perf_counter()
+    for x, y, sc in data.batches():
+        model.train()
+        x, y, sc = x.to(device), y.to(device), sc.to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            emb = model(x)
+            loss = memory(emb, y, superclasses=sc)
+        step += 1
+        check_finite(loss, step)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        with torch.no_grad():  # paper eq. 5 with delta k = 1 step, on a fixed probe batch
+            model.eval()
+            z = model(probe).float()
+            d_mean, d_max = diag.drift(z, z_prev)
+            z_prev = z
+        losses.append(loss.item())
+        drift_mean.append(d_mean)
+        drift_max.append(d_max)
+        pos.append(memory.last_mined[0])
+        neg.append(memory.last_mined[1])
+        images += len(x)
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{losses[-1]:.3f}", img_s=f"{images / (time.perf_counter() - start):.0f}"
+        )
+    seconds = time.perf_counter() - start
+    epoch_mean, epoch_max = diag.drift(z_prev, z_start)  # delta k = one epoch
+    return {
+        "loss": float(np.mean(losses)),
+        "drift_mean": float(np.mean(drift_mean)),
+        "drift_max": float(np.mean(drift_max)),
+        "drift_epoch_mean": epoch_mean,
+        "drift_epoch_max": epoch_max,
+        "mined_pos": float(np.mean(pos)),
+        "mined_neg": float(np.mean(neg)),
+        "images_per_s": images / seconds,
+    }, step
+
+
+def evaluate(model, data: Data, cfg: RunConfig, device) -> dict[str, float]:
+    """Recall@K on the eval protocol, and the embedding-space diagnostics of the eval set."""
+    if "test" in data.eval:
+        split = data.eval["test"]
+        emb = embed(model, split, device, data)
+        recall = recall_at_k(emb, split.labels, cfg.eval_ks)
+    else:
+        split = data.eval["query"]
+        emb = embed(model, split, device, data)
+        gallery = data.eval["gallery"]
+        recall = recall_at_k(
+            emb, split.labels, cfg.eval_ks, embed(model, gallery, device, data), gallery.labels
+        )
+    row: dict[str, float] = {f"recall@{k}": v for k, v in recall.items()}
+    row["inter_dist"] = diag.inter_distance(emb, max_points=5000)
+    row["intra_dist"] = diag.intra_distance(emb, split.labels)
+    sc = split.superclasses
+    top = diag.superclass_topk(emb, sc) if (sc >= 0).all() and len(sc.unique()) > 1 else {}
+    for k in range(1, 6):
+        row[f"superclass_top{k}"] = top.get(k, float("nan"))
+    return row
