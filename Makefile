@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast fashion-mnist lint
+.PHONY: setup demo test test-fast fashion-mnist lint gpu-check
 
 $(VENV)/.installed: requirements.lock setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+
+# The paper profile on a GPU (README, "The GPU path"): the cuda tests, bench memory/train/data on
+# CUDA and one paper-profile epoch on generated JPEGs; JSON + Markdown in $(GPU_CHECK_OUT).
+# Without CUDA it stops at once with a one-line reason and a non-zero exit.
+GPU_CHECK_OUT ?= results/gpu_check
+gpu-check: setup
+	$(PY) -m bench.perf.gpu_check --out $(GPU_CHECK_OUT) $(if $(PRETRAINED_FILE),--pretrained-file $(PRETRAINED_FILE))

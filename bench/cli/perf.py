@@ -7,6 +7,7 @@ that building the command line (``xbmbench --help``) imports none of them.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -114,4 +115,46 @@ def bench_memory(as_json: bool, **fields) -> None:
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     result = run(cfg)
+    click.echo(json.dumps(result) if as_json else format_table(result))
+
+
+def _worker_list(ctx, param, value: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not out or min(out) < 0:
+        raise click.BadParameter(f"expected integers >= 0, got {value!r}")
+    return out
+
+
+@bench_group.command("data", context_settings=CONTEXT)
+@click.option("--images", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option(
+    "--workers",
+    default="0,1,2",
+    show_default=True,
+    callback=_worker_list,
+    help="DataLoader worker counts to time, comma-separated",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="write the JPEGs here and keep them [a temporary folder, removed]",
+)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def bench_data(images, workers, batch_size, seed, root, as_json) -> None:
+    """Images per second of the paper profile's decode + augmentation, per DataLoader worker."""
+    need = batch_size * (max(max(workers), 1) + 1)
+    if images < need:
+        raise click.UsageError(
+            f"--images must be >= {need} for --workers up to {max(workers)} at --batch-size "
+            f"{batch_size}, got {images}"
+        )
+    from bench.perf.data import format_table, run
+
+    result = run(images, workers, batch_size, seed, root)
     click.echo(json.dumps(result) if as_json else format_table(result))

@@ -23,15 +23,13 @@ Method:
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
 
-import click
 import numpy as np
 import torch
 from PIL import Image
@@ -234,47 +232,3 @@ def format_table(result: dict) -> str:
             f"< {max(TARGETS)} img/s"
         )
     return "\n".join(lines)
-
-
-def _worker_list(ctx, param, value: str) -> list[int]:
-    try:
-        out = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not out or min(out) < 0:
-        raise click.BadParameter(f"expected integers >= 0, got {value!r}")
-    return out
-
-
-@click.command("data", context_settings=dict(help_option_names=["-h", "--help"]))
-@click.option("--images", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option(
-    "--workers",
-    default="0,1,2",
-    show_default=True,
-    callback=_worker_list,
-    help="DataLoader worker counts to time, comma-separated",
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="write the JPEGs here and keep them [a temporary folder, removed]",
-)
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def bench_data(images, workers, batch_size, seed, root, as_json) -> None:
-    """Images per second of the paper profile's decode + augmentation, per DataLoader worker."""
-    need = batch_size * (max(max(workers), 1) + 1)
-    if images < need:
-        raise click.UsageError(
-            f"--images must be >= {need} for --workers up to {max(workers)} at --batch-size "
-            f"{batch_size}, got {images}"
-        )
-    result = run(images, workers, batch_size, seed, root)
-    click.echo(json.dumps(result) if as_json else format_table(result))
-
-
-if __name__ == "__main__":
-    bench_data()

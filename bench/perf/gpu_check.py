@@ -27,8 +27,9 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.perf.gpu_summary import OVERHEAD_TARGET, input_bound, summary_markdown
 from common import atomic_write_json, atomic_write_text
@@ -137,7 +138,8 @@ def step_train(out: Path, opts: argparse.Namespace) -> dict[str, Any]:
 
 def step_data(out: Path, opts: argparse.Namespace) -> dict[str, Any]:
     args = ["--images", str(opts.data_images), "--workers", DATA_WORKERS, "--json"]
-    return json.loads(_call([sys.executable, "-m", "bench.perf.data", *args], out, "data", 3600))
+    cmd = [sys.executable, "-m", "cli", "bench", "data", *args]
+    return json.loads(_call(cmd, out, "data", 3600))
 
 
 def write_sop_tree(root: Path, n_train: int, n_test: int, processes: int) -> None:

@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from bench.cli.perf import bench_data
 from bench.perf import data as bd
 
 KEYS = {"config", "decode_only", "rows", "estimate"}
@@ -54,7 +55,7 @@ def test_the_transform_is_the_trainers_paper_transform(tmp_path, monkeypatch):
 def test_bench_data_json_with_no_workers(tmp_path):
     torch.set_num_threads(2)
     args = ["--images", "6", "--workers", "0", "--batch-size", "2", "--json"]
-    out = CliRunner().invoke(bd.bench_data, args + ["--root", str(tmp_path)])
+    out = CliRunner().invoke(bench_data, args + ["--root", str(tmp_path)])
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert set(result) == KEYS
@@ -72,7 +73,7 @@ def test_bench_data_json_with_no_workers(tmp_path):
 def test_bench_data_table():
     torch.set_num_threads(2)
     args = ["--images", "4", "--workers", "0", "--batch-size", "2"]
-    out = CliRunner().invoke(bd.bench_data, args)
+    out = CliRunner().invoke(bench_data, args)
     assert out.exit_code == 0, out.output
     assert "img/s/worker" in out.output and "needs" in out.output
 
@@ -87,7 +88,7 @@ def test_bench_data_table():
     ],
 )
 def test_bad_arguments_exit_2(args):
-    out = CliRunner().invoke(bd.bench_data, args)
+    out = CliRunner().invoke(bench_data, args)
     assert out.exit_code == 2, out.output
 
 
