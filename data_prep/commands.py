@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from data_prep.fashion_mnist import fetch_fashion_mnist
-from data_prep.manifest import default_data_dir, load_manifest, prepare, summarise
+from data_prep.load import load_manifest
+from data_prep.manifest import default_data_dir, prepare, summarise
 from data_prep.registry import REGISTRY, get_source
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
