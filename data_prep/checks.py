@@ -71,7 +71,7 @@ def _fail(path: Path, frame: pd.DataFrame, bad: np.ndarray, column: str, what: s
         line = frame.attrs["lines"][i]
         raise UserError(
             f"{path}:{line}: {column} {frame[column].iloc[i]!r} is not {what} "
-            f"(row {i + 1} of the table; {len(hits)} bad rows in all)"
+            f"(row {i + 1} of the table; {len(hits)} such row{'s' * (len(hits) > 1)} in all)"
         )
 
 
