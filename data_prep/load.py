@@ -143,9 +143,9 @@ def load_checked(name: str, data_dir: str | Path) -> tuple[dict, pd.DataFrame, s
     path = data_dir / name / CSV
     rerun = _rerun(name, data_dir, meta["root"])
     try:
-        frame = parse_table(data, path, meta["columns"])
+        cells, lines = parse_table(data, path, meta["columns"])
         n_pixels = _n_pixels(name, data_dir) if meta["array"] else None
-        frame = check_columns(frame, get_source(name), path, n_pixels)
+        frame = check_columns(cells, lines, get_source(name), path, n_pixels)
     except UserError as e:
         raise UserError(f"{e.message}; {rerun}")
     want = meta.get("table_sha256")

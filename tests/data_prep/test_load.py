@@ -81,10 +81,13 @@ def test_valid_hand_edit_is_refused_by_the_table_sha256(prepared):
     "edit, problem",
     [
         (lambda t: t.replace("split,path,label", "split,file,label", 1), ":1: the header is"),
-        (lambda t: t.replace("\ntest,", "\ntest,extra,", 1), ":8: 5 cells"),
+        (lambda t: t.replace("\ntest,", "\ntest,extra,", 1), ":8: more cells than the 4 columns"),
+        (
+            lambda t: t.replace("\ntest,", "\ntest\n", 1),
+            ":9: split 'chair_final/4_a.JPG' is not one",
+        ),
         (lambda t: t.replace("mug_final", "mug_\udcff", 1), ":10: not UTF-8 text (byte 0xff)"),
-        # an unclosed quote swallows the rest of the file into one cell
-        (lambda t: t.replace("\ntest,", '\n"test,', 1), ":11: 1 cells ['test,chair_final/4_a"),
+        (lambda t: t.replace("\ntest,", '\n"test,', 1), ": not a CSV table (Error tokenizing"),
     ],
 )
 def test_malformed_table(prepared, edit, problem):
