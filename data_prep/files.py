@@ -82,9 +82,10 @@ def _why(e: OSError) -> str:
 
 def write_manifest(
     name: str, folder: Path, frame: pd.DataFrame, pixels: np.ndarray | None, meta: dict
-) -> None:
+) -> str:
     """Write the table, the pixels and ``meta`` (with the sha256s and the fingerprint added) to
-    ``folder``, replacing a previous manifest only once every new file is whole."""
+    ``folder``, replacing a previous manifest only once every new file is whole; returns the
+    fingerprint."""
     staged: dict[str, Path] = {}
     target, renamed = folder / CSV, False
     try:
@@ -115,3 +116,4 @@ def write_manifest(
     finally:
         for path in staged.values():
             path.unlink(missing_ok=True)
+    return meta["fingerprint"]

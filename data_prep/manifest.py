@@ -150,8 +150,9 @@ def prepare(
         "columns": list(frame.columns),
         "array": raw.pixels is not None,
     }
-    write_manifest(name, folder, frame, raw.pixels, meta)
+    fingerprint = write_manifest(name, folder, frame, raw.pixels, meta)
     log(f"{name}: wrote {folder / CSV} ({len(frame):,} images, root {root})")
+    log(f"{name}: fingerprint {fingerprint}")
     for text, warning in report_lines(source, counts, len(names), dict(raw.skipped), raw.warnings):
         log(text, warning)
     return frame
