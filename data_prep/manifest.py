@@ -120,7 +120,10 @@ def prepare(
     """Read dataset ``name`` from its official files in ``root``; write ``out_dir/name/manifest.*``.
 
     ``options`` are the dataset's own (``crop_to`` for DeepFashion2). Prints the sizes next to the
-    official ones through ``log(text, warning)`` and returns the manifest.
+    official ones through ``log(text, warning)`` and returns the manifest. The output folder is
+    checked before the raw files are read, every image path must stay inside the root, and the
+    new files replace an earlier manifest only once all of them are written (``data_prep.files``);
+    ``manifest.json`` records the dataset's fingerprint.
     """
     source = get_source(name)
     unknown = sorted(k for k, v in options.items() if v is not None and k not in source.options)
