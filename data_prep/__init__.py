@@ -10,9 +10,10 @@ from data_prep import cifar10, cifar100, fashion_mnist  # noqa: F401
 
 # isort: on
 from data_prep.dataset import ManifestDataset
-from data_prep.fashion_mnist import ensure_fashion_mnist, fetch_fashion_mnist
-from data_prep.manifest import FORMAT, default_data_dir, load_manifest, prepare, summarise
-from data_prep.registry import REGISTRY, get_source, register
+from data_prep.fashion_mnist import ensure_fashion_mnist
+from data_prep.load import FORMAT, fingerprint, load_manifest
+from data_prep.manifest import default_data_dir, prepare
+from data_prep.registry import REGISTRY, get_source
 
 DATASETS: tuple[str, ...] = tuple(REGISTRY)
 
@@ -22,10 +23,8 @@ __all__ = [
     "ManifestDataset",
     "default_data_dir",
     "ensure_fashion_mnist",
-    "fetch_fashion_mnist",
+    "fingerprint",
     "get_source",
     "load_manifest",
     "prepare",
-    "register",
-    "summarise",
 ]

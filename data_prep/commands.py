@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from data_prep.fashion_mnist import fetch_fashion_mnist
-from data_prep.manifest import default_data_dir, load_manifest, prepare, summarise
+from data_prep.load import fingerprint, load_manifest
+from data_prep.manifest import default_data_dir, prepare, summarise
 from data_prep.registry import REGISTRY, get_source
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -64,16 +65,18 @@ def prepare_command(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def info_command(name: str, data_dir: Path | None, as_json: bool) -> None:
-    """Per split: the number of images, classes and superclasses of a prepared dataset."""
+    """Per split: the number of images, classes and superclasses of a prepared dataset, and its
+    fingerprint (the content hash run records are checked against)."""
     source = get_source(name)
     data_dir = data_dir if data_dir is not None else default_data_dir()
-    counts = summarise(load_manifest(name, data_dir), source.splits)
+    counts = summarise(load_manifest(name, data_dir), source.splits)  # every column checked
     if as_json:
         click.echo(json.dumps(counts, indent=2))
         return
     click.echo(f"{'split':<8} {'images':>8} {'classes':>8} {'superclasses':>13}")
     for split, c in counts.items():
         click.echo(f"{split:<8} {c['images']:>8,} {c['classes']:>8,} {c['superclasses']:>13}")
+    click.echo(f"fingerprint {fingerprint(data_dir, name)}")
 
 
 @data.command("fetch", context_settings=CONTEXT)

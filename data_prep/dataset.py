@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from common import UserError
-from data_prep.manifest import PIXELS, load_manifest, load_meta
+from data_prep.files import PIXELS
+from data_prep.load import load_checked
 from data_prep.registry import BOX, get_source
 
 
@@ -34,8 +35,7 @@ class ManifestDataset(Dataset):
             raise UserError(
                 f"{name} has no split {split!r}; its splits: {', '.join(source.splits)}"
             )
-        meta = load_meta(name, data_dir)
-        rows = load_manifest(name, data_dir)
+        meta, rows, _ = load_checked(name, data_dir)
         rows = rows[rows["split"] == split].reset_index(drop=True)
         if indices is not None:
             indices = np.asarray(indices, dtype=np.int64)
@@ -49,6 +49,7 @@ class ManifestDataset(Dataset):
         self.superclasses = rows["superclass"].to_numpy(dtype=np.int64)
         self.superclass_names: list[str] = meta.get("superclass_names", [])
         self._pixels_path = Path(data_dir).expanduser() / name / PIXELS if meta["array"] else None
+        self._pixels_id = _identity(self._pixels_path) if meta["array"] else None
         self._index = rows["index"].to_numpy(dtype=np.int64) if meta["array"] else None
         self._paths = rows["path"].tolist() if not meta["array"] else None
         self._boxes = rows[list(BOX)].to_numpy(dtype=np.int64) if source.has_boxes else None
@@ -59,6 +60,12 @@ class ManifestDataset(Dataset):
 
     def _pixels(self) -> np.ndarray:
         if self._mmap is None:  # opened lazily, so that DataLoader workers each map the file
+            # a re-prepare since __init__ replaced the file: its rows may no longer be our labels'
+            if _identity(self._pixels_path) != self._pixels_id:
+                raise UserError(
+                    f"{self._pixels_path} was replaced since the {self.name} manifest was read "
+                    "(prepared again?); start again to read the new one"
+                )
             self._mmap = np.load(self._pixels_path, mmap_mode="r")
         return self._mmap
 
@@ -86,6 +93,10 @@ class ManifestDataset(Dataset):
                 f"{self.name}: image {path} is missing (check with "
                 f"`xbmbench data prepare {self.name} --check-images`)"
             )
+        except UnidentifiedImageError:
+            raise UserError(f"{self.name}: image {path} is not an image PIL can read (corrupt?)")
+        except OSError as e:  # "image file is truncated", a folder, a symlink loop, I/O
+            raise UserError(f"{self.name}: cannot read image {path} ({e.strerror or e})")
         if self._boxes is not None:
             x1, y1, x2, y2 = self._boxes[i]
             w, h = image.size
@@ -97,3 +108,12 @@ class ManifestDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[i]), int(self.superclasses[i])
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells a replaced file from the one read before: device, inode, size, mtime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns

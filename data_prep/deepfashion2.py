@@ -11,6 +11,7 @@ shop items of validation, train = all items of train. Boxes are clipped to the i
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from common import UserError, atomic_write
 from data_prep.registry import BOX, Raw, Source, register, require_dir
@@ -68,11 +69,15 @@ class DeepFashion2(Source):
 
 
 def _load(path: Path) -> dict:
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a JSON annotation file")
     try:
         with open(path, encoding="utf-8") as f:
             anno = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not a valid JSON annotation file ({e})")
+    except OSError as e:  # a dangling link or a symlink loop, a permission, an I/O error
+        raise UserError(f"{path}: cannot read the annotation file ({e.strerror or e})")
     if not isinstance(anno, dict):
         raise UserError(
             f"{path}: expected a JSON object with source, pair_id and item1, item2, ..."
@@ -96,11 +101,15 @@ def _items(path: Path, root: Path, subset: str, skipped: Counter, names: dict) -
         try:
             category, style, box = item["category_id"], item["style"], item["bounding_box"]
             x1, y1, x2, y2 = (float(v) for v in box)
-            category, style = int(category), int(style)
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(
                 f"{path}: {key} needs category_id, style and bounding_box [x1, y1, x2, y2] ({e!r})"
             )
+        for field, value in (("category_id", category), ("style", style)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UserError(f"{path}: {key}: {field} must be an integer, got {value!r}")
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+            raise UserError(f"{path}: {key}: bounding_box {box} has a value that is not finite")
         if style <= 0:
             skipped[STYLE_0] += 1
             continue
@@ -111,22 +120,29 @@ def _items(path: Path, root: Path, subset: str, skipped: Counter, names: dict) -
 
 
 def _image_sizes(root: Path, paths) -> dict[str, tuple[int, int]]:
-    """(width, height) of every image, read from the headers only; missing images are an error."""
+    """(width, height) of every image, read from the headers only. Missing images, and files
+    that are no image PIL knows (a corrupt JPEG, a folder, a symlink loop), are an error listing
+    the first ten; a JPEG truncated after its header is found when it is cropped or loaded."""
 
-    def size(rel: str) -> tuple[int, int] | None:
+    def size(rel: str) -> tuple[int, int] | str:
         try:
             with Image.open(root / rel) as im:
                 return im.size
         except FileNotFoundError:
-            return None
+            return "missing"
+        except UnidentifiedImageError:
+            return "not an image PIL can read: corrupt or of another format"
+        except OSError as e:  # a folder, a symlink loop, a permission, an I/O error
+            return str(e.strerror or e)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         sizes = dict(zip(paths, pool.map(size, paths)))
-    missing = [p for p, s in sizes.items() if s is None]
-    if missing:
-        first = "\n  ".join(str(root / p) for p in missing[:10])
+    bad = [(p, s) for p, s in sizes.items() if isinstance(s, str)]
+    if bad:
+        first = "\n  ".join(f"{root / p} ({why})" for p, why in bad[:10])
         raise UserError(
-            f"deepfashion2: {len(missing)} annotated images are missing, first ones:\n  {first}"
+            f"deepfashion2: {len(bad)} annotated images are missing or unreadable, "
+            f"first ones:\n  {first}"
         )
     return sizes
 
@@ -154,9 +170,17 @@ def _write_crops(records: pd.DataFrame, root: Path, out: Path) -> tuple[pd.DataF
 
     def crop(i: int) -> tuple[int, int]:
         row = records.iloc[i]
-        with Image.open(root / row["path"]) as im:
-            piece = im.convert("RGB").crop(tuple(int(row[c]) for c in BOX))
-        atomic_write(out / crops[i], lambda tmp: piece.save(tmp, format="JPEG", quality=95))
+        try:
+            with Image.open(root / row["path"]) as im:
+                piece = im.convert("RGB").crop(tuple(int(row[c]) for c in BOX))
+        except OSError as e:  # e.g. "image file is truncated"
+            raise UserError(f"deepfashion2: cannot decode {root / row['path']} ({e})")
+        try:
+            atomic_write(out / crops[i], lambda tmp: piece.save(tmp, format="JPEG", quality=95))
+        except OSError as e:
+            raise UserError(
+                f"deepfashion2: cannot write the crop {out / crops[i]} ({e.strerror or e})"
+            )
         return piece.size
 
     with ThreadPoolExecutor(max_workers=8) as pool:

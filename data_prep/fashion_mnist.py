@@ -165,7 +165,8 @@ def ensure_fashion_mnist(data_dir: str | Path, download: bool = True) -> Path:
     """``data_dir/fashion-mnist``, prepared first if its manifest is missing or outdated: from the
     raw files of ``xbmbench data fetch`` (``data_dir/raw/fashion-mnist``), Debian's package, or
     else (``download``) by fetching the official files as ``xbmbench data fetch`` does."""
-    from data_prep.manifest import load_manifest, prepare  # manifest imports the registry
+    from data_prep.load import load_manifest  # both import the registry
+    from data_prep.manifest import prepare
 
     data_dir = Path(data_dir).expanduser()
     try:

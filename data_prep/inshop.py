@@ -15,7 +15,7 @@ import pandas as pd
 
 from common import UserError
 from data_prep.registry import Raw, Source, register, require_dir
-from data_prep.textfile import read_rows
+from data_prep.textfile import image_path, read_lines, read_rows
 
 HEADER = ["image_name", "item_id", "evaluation_status"]
 LIST = Path("Eval") / "list_eval_partition.txt"
@@ -38,6 +38,7 @@ class InShop(Source):
                     f"{path}:{number}: malformed line: evaluation_status {status!r} "
                     f"is not one of {', '.join(self.splits)}"
                 )
+            rel = image_path(rel, path, number, "image_name")
             parts = rel.split("/")
             if len(parts) < 4:
                 raise UserError(
@@ -57,8 +58,7 @@ class InShop(Source):
 
 
 def _declared_count(path: Path) -> int:
-    with open(path, encoding="utf-8") as f:
-        first = f.readline().strip()
+    first = read_lines(path)[0].strip()
     try:
         return int(first)
     except ValueError:

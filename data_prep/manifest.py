@@ -1,5 +1,6 @@
 """The manifest: ``DATA_DIR/NAME/manifest.csv`` (+ ``pixels.npy`` for array datasets) and
-``manifest.json`` (format version, raw root, counts, skipped records, superclass names).
+``manifest.json`` (format version, raw root, counts, skipped records, superclass names, the
+sha256 of the table and pixel files and the dataset's fingerprint).
 
 Labels are dense over the whole manifest with the classes of earlier splits first, so the train
 labels are exactly ``0..C_train-1``; superclasses are dense over their sorted keys, or -1 where the
@@ -8,7 +9,6 @@ dataset has none. ``path`` is relative to the ``root`` recorded in ``manifest.js
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
@@ -18,11 +18,11 @@ import click
 import numpy as np
 import pandas as pd
 
-from common import UserError, atomic_write, atomic_write_json
+from common import UserError
+from data_prep.checks import require_images, require_inside
+from data_prep.files import CSV, FORMAT, check_targets, write_manifest
 from data_prep.registry import BOX, Raw, Source, get_source
 
-FORMAT = 1
-CSV, JSON, PIXELS = "manifest.csv", "manifest.json", "pixels.npy"
 Log = Callable[..., None]
 
 
@@ -74,18 +74,6 @@ def summarise(frame: pd.DataFrame, splits: Sequence[str]) -> dict[str, dict[str,
     return out
 
 
-def require_images(name: str, frame: pd.DataFrame, root: Path) -> None:
-    """A ``UserError`` listing the first ten images the manifest names but the disk lacks."""
-    if "path" not in frame:
-        return
-    missing = [p for p in frame["path"].unique() if not (root / p).is_file()]
-    if missing:
-        first = "\n  ".join(str(root / p) for p in missing[:10])
-        raise UserError(
-            f"{name}: {len(missing)} images of the manifest are missing under {root}:\n  {first}"
-        )
-
-
 def _row(*cells: object) -> str:
     """One line of the size table: split, images, official, classes, official, superclasses."""
     widths = (-8, 8, 9, 8, 9, 13)
@@ -132,7 +120,10 @@ def prepare(
     """Read dataset ``name`` from its official files in ``root``; write ``out_dir/name/manifest.*``.
 
     ``options`` are the dataset's own (``crop_to`` for DeepFashion2). Prints the sizes next to the
-    official ones through ``log(text, warning)`` and returns the manifest.
+    official ones through ``log(text, warning)`` and returns the manifest. The output folder is
+    checked before the raw files are read, every image path must stay inside the root, and the
+    new files replace an earlier manifest only once all of them are written (``data_prep.files``);
+    ``manifest.json`` records the dataset's fingerprint.
     """
     source = get_source(name)
     unknown = sorted(k for k, v in options.items() if v is not None and k not in source.options)
@@ -141,13 +132,16 @@ def prepare(
             f"option {', '.join(unknown)} does not apply to {name} "
             f"(it takes: {', '.join(source.options) or 'none'})"
         )
+    folder = Path(out_dir if out_dir is not None else default_data_dir()).expanduser() / name
+    check_targets(name, folder)  # before the long read
     raw = source.read(Path(root), **{k: v for k, v in options.items() if v is not None})
     frame, names = build_frame(source, raw)
     root = Path(raw.root).expanduser().resolve()
-    if check_images:
-        require_images(name, frame, root)
+    if "path" in frame:
+        require_inside(name, frame["path"], root)
+        if check_images:
+            require_images(name, frame["path"], root)
     counts = summarise(frame, source.splits)
-    folder = Path(out_dir if out_dir is not None else default_data_dir()) / name
     meta = {
         "format": FORMAT,
         "dataset": name,
@@ -159,74 +153,9 @@ def prepare(
         "columns": list(frame.columns),
         "array": raw.pixels is not None,
     }
-    (folder / JSON).unlink(missing_ok=True)  # a crash below leaves no manifest, not a stale one
-    if raw.pixels is not None:
-        atomic_write(folder / PIXELS, lambda tmp: _save_npy(tmp, raw.pixels))
-    atomic_write(folder / CSV, lambda tmp: frame.to_csv(tmp, index=False))
-    atomic_write_json(folder / JSON, meta)
+    fingerprint = write_manifest(name, folder, frame, raw.pixels, meta)
     log(f"{name}: wrote {folder / CSV} ({len(frame):,} images, root {root})")
+    log(f"{name}: fingerprint {fingerprint}")
     for text, warning in report_lines(source, counts, len(names), dict(raw.skipped), raw.warnings):
         log(text, warning)
-    return frame
-
-
-def _save_npy(tmp: str, pixels: np.ndarray) -> None:
-    with open(tmp, "wb") as f:
-        np.save(f, pixels)
-
-
-def _rerun(name: str, data_dir: Path, root: str = "RAW_DIR") -> str:
-    return f"re-run `xbmbench data prepare {name} --root {root} --out {data_dir}`"
-
-
-def load_meta(name: str, data_dir: str | Path) -> dict:
-    """``manifest.json`` of ``name``, checked for existence and format version."""
-    get_source(name)
-    data_dir = Path(data_dir).expanduser()
-    folder = data_dir / name
-    if not (folder / JSON).is_file():
-        if (folder / CSV).is_file():
-            raise UserError(
-                f"{folder / CSV} has no {JSON}: it was written by an older format "
-                f"or its preparation was interrupted; {_rerun(name, data_dir)}"
-            )
-        raise UserError(
-            f"no manifest for {name}: expected {folder / JSON}; {_rerun(name, data_dir)}"
-        )
-    try:
-        meta = json.loads((folder / JSON).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{folder / JSON} is not valid JSON ({e}); {_rerun(name, data_dir)}")
-    root = meta.get("root", "RAW_DIR") if isinstance(meta, dict) else "RAW_DIR"
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else None
-        raise UserError(
-            f"{folder / JSON} has format {got!r}, this xbmbench reads format {FORMAT}: "
-            f"{_rerun(name, data_dir, root)}"
-        )
-    if meta.get("dataset") != name:
-        raise UserError(
-            f"{folder / JSON} describes {meta.get('dataset')!r}, not {name!r}; "
-            f"{_rerun(name, data_dir, root)}"
-        )
-    return meta
-
-
-def load_manifest(name: str, data_dir: str | Path) -> pd.DataFrame:
-    """The manifest of ``name`` in ``data_dir``; a ``UserError`` if it is missing, of an older
-    format, or does not match its ``manifest.json``."""
-    meta = load_meta(name, data_dir)
-    path = Path(data_dir).expanduser() / name / CSV
-    if not path.is_file():
-        raise UserError(
-            f"expected file {path} is missing; {_rerun(name, Path(data_dir), meta['root'])}"
-        )
-    frame = pd.read_csv(path, dtype={"split": str, "path": str})
-    if list(frame.columns) != meta["columns"] or len(frame) != sum(
-        c["images"] for c in meta["counts"].values()
-    ):
-        raise UserError(
-            f"{path} does not match {path.with_name(JSON)}; "
-            f"{_rerun(name, Path(data_dir), meta['root'])}"
-        )
     return frame

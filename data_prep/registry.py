@@ -82,9 +82,3 @@ def require_dir(root: Path, name: str, expected: str) -> Path:
     if not root.is_dir():
         raise UserError(f"{name}: root folder {root} does not exist (expected {expected} in it)")
     return root
-
-
-def require_file(path: Path, name: str) -> Path:
-    if not path.is_file():
-        raise UserError(f"{name}: expected file {path} is missing")
-    return path

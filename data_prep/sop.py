@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from data_prep.registry import Raw, Source, register, require_dir
-from data_prep.textfile import read_rows, to_int
+from data_prep.textfile import image_path, read_rows, to_int
 
 HEADER = ["image_id", "class_id", "super_class_id", "path"]
 
@@ -35,6 +35,7 @@ class SOP(Source):
             for number, (_, cls, sup, rel) in read_rows(path, HEADER):
                 cls_id = to_int(cls, path, number, "class_id")
                 sup_id = to_int(sup, path, number, "super_class_id")
+                rel = image_path(rel, path, number, "path")
                 names.setdefault(sup_id, rel.split("/")[0].removesuffix("_final"))
                 rows.append((split, rel, cls_id, sup_id))
         records = pd.DataFrame(rows, columns=["split", "path", "class_key", "superclass_key"])

@@ -1,4 +1,8 @@
-"""Whitespace-separated list files (SOP's Ebay_*.txt, In-Shop's list_eval_partition.txt)."""
+"""Whitespace-separated list files (SOP's Ebay_*.txt, In-Shop's list_eval_partition.txt).
+
+Every error names the file and the 1-based line number; a ``UserError`` replaces each traceback
+a malformed, unreadable or non-UTF-8 file would otherwise give.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,32 @@ from pathlib import Path
 from common import UserError
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; a ``UserError`` naming the line of the first bad byte."""
+    if not path.is_file():
+        why = "is not a file" if path.exists() else "is missing"
+        raise UserError(f"expected file {path} {why}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror or e})")
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+            "the official lists are ASCII, re-download or repair the file"
+        )
+
+
 def read_rows(path: Path, header: list[str], skip: int = 0) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, fields)`` of the data lines after ``skip`` lines and the header.
 
     The header must be ``header`` (case-insensitive); every data line must have as many fields.
-    Blank lines are ignored. Errors name the file and the 1-based line number.
+    Blank lines are ignored.
     """
-    if not path.is_file():
-        raise UserError(f"expected file {path} is missing")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_lines(path)
     if len(lines) <= skip:
         raise UserError(f"{path}: empty file, expected a header line {' '.join(header)!r}")
     got = lines[skip].split()
@@ -42,3 +62,21 @@ def to_int(value: str, path: Path, number: int, column: str) -> int:
         return int(value)
     except ValueError:
         raise UserError(f"{path}:{number}: malformed line: {column} {value!r} is not an integer")
+
+
+def image_path(value: str, path: Path, number: int, column: str) -> str:
+    """``value`` if it is a relative path without ``..``; the lists name images relative to the
+    dataset root, so an absolute path or a ``..`` could only point outside it."""
+    if ".." not in value and value[:1] not in ("/", "\\") and value[1:2] != ":":
+        return value  # the common case, decided without splitting the path
+    parts = value.replace("\\", "/").split("/")
+    if value[:1] in ("/", "\\") or value[1:2] == ":":
+        why = "is absolute"
+    elif ".." in parts:
+        why = "contains '..'"
+    else:
+        return value  # a name like "a..b.jpg"
+    raise UserError(
+        f"{path}:{number}: {column} {value!r} {why}: image paths must be relative to the "
+        "dataset root and stay inside it"
+    )

@@ -6,11 +6,8 @@ from pathlib import Path
 import pytest
 
 from data_prep import prepare
+from tests.data_prep.helpers import quiet
 from tests.data_prep.layouts import BUILDERS
-
-
-def quiet(*args, **kwargs) -> None:
-    pass
 
 
 @pytest.fixture

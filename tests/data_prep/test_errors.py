@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from data_prep import prepare
+from data_prep import load_manifest, prepare
 from data_prep.commands import data
+from tests.data_prep.helpers import exit2 as run
 from tests.data_prep.layouts import (
     make_cifar10,
     make_deepfashion2,
@@ -18,14 +19,6 @@ from tests.data_prep.layouts import (
     make_inshop,
     make_sop,
 )
-
-
-def run(*args: str):
-    result = CliRunner().invoke(data, [str(a) for a in args])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
-    return result.output
 
 
 def test_unknown_dataset(tmp_path):
@@ -186,9 +179,12 @@ def test_fetch_other_dataset(tmp_path):
     assert "only fashion-mnist can be fetched" in out and "cvgl.stanford.edu" in out
 
 
-def test_nothing_half_written(tmp_path, monkeypatch):
+def test_failed_re_prepare_keeps_the_old_manifest(tmp_path, monkeypatch):
+    """An interrupt while the new table is written leaves the old manifest whole and usable."""
     root = make_sop(tmp_path / "raw", images=False)
     prepare("sop", root, tmp_path / "d", log=lambda *a, **k: None)
+    folder = tmp_path / "d" / "sop"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
     def broken(self, path, **kw):
         Path(path).write_text("split,pa")
@@ -197,9 +193,6 @@ def test_nothing_half_written(tmp_path, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
     with pytest.raises(KeyboardInterrupt):
         prepare("sop", root, tmp_path / "d", log=lambda *a, **k: None)
-    assert sorted(p.name for p in (tmp_path / "d" / "sop").iterdir()) == [
-        "manifest.csv"
-    ]  # the old one
-    assert "older format or its preparation was interrupted" in run(
-        "info", "sop", "--data", tmp_path / "d"
-    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(before) == ["manifest.csv", "manifest.json"]
+    assert len(load_manifest("sop", tmp_path / "d")) == 10

@@ -82,6 +82,8 @@ def test_info_command(name, prepared):
         "classes",
         "superclasses",
     ]
+    recorded = json.loads((data_dir / name / "manifest.json").read_text())["fingerprint"]
+    assert table.output.splitlines()[-1] == f"fingerprint {recorded}"
 
 
 def test_prepare_command_prints_official_sizes_and_warns(tmp_path):

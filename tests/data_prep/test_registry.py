@@ -18,8 +18,22 @@ def test_every_registered_dataset_has_a_fixture_layout():
 
 
 def test_public_api():
-    for name in ("DATASETS", "prepare", "load_manifest", "ManifestDataset", "ensure_fashion_mnist"):
-        assert hasattr(data_prep, name)
+    """What the engine and the CLI import, and from where it comes."""
+    assert sorted(data_prep.__all__) == [
+        "DATASETS",
+        "FORMAT",
+        "ManifestDataset",
+        "default_data_dir",
+        "ensure_fashion_mnist",
+        "fingerprint",
+        "get_source",
+        "load_manifest",
+        "prepare",
+    ]
+    assert data_prep.fingerprint is data_prep.load.fingerprint
+    assert data_prep.load_manifest is data_prep.load.load_manifest
+    assert data_prep.prepare is data_prep.manifest.prepare
+    assert data_prep.FORMAT == 1
 
 
 def test_duplicate_name_is_an_error():
@@ -39,8 +53,70 @@ def test_unknown_name_lists_the_valid_ones():
         get_source("mnist")
 
 
+# what each official page (or the paper) says: splits, (images, classes) per split, number of
+# superclasses, pixel mode of array datasets, boxes, and the dataset's own options
+SPEC = {
+    "sop": (
+        ("train", "test"),
+        {"train": (59_551, 11_318), "test": (60_502, 11_316)},
+        12,
+        None,
+        False,
+        (),
+    ),
+    "inshop": (
+        ("train", "query", "gallery"),
+        {"train": (25_882, 3_997), "query": (14_218, 3_985), "gallery": (12_612, 3_985)},
+        None,
+        None,
+        False,
+        (),
+    ),
+    "deepfashion2": (
+        ("train", "query", "gallery"),
+        {"train": (None, 31_517), "query": (12_377, 3_128), "gallery": (36_961, 7_059)},
+        13,
+        None,
+        True,
+        ("crop_to",),
+    ),
+    "cifar10": (
+        ("train", "test"),
+        {"train": (50_000, 10), "test": (10_000, 10)},
+        None,
+        "RGB",
+        False,
+        (),
+    ),
+    "cifar100": (
+        ("train", "test"),
+        {"train": (50_000, 100), "test": (10_000, 100)},
+        20,
+        "RGB",
+        False,
+        (),
+    ),
+    "fashion-mnist": (
+        ("train", "test"),
+        {"train": (60_000, 10), "test": (10_000, 10)},
+        5,
+        "L",
+        False,
+        (),
+    ),
+}
+
+
 @pytest.mark.parametrize("name", DATASETS)
-def test_sources_declare_their_official_splits(name):
+def test_sources_declare_the_official_format(name):
     source = get_source(name)
-    assert set(source.official) == set(source.splits)
-    assert source.splits[0] == "train"
+    declared = (
+        source.splits,
+        source.official,
+        source.official_superclasses,
+        source.pixel_mode,
+        source.has_boxes,
+        source.options,
+    )
+    assert declared == SPEC[name]
+    assert source.url.startswith("https://")
