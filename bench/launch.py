@@ -1,16 +1,16 @@
 """Launchers: every cell of a grid through the same ``run_cell``, locally or through submitit.
 
 The store is the only shared state, so any launcher can resume any other's grid.
-
-One bad cell never stops a grid: ``run_cell`` returns every outcome as a result dict whose
-``status`` is ``done``/``running``/``failed`` (the record's), ``error`` (a UserError, or a worker
-or job that died: the record is left as it was, so a rerun resumes it) or ``busy`` (another
-process holds the cell's claim: skipped, not failed).
 - ``local``: in this process, one cell after another; with ``jobs`` > 1, a pool of worker
   processes, each with its own torch thread count (cores // jobs).
 - ``submitit-local``: the Slurm code path through submitit's local executor (tested here).
 - ``slurm``: one job per cell in a job array (``partition``, ``gpus_per_job``, ``timeout_min``,
   ``array_parallelism``).
+
+One bad cell never stops a grid: ``run_cell`` returns every outcome as a result dict whose
+``status`` is ``done``/``running``/``failed`` (the record's), ``error`` (a UserError, or a worker
+or job that died: the record is left as it was, so a rerun resumes it) or ``busy`` (another
+process holds the cell's claim: skipped, not failed).
 """
 
 from __future__ import annotations

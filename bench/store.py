@@ -111,7 +111,7 @@ class RunDir:
         if not self.path.is_dir():
             return
         for p in self.path.iterdir():
-            if p.name == LOCK_FILE or CORRUPT_TAG in p.name or TMP_NAME.match(p.name):
+            if p.name.startswith(LOCK_FILE) or CORRUPT_TAG in p.name or TMP_NAME.match(p.name):
                 continue
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
@@ -132,7 +132,8 @@ class RunDir:
             problem = f"cannot be read ({e.strerror or e})"
         else:
             if not isinstance(obj, dict):
-                problem = f"a JSON {type(obj).__name__}, not an object"
+                kind = {list: "array", str: "string", bool: "boolean"}.get(type(obj), "number")
+                problem = f"a JSON {'null' if obj is None else kind}, not an object"
             elif "status" not in obj:
                 problem = "no 'status' field"
             elif obj["status"] not in STATUSES:

@@ -208,8 +208,9 @@ def test_a_corrupt_checkpoint_that_cannot_be_moved_is_a_user_error(tmp_path, mon
 
 # ----- a bad result.json ------------------------------------------------------------------------
 BAD_RECORDS = {
-    "a list": (b"[1, 2]", "not an object"),
-    "a string": (b'"done"', "not an object"),
+    "a list": (b"[1, 2]", "a JSON array, not an object"),
+    "a string": (b'"done"', "a JSON string, not an object"),
+    "null": (b"null", "a JSON null, not an object"),
     "not UTF-8": (b'{"status": "done", "note": "\xff\xfe"}', "not UTF-8"),
     "not JSON": (b'{"status": ', "not valid JSON"),
     "empty": (b"", "not valid JSON"),
