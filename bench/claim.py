@@ -131,6 +131,7 @@ def _create(lock: Path, owner: dict[str, Any]) -> bool:
     """Create ``lock`` holding ``owner`` if it does not exist; False if it does."""
     fd, tmp = tempfile.mkstemp(prefix=f".{lock.name}.", suffix=".tmp", dir=lock.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600: others sharing the folder must read the owner
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(owner, f)
         try:
@@ -181,8 +182,10 @@ def _take_over(lock: Path, seen: os.stat_result, owner: dict[str, Any], reason: 
 def acquire(lock: Path, stale_after: float) -> dict[str, Any]:
     """Take ``lock`` (replacing a stale one) and return the owner stamp written; CellBusy if a
     live owner holds it."""
-    me = owner_stamp()
-    for _ in range(5):  # each retry follows a change made by another process in between
+    me, owner = owner_stamp(), None
+    # each retry follows a change by another process: a release, or a takeover in progress,
+    # which lasts a few file operations; 2 s of retries cover a slow file system
+    for _ in range(200):
         try:
             lock.parent.mkdir(parents=True, exist_ok=True)
             if _create(lock, me):
@@ -200,7 +203,8 @@ def acquire(lock: Path, stale_after: float) -> dict[str, Any]:
             raise CellBusy(lock, owner)
         if _take_over(lock, st, me, reason):
             return me
-    raise CellBusy(lock, None, " (the lock kept changing while this process tried to take it)")
+        time.sleep(0.01)
+    raise CellBusy(lock, owner, " (the lock kept changing while this process tried to take it)")
 
 
 def _heartbeat(lock: Path, stop: threading.Event, every: float) -> None:
