@@ -6,8 +6,10 @@ place, so an interrupted process never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -27,19 +29,36 @@ def _umask() -> int:
     return mask
 
 
+# errors that mean "the disk (or the user's quota) is full": the user can act on them
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# the temporary name of atomic_write: ``.<name>.<8 random characters of mkstemp>.tmp``; a
+# process killed between mkstemp and rename leaves one behind (store.RunDir.clean_orphans)
+TMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` and rename the temporary file to ``path`` once it succeeded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+    """Call ``write(tmp_path)`` and rename the temporary file to ``path`` once it succeeded.
+
+    On any failure the temporary file is removed and ``path`` keeps its previous content. A full
+    disk or quota (``NO_SPACE``) becomes a ``UserError`` naming the path, since only the user can
+    free space; every other error propagates unchanged.
+    """
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            raise UserError(
+                f"no space left on {path.parent} while writing {path} ({os.strerror(e.errno)}); "
+                f"free some space and run again (any previous {path.name} is unchanged)"
+            ) from e
         raise
     return path
 

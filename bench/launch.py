@@ -6,12 +6,18 @@ The store is the only shared state, so any launcher can resume any other's grid.
 - ``submitit-local``: the Slurm code path through submitit's local executor (tested here).
 - ``slurm``: one job per cell in a job array (``partition``, ``gpus_per_job``, ``timeout_min``,
   ``array_parallelism``).
+
+One bad cell never stops a grid: ``run_cell`` returns every outcome as a result dict whose
+``status`` is ``done``/``running``/``failed`` (the record's), ``error`` (a UserError, or a worker
+or job that died: the record is left as it was, so a rerun resumes it) or ``busy`` (another
+process holds the cell's claim: skipped, not failed).
 """
 
 from __future__ import annotations
 
 import os
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -20,6 +26,7 @@ from typing import Any, Callable
 import torch
 
 from bench.config import RunConfig
+from bench.store import CellBusy, RunDir
 from common import UserError
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
@@ -33,16 +40,54 @@ def run_cell(
     threads: int | None = None,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Train one cell (top level, so that it pickles for worker processes and submitit)."""
+    """Train one cell (top level, so that it pickles for worker processes and submitit).
+
+    Never raises an Exception (KeyboardInterrupt still stops the grid): a UserError is
+    returned as ``error`` (the user fixes the input, the next run resumes), any other exception
+    is recorded as ``failed`` with its traceback (``record_failure``).
+    """
     from bench.engine.metric import run
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = RunConfig.from_dict(cfg_dict)
+    cfg = None
     try:
+        cfg = RunConfig.from_dict(cfg_dict)
         return run(cfg, data_dir, results, device=device, progress=False)
+    except CellBusy as e:
+        return {"run_id": cfg.run_id, "status": "busy", "error": str(e)}
     except UserError as e:
-        return {"run_id": cfg.run_id, "status": "error", "error": e.message}
+        return {"run_id": cfg and cfg.run_id, "status": "error", "error": e.message}
+    except Exception as e:
+        if cfg is None:  # not even a config: nothing on disk to record it in
+            return {"run_id": None, "status": "error", "error": _describe(e)}
+        return record_failure(results, cfg, e)
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def record_failure(results: str, cfg: RunConfig, e: Exception) -> dict[str, Any]:
+    """Write result.json ``failed`` with the error and its traceback, if the run folder has a
+    config (a run that failed before writing one has nothing for a report to show; it runs
+    again next time). The claim is taken again for this write, so that a process that claimed
+    the cell since cannot have its record overwritten; a done record is never overwritten."""
+    failure = {
+        "status": "failed",
+        "error": _describe(e),
+        "error_type": type(e).__name__,
+        "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+    }
+    rd = RunDir(results, cfg)
+    if rd.config.exists():
+        try:
+            with rd.claim():
+                if not rd.result.exists() or rd.status() != "done":
+                    rd.write_result(failure)
+        except Exception as w:  # busy, a full disk, an unreadable record: say so, go on
+            failure["error"] += f" (not recorded in {rd.result}: {w})"
+    return {"run_id": cfg.run_id, **failure}
 
 
 def launch_local(
@@ -63,7 +108,11 @@ def launch_local(
             pool.submit(run_cell, c.to_dict(), data_dir, results, threads, device): c for c in cells
         }
         for fut in as_completed(futures):
-            on_done(futures[fut], fut.result())
+            try:
+                result = fut.result()
+            except Exception as e:  # the worker died (killed, out of memory): record untouched
+                result = {"run_id": futures[fut].run_id, "status": "error", "error": _describe(e)}
+            on_done(futures[fut], result)
 
 
 def launch_submitit(
@@ -112,7 +161,7 @@ def launch_submitit(
             try:
                 result = job.result()
             except Exception as e:  # a job killed by the scheduler: its record stays "running"
-                result = {"run_id": cfg.run_id, "status": "failed", "error": repr(e)}
+                result = {"run_id": cfg.run_id, "status": "error", "error": _describe(e)}
             on_done(cfg, result)
         if pending:
             time.sleep(poll_s)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from typing import Any, Iterable, Sequence
@@ -10,8 +9,9 @@ from typing import Any, Iterable, Sequence
 from tqdm import tqdm
 
 from bench.launch import launch_local, launch_submitit
-from bench.store import RunDir
+from bench.store import CellBusy, RunDir
 from bench.studies import cells
+from common import UserError
 from data_prep import ensure_fashion_mnist
 
 # `xbmbench reproduce` with no arguments: every variant on Fashion-MNIST (demo) and MoCo with
@@ -28,20 +28,52 @@ def plan(
     retry_failed: bool = False,
 ) -> tuple[list, Counter]:
     """The cells to run (missing, interrupted, and failed ones with ``retry_failed``) and the
-    count of every status in the grid."""
+    count of every status in the grid.
+
+    A filter that matches no cell is a UserError (naming the study and what it holds), not an
+    empty grid. A failed cell to retry is reset under its claim; one claimed by a live process
+    counts as ``busy`` and is left to it.
+    """
     todo, counts = [], Counter()
     studies = [study] if isinstance(study, str) else list(study)
+    datasets, variants, seeds = _listed(datasets), _listed(variants), _listed(seeds)
     grid = {c.run_id: c for s in studies for c in cells(s, datasets, variants, seeds)}
+    if not grid:
+        raise UserError(_no_match(studies, datasets, variants, seeds))
     for cfg in grid.values():
         rd = RunDir(results, cfg)
         status = rd.status() or "missing"
+        if status == "failed" and retry_failed:  # start over: a failed run is never resumed
+            try:
+                with rd.claim():
+                    rd.reset()
+            except CellBusy:
+                status = "busy"
         counts[status] += 1
-        if status == "done" or (status == "failed" and not retry_failed):
+        if status in ("done", "busy") or (status == "failed" and not retry_failed):
             continue
-        if status == "failed":  # start over: a failed run is never resumed
-            shutil.rmtree(rd.path)
         todo.append(cfg)
     return todo, counts
+
+
+def _listed(values: Iterable | None) -> list | None:
+    return None if values is None else list(values)  # a generator would be spent by one study
+
+
+def _no_match(studies: list[str], datasets, variants, seeds) -> str:
+    """Which filters (named as the CLI's options) matched nothing, and what the study has."""
+    asked = {"dataset": ("--dataset", datasets), "variant": ("--variant", variants)}
+    asked["seed"] = ("--seeds", seeds)
+    # as studies.cells reads them: an empty list of names is no filter, an empty seed list is
+    used = {k: fv for k, fv in asked.items() if (fv[1] is not None if k == "seed" else fv[1])}
+    has: dict[str, set] = {k: set() for k in used}
+    for s in studies:
+        for c in cells(s):
+            for k in has:
+                has[k].add(getattr(c, k))
+    filters = " ".join(f"{flag} {','.join(map(str, v)) or '(none)'}" for flag, v in used.values())
+    holds = "; ".join(f"{k}s {', '.join(map(str, sorted(v)))}" for k, v in has.items())
+    return f"no cell of study {'+'.join(studies)} matches {filters} (it has {holds})"
 
 
 def reproduce(
@@ -63,19 +95,22 @@ def reproduce(
     if any(c.dataset == "fashion-mnist" for c in todo):
         ensure_fashion_mnist(data_dir)
     total = sum(counts.values())
-    state = Counter(done=counts["done"], failed=counts["failed"] * (not retry_failed))
+    state = Counter(
+        done=counts["done"], failed=counts["failed"] * (not retry_failed), busy=counts["busy"]
+    )
     bar = tqdm(
         total=total,
-        initial=state["done"] + state["failed"],
+        initial=state["done"] + state["failed"] + state["busy"],
         disable=not progress,
         desc=name,
         unit="cell",
         dynamic_ncols=True,
     )
     width = jobs if launcher == "local" else len(todo)  # cells handed out at once
+    failures: list[dict[str, Any]] = []  # this call's failed cells, for the closing line
 
     def postfix():
-        left = total - state["done"] - state["failed"] - state["interrupted"]
+        left = total - sum(state[k] for k in ("done", "failed", "interrupted", "busy"))
         bar.set_postfix(
             done=state["done"], running=min(width, left), failed=state["failed"], left=left
         )
@@ -85,17 +120,18 @@ def reproduce(
 
     def on_done(cfg, result):
         status = result.get("status")
-        state[
-            "done"
-            if status == "done"
-            else "failed"
-            if status in ("failed", "error")
-            else "interrupted"
-        ] += 1
-        if status in ("failed", "error"):
-            tqdm.write(
-                f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}: {status}: {result.get('error')}"
-            )
+        cell = f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}"
+        if status == "done":
+            state["done"] += 1
+        elif status in ("failed", "error"):
+            state["failed"] += 1
+            failures.append({"run_id": cfg.run_id, "cell": cell, **result})
+            tqdm.write(f"{cell}: {status}: {result.get('error')}")
+        elif status == "busy":  # another process holds the cell: skipped, not failed
+            state["busy"] += 1
+            tqdm.write(f"{cell}: skipped: {result.get('error')}")
+        else:
+            state["interrupted"] += 1
         bar.update(1)
         postfix()
 
@@ -110,10 +146,32 @@ def reproduce(
         "ran": len(todo),
         "done": state["done"],
         "failed": state["failed"],
+        "busy": state["busy"],
+        "failures": failures,
         "seconds": time.perf_counter() - t0,
     }
+    line = failure_line(failures, state["failed"] - len(failures), state["busy"])
+    if line:  # before the report, so that it is seen even if the report cannot be built
+        tqdm.write(line)
     if report:
         from reports.build import build_report
 
         summary["report"] = str(build_report(results))
     return summary
+
+
+def failure_line(failures: list[dict[str, Any]], earlier: int, busy: int) -> str:
+    """One line for the end of a grid: what failed now (cell and error type), what failed
+    before and was not retried, what was skipped as busy; empty when all went well."""
+    parts = []
+    if failures:
+        shown = ", ".join(
+            f"{f['cell']} ({f.get('error_type') or f['status']})" for f in failures[:5]
+        )
+        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+        parts.append(f"{len(failures)} cell(s) failed: {shown}{more} (errors printed above)")
+    if earlier:
+        parts.append(f"{earlier} failed before and not retried (--retry-failed)")
+    if busy:
+        parts.append(f"{busy} skipped: being trained by another process")
+    return "; ".join(parts)

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 
-from common import UserError, atomic_write, atomic_write_json
+from bench.claim import CellBusy, claim_lock
+from common import TMP_NAME, UserError, atomic_write, atomic_write_json
+
+__all__ = ["RunDir", "CellBusy"]  # CellBusy: raised by RunDir.claim, defined in bench.claim
 
 if TYPE_CHECKING:
     from bench.config import RunConfig
@@ -42,10 +49,19 @@ CONFIG_FIELDS = (
     "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
     "batch_size", "memory_ratio", "pos_margin", "neg_margin",
 )  # fmt: skip
+# the claim of the process training the cell (bench/claim.py), and where a checkpoint that
+# cannot be read is moved: ``checkpoint.pt.corrupt-<UTC time>`` (kept, never deleted)
+LOCK_FILE, CORRUPT_TAG = "lock", ".corrupt-"
 
 
 class RunDir:
-    """The folder ``results/runs/<run_id>/`` of one RunConfig."""
+    """The folder ``results/runs/<run_id>/`` of one RunConfig.
+
+    The engine's lifecycle of one cell: ``with rd.claim():`` around everything that reads or
+    writes the folder (it also clears the temporary files of a killed save), then
+    ``rd.status()`` (skip done/failed), ``rd.load_checkpoint()`` (None: start from scratch,
+    ``rd.start(...)``), and ``write_metrics``/``save_checkpoint``/``write_result`` per epoch.
+    """
 
     def __init__(self, results: str | os.PathLike, cfg: RunConfig) -> None:
         self.cfg = cfg
@@ -55,18 +71,88 @@ class RunDir:
         self.metrics = self.path / METRICS_FILE
         self.result = self.path / RESULT_FILE
         self.checkpoint = self.path / CHECKPOINT_FILE
+        self.lock = self.path / LOCK_FILE
+
+    # ----- the claim ---------------------------------------------------------------------------
+    @contextmanager
+    def claim(self, stale_after: float | None = None) -> Iterator[dict[str, Any]]:
+        """Hold the cell's lock for the ``with`` block; ``CellBusy`` if a live process holds it.
+
+        Not re-entrant: a second claim on the same cell, even from this process, is busy. On
+        entry, the temporary files of a killed save are removed (``clean_orphans``): only the
+        holder of the claim may do that, since another live writer's temporary file looks the
+        same. ``stale_after``: seconds without a heartbeat after which another host's lock is
+        stale (bench/claim.py; default 30 minutes or ``$XBMBENCH_LOCK_STALE_S``).
+        """
+        with claim_lock(self.lock, stale_after) as owner:
+            self.clean_orphans()
+            yield owner
+
+    def clean_orphans(self) -> list[Path]:
+        """Remove the ``.<name>.<random>.tmp`` files that a process killed during an atomic
+        write left behind (the pattern of common.atomic_write); returns what was removed.
+
+        Call it only while holding the claim. Temporary lock files are left alone: a process
+        trying to claim the cell writes one without holding the claim.
+        """
+        removed = []
+        if not self.path.is_dir():
+            return removed
+        for p in sorted(self.path.iterdir()):
+            m = TMP_NAME.match(p.name)
+            if m and not m["target"].startswith(LOCK_FILE) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
+
+    def reset(self) -> None:
+        """Start the cell over (``--retry-failed``): remove its record, keep the lock (call it
+        under the claim) and every checkpoint set aside as corrupt (evidence, never deleted)."""
+        if not self.path.is_dir():
+            return
+        for p in self.path.iterdir():
+            if p.name.startswith(LOCK_FILE) or CORRUPT_TAG in p.name or TMP_NAME.match(p.name):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
+    # ----- result.json -------------------------------------------------------------------------
+    def _record(self) -> dict[str, Any]:
+        """result.json, checked: an object with a known status, or a UserError naming the file."""
+        problem = None
+        try:
+            obj = json.loads(self.result.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            problem = f"not UTF-8 text (byte {e.start})"
+        except json.JSONDecodeError as e:
+            problem = f"not valid JSON ({e})"
+        except OSError as e:
+            problem = f"cannot be read ({e.strerror or e})"
+        else:
+            if not isinstance(obj, dict):
+                kind = {list: "array", str: "string", bool: "boolean"}.get(type(obj), "number")
+                problem = f"a JSON {'null' if obj is None else kind}, not an object"
+            elif "status" not in obj:
+                problem = "no 'status' field"
+            elif obj["status"] not in STATUSES:
+                problem = f"unknown status {obj['status']!r} (one of {', '.join(STATUSES)})"
+        if problem:
+            raise UserError(
+                f"unreadable run record {self.result}: {problem}. Moving it aside "
+                f"(mv {self.result} {self.result}.bad) fixes the grid: the cell runs again"
+            )
+        return obj
 
     def status(self) -> str | None:
         """``None`` for a run never started, else the status of result.json."""
         if not self.result.exists():
             return None
-        try:
-            return json.loads(self.result.read_text())["status"]
-        except (json.JSONDecodeError, KeyError):
-            raise UserError(f"unreadable run record: {self.result}") from None
+        return self._record()["status"]
 
     def read_result(self) -> dict[str, Any]:
-        return json.loads(self.result.read_text())
+        return self._record()
 
     def start(self, env: dict[str, Any]) -> None:
         """Write config.json and env.json before any training (house style, rule 5)."""
@@ -86,14 +172,59 @@ class RunDir:
             return []
         return pd.read_csv(self.metrics).to_dict("records")
 
+    # ----- checkpoint.pt -----------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Through a Python file object: torch.save to a path reports a full disk as a bare
+        RuntimeError ("unexpected pos"), a file object raises OSError(ENOSPC), which
+        atomic_write turns into "no space left on <path>"."""
         import torch
 
-        atomic_write(self.checkpoint, lambda tmp: torch.save(state, tmp))
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+
+        atomic_write(self.checkpoint, write)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
+        """The saved state, or None: no checkpoint, or one that cannot be read.
+
+        A checkpoint that torch cannot load (truncated, garbage) is renamed to
+        ``checkpoint.pt.corrupt-<UTC time>``, never deleted (it is evidence), with a one-line
+        warning; None then makes the cell start over, the only state known to be good (atomic
+        saves make this rare: a bad disk or a hand-copied file). An OSError while reading is
+        not corruption and propagates.
+        """
         if not self.checkpoint.exists():
             return None
         import torch
 
-        return torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        except OSError:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()
+            why = f"{type(e).__name__}: {first[0] if first else ''}"
+            aside = self._set_aside(self.checkpoint, why)
+            warnings.warn(
+                f"corrupt checkpoint {self.checkpoint} ({why}) moved to {aside.name}; "
+                f"the cell starts over",
+                stacklevel=2,
+            )
+            return None
+
+    @staticmethod
+    def _set_aside(path: Path, why: str) -> Path:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside, n = path.with_name(f"{path.name}{CORRUPT_TAG}{stamp}"), 1
+        while aside.exists():  # two in one second: never overwrite an earlier one
+            n += 1
+            aside = path.with_name(f"{path.name}{CORRUPT_TAG}{stamp}-{n}")
+        try:
+            os.rename(path, aside)
+        except OSError as e:
+            raise UserError(
+                f"corrupt checkpoint {path} ({why}) could not be moved aside to {aside.name} "
+                f"({e.strerror or e}); move it away by hand and run again"
+            ) from e
+        return aside
