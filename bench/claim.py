@@ -36,10 +36,11 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from common import NO_SPACE, UserError, atomic_write_json
 
@@ -245,4 +246,6 @@ def claim_lock(
         if owner == me:
             lock.unlink(missing_ok=True)
         else:
-            warnings.warn(f"{lock} was taken over by {owner} while held; left in place")
+            warnings.warn(
+                f"{lock} was taken over by {owner} while held; left in place", stacklevel=2
+            )

@@ -8,8 +8,9 @@ head of paper table 3 is the run of table 1) has one config, hence one run.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from bench.config import MOCO_PROFILES, RunConfig, make_config
 from common import UserError

@@ -45,7 +45,7 @@ def parse_table(data: bytes, path: Path, columns: list[str]) -> tuple[pd.DataFra
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x})")
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x})") from None
     try:
         table = pd.read_csv(
             io.StringIO(text),
@@ -56,7 +56,7 @@ def parse_table(data: bytes, path: Path, columns: list[str]) -> tuple[pd.DataFra
             skip_blank_lines=False,  # so that row i is line i + 1
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path}: not a CSV table ({e})")
+        raise UserError(f"{path}: not a CSV table ({e})") from None
     header = table.iloc[0].tolist() if len(table) else []
     if header[:-1] != columns or header[-1]:
         raise UserError(f"{path}:1: the header is {[h for h in header if h]}, expected {columns}")

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torchvision.datasets import CIFAR10 as TorchCIFAR10
-from torchvision.datasets.utils import check_integrity
 
 from common import UserError
 from data_prep.registry import Raw, Source, register
@@ -47,11 +45,11 @@ def unpickle(path: Path, name: str) -> dict:
         with open(path, "rb") as f:
             obj = pickle.load(f, encoding="latin1")
     except OSError as e:
-        raise UserError(f"{name}: cannot read {path} ({e.strerror or e})")
+        raise UserError(f"{name}: cannot read {path} ({e.strerror or e})") from None
     except Exception as e:  # noqa: BLE001 (unpickling garbage can raise almost any type)
         raise UserError(
             f"{name}: {path} is not a CIFAR python pickle (truncated or corrupt: {e!r})"
-        )
+        ) from None
     if not isinstance(obj, dict):
         raise UserError(
             f"{name}: {path} holds a {type(obj).__name__}, expected the dict of a CIFAR batch"
@@ -94,12 +92,12 @@ def read_batch(path: Path, name: str, labels: dict[str, int]) -> tuple[np.ndarra
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), lists
 
 
-def read_cifar(
-    source: Source, root: Path, files: type[TorchCIFAR10], labels: dict[str, int]
-) -> Raw:
+def read_cifar(source: Source, root: Path, files: type, labels: dict[str, int]) -> Raw:
     """Train and test records of the pickles named by ``files`` (torchvision's class, for its
     folder, names and MD5s). ``labels``: key -> number of classes, the class key first and, where
     the dataset has one, the superclass key second (superclass None otherwise)."""
+    from torchvision.datasets.utils import check_integrity  # here: importing data_prep stays light
+
     root = find_base(root, source.name, files.base_folder)
     base = root / files.base_folder
     warnings, frames, pixels, offset = [], [], [], 0
@@ -135,4 +133,6 @@ class CIFAR10(Source):
     url = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
     def read(self, root: Path, **options: Any) -> Raw:
+        from torchvision.datasets import CIFAR10 as TorchCIFAR10
+
         return read_cifar(self, root, TorchCIFAR10, {"labels": 10})

@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torchvision.datasets import CIFAR100 as TorchCIFAR100
-
 from common import UserError
 from data_prep.cifar10 import read_cifar, unpickle
 from data_prep.registry import Raw, Source, register
@@ -26,6 +24,8 @@ class CIFAR100(Source):
     url = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
     def read(self, root: Path, **options: Any) -> Raw:
+        from torchvision.datasets import CIFAR100 as TorchCIFAR100
+
         raw = read_cifar(self, root, TorchCIFAR100, {"fine_labels": 100, "coarse_labels": 20})
         meta = raw.root / TorchCIFAR100.base_folder / "meta"
         if meta.exists():  # optional: only the superclass names come from it

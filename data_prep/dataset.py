@@ -92,11 +92,13 @@ class ManifestDataset(Dataset):
             raise UserError(
                 f"{self.name}: image {path} is missing (check with "
                 f"`xbmbench data prepare {self.name} --check-images`)"
-            )
+            ) from None
         except UnidentifiedImageError:
-            raise UserError(f"{self.name}: image {path} is not an image PIL can read (corrupt?)")
+            raise UserError(
+                f"{self.name}: image {path} is not an image PIL can read (corrupt?)"
+            ) from None
         except OSError as e:  # "image file is truncated", a folder, a symlink loop, I/O
-            raise UserError(f"{self.name}: cannot read image {path} ({e.strerror or e})")
+            raise UserError(f"{self.name}: cannot read image {path} ({e.strerror or e})") from None
         if self._boxes is not None:
             x1, y1, x2, y2 = self._boxes[i]
             w, h = image.size

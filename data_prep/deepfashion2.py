@@ -75,9 +75,9 @@ def _load(path: Path) -> dict:
         with open(path, encoding="utf-8") as f:
             anno = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a valid JSON annotation file ({e})")
+        raise UserError(f"{path}: not a valid JSON annotation file ({e})") from None
     except OSError as e:  # a dangling link or a symlink loop, a permission, an I/O error
-        raise UserError(f"{path}: cannot read the annotation file ({e.strerror or e})")
+        raise UserError(f"{path}: cannot read the annotation file ({e.strerror or e})") from None
     if not isinstance(anno, dict):
         raise UserError(
             f"{path}: expected a JSON object with source, pair_id and item1, item2, ..."
@@ -104,7 +104,7 @@ def _items(path: Path, root: Path, subset: str, skipped: Counter, names: dict) -
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(
                 f"{path}: {key} needs category_id, style and bounding_box [x1, y1, x2, y2] ({e!r})"
-            )
+            ) from None
         for field, value in (("category_id", category), ("style", style)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise UserError(f"{path}: {key}: {field} must be an integer, got {value!r}")
@@ -174,13 +174,13 @@ def _write_crops(records: pd.DataFrame, root: Path, out: Path) -> tuple[pd.DataF
             with Image.open(root / row["path"]) as im:
                 piece = im.convert("RGB").crop(tuple(int(row[c]) for c in BOX))
         except OSError as e:  # e.g. "image file is truncated"
-            raise UserError(f"deepfashion2: cannot decode {root / row['path']} ({e})")
+            raise UserError(f"deepfashion2: cannot decode {root / row['path']} ({e})") from None
         try:
             atomic_write(out / crops[i], lambda tmp: piece.save(tmp, format="JPEG", quality=95))
         except OSError as e:
             raise UserError(
                 f"deepfashion2: cannot write the crop {out / crops[i]} ({e.strerror or e})"
-            )
+            ) from None
         return piece.size
 
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -19,14 +19,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torchvision.datasets import FashionMNIST
-from torchvision.datasets.mnist import read_image_file, read_label_file
-from torchvision.datasets.utils import download_url, extract_archive
 
 from common import UserError, atomic_write
 from data_prep.registry import Raw, Source, register, require_dir
 
-CLASSES = FashionMNIST.classes
+# torchvision's FashionMNIST.classes, written out so that importing data_prep loads no torch
+# (a test checks they agree)
+CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
 SUPERCLASS = {  # class name -> superclass name
     "T-shirt/top": "tops",
     "Pullover": "tops",
@@ -52,18 +54,21 @@ t10k-labels-idx1-ubyte.gz 0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917
 """.strip().splitlines()
 )
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # `dpkg -L dataset-fashion-mnist`
-MIRROR = FashionMNIST.mirrors[0]
 
 
 def _read_idx(path: Path, reader: Callable, tmp: Path) -> np.ndarray:
     """Decompress one ``.gz`` IDX file into ``tmp`` and decode it with torchvision's reader."""
+    from torchvision.datasets.utils import extract_archive
+
     if not path.is_file():
         raise UserError(f"fashion-mnist: expected file {path} is missing")
     try:
         plain = extract_archive(str(path), str(tmp))
         return reader(plain).numpy()
     except (OSError, EOFError, AssertionError, ValueError, TypeError, RuntimeError) as e:
-        raise UserError(f"fashion-mnist: {path} is not a gzip-compressed IDX file ({e!r})")
+        raise UserError(
+            f"fashion-mnist: {path} is not a gzip-compressed IDX file ({e!r})"
+        ) from None
 
 
 @register
@@ -79,6 +84,8 @@ class FashionMNISTSource(Source):
         root = require_dir(root, self.name, "train-images-idx3-ubyte.gz and the three others")
         frames, pixels, offset = [], [], 0
         sup_index = {s: i for i, s in enumerate(SUPERCLASSES)}
+        from torchvision.datasets.mnist import read_image_file, read_label_file
+
         with tempfile.TemporaryDirectory() as tmp:
             for split in self.splits:
                 images = _read_idx(
@@ -125,13 +132,16 @@ def content_sha256(path: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     except (OSError, EOFError) as e:
-        raise UserError(f"fashion-mnist: {path} is not a gzip file ({e!r})")
+        raise UserError(f"fashion-mnist: {path} is not a gzip file ({e!r})") from None
     return digest.hexdigest()
 
 
 def _download(name: str, folder: Path) -> Path:
+    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets.utils import download_url
+
     md5 = dict(FashionMNIST.resources)[name]
-    download_url(MIRROR + name, str(folder), filename=name, md5=md5)
+    download_url(FashionMNIST.mirrors[0] + name, str(folder), filename=name, md5=md5)
     return folder / name
 
 
@@ -150,7 +160,7 @@ def fetch_fashion_mnist(out: Path, source: Path | None = None, download: bool = 
                 try:
                     got = _download(name, Path(tmp))
                 except Exception as e:  # noqa: BLE001 (network errors come in many types)
-                    raise UserError(f"fashion-mnist: could not download {MIRROR + name}: {e}")
+                    raise UserError(f"fashion-mnist: could not download {name}: {e}") from None
             else:
                 raise UserError(f"fashion-mnist: {name} is neither in {source} nor downloadable")
             if content_sha256(got) != sha:

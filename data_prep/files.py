@@ -112,7 +112,7 @@ def write_manifest(
                 renamed = True
     except OSError as e:
         after = "prepare again" if renamed else "the previous manifest, if any, is unchanged"
-        raise UserError(f"{name}: cannot write {target}: {_why(e)}; {after}")
+        raise UserError(f"{name}: cannot write {target}: {_why(e)}; {after}") from None
     finally:
         for path in staged.values():
             path.unlink(missing_ok=True)

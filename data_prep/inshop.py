@@ -62,4 +62,6 @@ def _declared_count(path: Path) -> int:
     try:
         return int(first)
     except ValueError:
-        raise UserError(f"{path}:1: malformed line {first!r}: expected the number of images")
+        raise UserError(
+            f"{path}:1: malformed line {first!r}: expected the number of images"
+        ) from None

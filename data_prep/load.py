@@ -42,9 +42,9 @@ def _read_json(name: str, data_dir: Path) -> Any:
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid UTF-8 JSON ({e}); {_rerun(name, data_dir)}")
+        raise UserError(f"{path} is not valid UTF-8 JSON ({e}); {_rerun(name, data_dir)}") from None
     except OSError as e:
-        raise UserError(f"cannot read {path} ({e.strerror or e})")
+        raise UserError(f"cannot read {path} ({e.strerror or e})") from None
 
 
 def load_meta(name: str, data_dir: str | Path) -> dict:
@@ -114,7 +114,7 @@ def _read_table(name: str, data_dir: Path) -> tuple[dict, bytes, str]:
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise UserError(f"cannot read {path} ({e.strerror or e})")
+            raise UserError(f"cannot read {path} ({e.strerror or e})") from None
         table = hashlib.sha256(data).hexdigest()
         if meta.get("table_sha256") in (None, table):
             break
@@ -127,7 +127,7 @@ def _n_pixels(name: str, data_dir: Path) -> int:
     try:
         pixels = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {path} ({e}); {_rerun(name, data_dir)}")
+        raise UserError(f"cannot read {path} ({e}); {_rerun(name, data_dir)}") from None
     if pixels.dtype != np.uint8 or pixels.ndim not in (3, 4):
         raise UserError(
             f"{path} holds {pixels.dtype} {pixels.shape}, expected uint8 images (N, H, W[, C]); "
@@ -147,7 +147,7 @@ def load_checked(name: str, data_dir: str | Path) -> tuple[dict, pd.DataFrame, s
         n_pixels = _n_pixels(name, data_dir) if meta["array"] else None
         frame = check_columns(cells, lines, get_source(name), path, n_pixels)
     except UserError as e:
-        raise UserError(f"{e.message}; {rerun}")
+        raise UserError(f"{e.message}; {rerun}") from None
     want = meta.get("table_sha256")
     if want is not None and want != table:
         raise UserError(

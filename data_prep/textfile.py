@@ -20,7 +20,7 @@ def read_lines(path: Path) -> list[str]:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise UserError(f"{path}: cannot read it ({e.strerror or e})")
+        raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
     try:
         return data.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
@@ -28,7 +28,7 @@ def read_lines(path: Path) -> list[str]:
         raise UserError(
             f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
             "the official lists are ASCII, re-download or repair the file"
-        )
+        ) from None
 
 
 def read_rows(path: Path, header: list[str], skip: int = 0) -> Iterator[tuple[int, list[str]]]:
@@ -61,7 +61,9 @@ def to_int(value: str, path: Path, number: int, column: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise UserError(f"{path}:{number}: malformed line: {column} {value!r} is not an integer")
+        raise UserError(
+            f"{path}:{number}: malformed line: {column} {value!r} is not an integer"
+        ) from None
 
 
 def image_path(value: str, path: Path, number: int, column: str) -> str:

@@ -294,7 +294,7 @@ def test_a_checkpoint_of_the_model_loads_exactly():
         path = f"{d}/w.pth"
         torch.save({"state_dict": src.state_dict()}, path)  # wrapped, as training scripts save
         net = build_backbone("test_resnet", 3, True, path)
-    for name, p in net.named_parameters():
+    for _name, p in net.named_parameters():
         n = p.numel()
         assert torch.equal(p.detach(), (torch.arange(n, dtype=p.dtype) / 1000).reshape(p.shape))
 

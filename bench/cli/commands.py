@@ -46,6 +46,7 @@ def run_command(
     import torch
 
     from bench.engine.metric import run
+    from bench.store import CellBusy
     from data_prep import default_data_dir
 
     cfg = make_config(
@@ -55,8 +56,12 @@ def run_command(
     if threads:
         torch.set_num_threads(threads)
     data_dir = data_dir or str(default_data_dir())
-    result = run(cfg, data_dir, results, device=device, progress=True)
     path = os.path.join(results, "runs", cfg.run_id)
+    try:
+        result = run(cfg, data_dir, results, device=device, progress=True)
+    except CellBusy as busy:  # another launcher trains this cell: leave it to that one
+        click.echo(f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: skipped: {busy}")
+        return
     if result["status"] == "done":
         b, last = result["best"], result["last"]
         click.echo(

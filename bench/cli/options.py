@@ -8,7 +8,8 @@ command line and the Python API share one check and one message.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 

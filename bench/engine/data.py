@@ -7,8 +7,9 @@ uint8 tensor and batched by index (fast on a CPU); everything else goes through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

@@ -17,7 +17,6 @@ deleted), so it never needs room for two checkpoints.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from abc import ABC, abstractmethod
@@ -30,10 +29,8 @@ from tqdm import tqdm
 
 from bench.config import RunConfig
 from bench.engine.env import environment
+from bench.engine.guards import check_same_data, data_fingerprint, thread_notes
 from bench.store import RunDir
-from common import UserError
-
-ALLOW_THREAD_CHANGE = "XBMBENCH_ALLOW_THREAD_CHANGE"
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -119,6 +116,7 @@ class Progress:
     epoch: int = 0  # main-phase epochs done
     step: int = 0
     notes: list[str] = field(default_factory=list)  # run-time deviations for the record
+    data: str | None = None  # the dataset's fingerprint (data_prep.fingerprint)
 
     def wall(self) -> float:
         """Seconds spent on this run over all calls, each second counted once."""
@@ -133,27 +131,6 @@ def ordered(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def thread_notes(rd: RunDir, ckpt: dict[str, Any] | None, device: torch.device) -> list[str]:
-    """A CPU run's numbers depend on torch's thread count (the order of its reductions): a resume
-    with another count is refused, unless forced, and then the record says so."""
-    if ckpt is None or device.type != "cpu":
-        return []
-    saved, now = ckpt.get("torch_threads"), torch.get_num_threads()
-    if saved is None or saved == now:  # None: a checkpoint from before the count was kept
-        return []
-    if os.environ.get(ALLOW_THREAD_CHANGE) != "1":
-        raise UserError(
-            f"{rd.checkpoint} was written with {saved} torch threads and this process has "
-            f"{now}: the numbers of a CPU run depend on the thread count. Resume with "
-            f"{saved} threads (--threads {saved}), or set {ALLOW_THREAD_CHANGE}=1 to resume "
-            f"with {now} (the record will note the change)"
-        )
-    return [
-        f"torch threads changed on resume: {saved} up to epoch {ckpt['epoch']}, {now} from "
-        f"epoch {ckpt['epoch'] + 1} ({ALLOW_THREAD_CHANGE}=1)"
-    ]
-
-
 def record(task: Task, p: Progress, status: str, wall: float, **extra: Any) -> dict[str, Any]:
     return {
         "status": status,
@@ -162,6 +139,7 @@ def record(task: Task, p: Progress, status: str, wall: float, **extra: Any) -> d
         "epochs_done": p.epoch,
         "wall_s": wall,
         "deviations": list(task.cfg.deviations) + p.notes,
+        "data_fingerprint": p.data,
         **task.extras(),
         **extra,
     }
@@ -178,6 +156,7 @@ def save(rd: RunDir, task: Task, p: Progress) -> None:
             "step": p.step,
             "wall": wall,
             "notes": p.notes,
+            "data_fingerprint": p.data,
             "torch_threads": torch.get_num_threads(),
         }
     )
@@ -223,15 +202,26 @@ def run_task(
     ``stop_after``: leave after that many main epochs in this call (status ``running``, the
     checkpoint kept), as an interrupted run would; calling again resumes.
     """
+    rd = RunDir(results, task.cfg)
+    with rd.claim():  # a second launcher gets CellBusy and skips the cell (bench/claim.py)
+        return _run_claimed(task, rd, data_dir, device, progress, stop_after)
+
+
+def _run_claimed(
+    task: Task, rd: RunDir, data_dir: str, device: str | None, progress: bool, stop_after
+) -> dict[str, Any]:
     cfg = task.cfg
-    rd = RunDir(results, cfg)
     if rd.status() in ("done", "failed"):
+        check_same_data(rd, rd.read_result(), data_dir)
         rd.checkpoint.unlink(missing_ok=True)  # a kill between the final record and its delete
         return rd.read_result()
     dev = pick_device(device)
     p = Progress(t0=time.perf_counter())
-    ckpt = rd.load_checkpoint()
+    ckpt = rd.load_checkpoint()  # None also for a corrupt one: set aside, the cell restarts
     p.notes = thread_notes(rd, ckpt, dev)  # refused before anything is built
+    p.data = data_fingerprint(data_dir, cfg.dataset)
+    if ckpt is not None:
+        check_same_data(rd, ckpt, data_dir, p.data)
     seed_everything(cfg.seed, -100)
     task.build(data_dir, dev)
     begin(rd, task, ckpt, p, dev)

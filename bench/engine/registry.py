@@ -6,7 +6,8 @@ not listed: it is the protocol's own (head only, ``warmup_lr``), whatever ``cfg.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from pytorch_metric_learning.losses import SupConLoss

@@ -23,7 +23,7 @@ loop everywhere.
 from __future__ import annotations
 
 import numbers
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +54,7 @@ def _as_labels(y: torch.Tensor, n: int, name: str) -> torch.Tensor:
     return y
 
 
-def _chunk_rows(n_gallery: int, element_size: int, chunk_size: Optional[int]) -> int:
+def _chunk_rows(n_gallery: int, element_size: int, chunk_size: int | None) -> int:
     if chunk_size is None:
         return max(1, DEFAULT_CHUNK_BYTES // (n_gallery * element_size))
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -85,8 +85,8 @@ def _topk_tie_rule(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
 def knn(
     queries: torch.Tensor,
     k: int,
-    gallery: Optional[torch.Tensor] = None,
-    chunk_size: Optional[int] = None,
+    gallery: torch.Tensor | None = None,
+    chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact cosine k-NN: ``(similarities, gallery indices)``, each ``(n_queries, k)``.
 
@@ -122,9 +122,9 @@ def recall_at_k(
     queries: torch.Tensor,
     query_labels: torch.Tensor,
     ks: Iterable[int],
-    gallery: Optional[torch.Tensor] = None,
-    gallery_labels: Optional[torch.Tensor] = None,
-    chunk_size: Optional[int] = None,
+    gallery: torch.Tensor | None = None,
+    gallery_labels: torch.Tensor | None = None,
+    chunk_size: int | None = None,
 ) -> dict[int, float]:
     """Recall@K in percent: share of queries with a same-label item among their K nearest.
 
@@ -161,7 +161,7 @@ def knn_accuracy(
     test_labels: torch.Tensor,
     k: int = 200,
     temperature: float = 0.1,
-    chunk_size: Optional[int] = None,
+    chunk_size: int | None = None,
 ) -> float:
     """Weighted k-NN top-1 accuracy in percent, the MoCo training monitor.
 

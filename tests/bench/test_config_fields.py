@@ -182,7 +182,7 @@ def test_heads_are_the_models():
 
     from bench.engine import model
 
-    assert model.HEADS == CHOICES["head"]
+    assert CHOICES["head"] == model.HEADS
     x = torch.randn(6, 3, 8, 8)
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 5))
     backbone.num_features = 5
@@ -196,13 +196,13 @@ def test_heads_are_the_models():
 def test_launchers_are_the_launch_modules():
     from bench import launch
 
-    assert launch.LAUNCHERS == CHOICES["launcher"]
+    assert CHOICES["launcher"] == launch.LAUNCHERS
 
 
 def test_miner_distances_are_the_variants():
     from variants.miners import MINER_DISTANCES
 
-    assert MINER_DISTANCES == CHOICES["miner_distance"]
+    assert CHOICES["miner_distance"] == MINER_DISTANCES
 
 
 def test_metric_augments_give_three_different_train_transforms():

@@ -172,7 +172,7 @@ def test_amp_loss_is_within_tolerance_of_fp32(name):
         with torch.autocast("cuda", dtype=torch.float16):
             got = amp(lin(x), y, superclasses=y // 10)
         torch.testing.assert_close(
-            got.float(), want, rtol=AMP_RTOL, atol=0, msg=lambda m: f"step {step}: {m}"
+            got.float(), want, rtol=AMP_RTOL, atol=0, msg=lambda m, step=step: f"step {step}: {m}"
         )
         torch.testing.assert_close(
             amp.embedding_memory, fp32.embedding_memory, rtol=0, atol=AMP_ATOL

@@ -79,10 +79,7 @@ def test_matches_faiss_on_random_embeddings(self_protocol):
     gl = ql if self_protocol else rng.integers(0, 40, 500)
     ks = (1, 10)
     expected = _recall_from_neighbours(_faiss_neighbours(q, g, 10, self_protocol), ql, gl, ks)
-    if self_protocol:
-        got = _ours(q, ql, ks)
-    else:
-        got = _ours(q, ql, ks, g, gl)
+    got = _ours(q, ql, ks) if self_protocol else _ours(q, ql, ks, g, gl)
     _assert_recall_equal(got, expected)
     assert 0 < expected[1] < expected[10] < 100  # the inputs are not degenerate
 

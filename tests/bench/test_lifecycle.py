@@ -13,7 +13,7 @@ import torch
 import variants
 from bench.config import make_config
 from bench.engine import metric
-from bench.engine.lifecycle import ALLOW_THREAD_CHANGE
+from bench.engine.guards import ALLOW_THREAD_CHANGE
 from bench.engine.metric import run
 from bench.store import TIMING_COLUMNS, RunDir
 from common import UserError

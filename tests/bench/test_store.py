@@ -69,9 +69,8 @@ def test_torch_save_reports_a_full_disk_only_through_a_file_object():
     with pytest.raises(RuntimeError) as by_path:
         torch.save(state, "/dev/full")
     assert getattr(by_path.value, "errno", None) is None
-    with pytest.raises(OSError) as by_file:
-        with open("/dev/full", "wb") as f:
-            torch.save(state, f)
+    with pytest.raises(OSError) as by_file, open("/dev/full", "wb") as f:
+        torch.save(state, f)
     assert by_file.value.errno == errno.ENOSPC
 
 

@@ -44,9 +44,8 @@ def test_a_second_claim_is_busy_and_the_lock_goes_on_exit(tmp_path):
         owner = json.loads(rd.lock.read_text())
         assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
         assert owner == me and "started" in owner
-        with pytest.raises(CellBusy) as info:
-            with rd.claim():
-                pytest.fail("claimed twice")
+        with pytest.raises(CellBusy) as info, rd.claim():
+            pytest.fail("claimed twice")
         assert f"pid {os.getpid()}" in str(info.value) and str(rd.lock) in str(info.value)
         assert json.loads(rd.lock.read_text()) == owner  # the busy attempt changed nothing
     assert not rd.lock.exists()
@@ -56,9 +55,8 @@ def test_a_second_claim_is_busy_and_the_lock_goes_on_exit(tmp_path):
 
 def test_the_lock_goes_on_an_exception(tmp_path):
     rd = run_dir(tmp_path)
-    with pytest.raises(ZeroDivisionError):
-        with rd.claim():
-            1 / 0
+    with pytest.raises(ZeroDivisionError), rd.claim():
+        1 / 0  # noqa: B018 (the exception is the point)
     assert not rd.lock.exists()
 
 
@@ -70,9 +68,8 @@ def test_a_lock_of_a_finished_process_is_replaced(tmp_path):
     rd = run_dir(tmp_path)
     pid = dead_pid()
     write_lock(rd, {"host": socket.gethostname(), "pid": pid, "started": "yesterday"})
-    with pytest.warns(UserWarning, match=f"stale lock .*pid {pid} is not running"):
-        with rd.claim():
-            assert json.loads(rd.lock.read_text())["pid"] == os.getpid()
+    with pytest.warns(UserWarning, match=f"stale lock .*pid {pid} is not running"), rd.claim():
+        assert json.loads(rd.lock.read_text())["pid"] == os.getpid()
     assert not rd.lock.exists()
 
 
@@ -81,26 +78,23 @@ def test_a_reused_pid_does_not_hold_the_cell(tmp_path):
     """The lock's pid runs, but it is another process than the one that took the lock."""
     rd = run_dir(tmp_path)
     write_lock(rd, {"host": socket.gethostname(), "pid": os.getpid(), "proc_start": "1"})
-    with pytest.warns(UserWarning, match="now another process"):
-        with rd.claim():
-            assert json.loads(rd.lock.read_text())["proc_start"] != "1"
+    with pytest.warns(UserWarning, match="now another process"), rd.claim():
+        assert json.loads(rd.lock.read_text())["proc_start"] != "1"
 
 
 def test_a_live_process_holds_the_cell_whatever_its_age(tmp_path):
     rd = run_dir(tmp_path)
     write_lock(rd, {"host": socket.gethostname(), "pid": os.getppid()}, age_s=10 * 24 * 3600)
-    with pytest.raises(CellBusy, match=f"pid {os.getppid()}"):
-        with rd.claim():
-            pass
+    with pytest.raises(CellBusy, match=f"pid {os.getppid()}"), rd.claim():
+        pass
 
 
 def test_another_hosts_lock_is_respected_until_its_heartbeat_is_old(tmp_path):
     rd = run_dir(tmp_path)
     owner = {"host": "node-17.cluster", "pid": 4242, "started": "2024-01-01T00:00:00+00:00"}
     write_lock(rd, owner, age_s=29 * 60)  # default: stale after 30 min without a heartbeat
-    with pytest.raises(CellBusy, match="pid 4242 on node-17.cluster"):
-        with rd.claim():
-            pass
+    with pytest.raises(CellBusy, match="pid 4242 on node-17.cluster"), rd.claim():
+        pass
     with pytest.raises(CellBusy):  # the argument overrides the default
         with rd.claim(stale_after=2 * 3600):
             pass
@@ -114,9 +108,8 @@ def test_the_stale_age_comes_from_the_environment(tmp_path, monkeypatch):
     rd = run_dir(tmp_path)
     write_lock(rd, {"host": "elsewhere", "pid": 1}, age_s=120)
     monkeypatch.setenv(STALE_ENV, "60")
-    with pytest.warns(UserWarning, match="stale lock"):
-        with rd.claim():
-            pass
+    with pytest.warns(UserWarning, match="stale lock"), rd.claim():
+        pass
     for bad in ("soon", "-5", "nan"):
         monkeypatch.setenv(STALE_ENV, bad)
         with pytest.raises(UserError, match="XBMBENCH_LOCK_STALE_S|stale_after"):
@@ -127,21 +120,18 @@ def test_the_stale_age_comes_from_the_environment(tmp_path, monkeypatch):
 def test_an_unreadable_lock_is_busy_until_it_is_old(tmp_path):
     rd = run_dir(tmp_path)
     write_lock(rd, "{half a lock")
-    with pytest.raises(CellBusy, match="unknown owner"):
-        with rd.claim():
-            pass
+    with pytest.raises(CellBusy, match="unknown owner"), rd.claim():
+        pass
     write_lock(rd, "{half a lock", age_s=3600)
-    with pytest.warns(UserWarning, match="unreadable lock"):
-        with rd.claim():
-            pass
+    with pytest.warns(UserWarning, match="unreadable lock"), rd.claim():
+        pass
 
 
 def test_a_lock_taken_over_while_held_is_left_to_its_new_owner(tmp_path):
     rd = run_dir(tmp_path)
     other = {"host": "node-2", "pid": 7, "started": "now"}
-    with pytest.warns(UserWarning, match="taken over"):
-        with rd.claim():
-            rd.lock.write_text(json.dumps(other))
+    with pytest.warns(UserWarning, match="taken over"), rd.claim():
+        rd.lock.write_text(json.dumps(other))
     assert json.loads(rd.lock.read_text()) == other
 
 

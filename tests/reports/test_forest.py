@@ -102,7 +102,7 @@ def test_no_two_texts_overlap(n_panels):
     ]  # fmt: skip
     assert overlaps == []
     width, height = fig.bbox.width, fig.bbox.height
-    assert all(0 <= box.x0 and box.x1 <= width + 1 and 0 <= box.y0 for _, box in boxes)
+    assert all(box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 for _, box in boxes)
     assert all(box.y1 <= height + 1 for _, box in boxes)
 
 
