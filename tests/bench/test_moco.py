@@ -205,6 +205,7 @@ def test_cpu_run_writes_complete_records(tiny_data, tmp_path, variant):
     assert not rd.checkpoint.exists()
 
 
+@pytest.mark.slow
 def test_resume_after_one_epoch_equals_uninterrupted(tiny_data, tmp_path):
     cfg = tiny_cfg("xbn", epochs=3)
     run(cfg, tiny_data, str(tmp_path / "a"), progress=False)
@@ -216,6 +217,7 @@ def test_resume_after_one_epoch_equals_uninterrupted(tiny_data, tmp_path):
     assert ra == rb
 
 
+@pytest.mark.slow
 def test_pil_path_runs(tiny_data, tmp_path):
     """The paper profile's torchvision path (here on the tiny grey images, as RGB)."""
     cfg = tiny_cfg("xbm", augment="moco", epochs=1)
@@ -254,6 +256,7 @@ def test_studies():
     assert all(c.task == "metric" for c in cells("demo"))
 
 
+@pytest.mark.slow
 def test_report_keeps_moco_apart(tiny_data, tmp_path):
     from reports.build import build_report, compute
     from reports.moco import EARLY_EPOCH

@@ -135,6 +135,7 @@ def test_failed_cells_are_retried_only_on_request(tiny_study, tiny_data, tmp_pat
     assert again["ran"] == 1 and rd.status() == "done"
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
     summary = reproduce(
         tiny_study,
@@ -159,6 +160,7 @@ def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
     assert {c.dataset for c in todo} == {"fashion-mnist"} and {c.profile for c in todo} == {"cpu"}
 
 
+@pytest.mark.slow
 def test_local_worker_pool_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
     """--jobs 2: two spawned worker processes, one torch thread each; same records as in-process."""
     pooled = reproduce(

@@ -67,6 +67,7 @@ FILES = dict(
 
 
 @pytest.mark.parametrize("variant,init", [("xbn", "queue"), ("sc_xbn", "prefill")])
+@pytest.mark.slow
 def test_file_dataset_query_gallery_run(variant, init, inshop_data, tmp_path):
     cfg = make_config("inshop", variant, 0, "cpu", memory_init=init, **FILES)
     result = run(cfg, inshop_data, tmp_path, progress=False)
@@ -96,6 +97,7 @@ def test_prefill_fills_the_memory_before_the_main_phase(inshop_data):
     assert set(memory.label_memory.tolist()) <= set(data.labels.tolist())
 
 
+@pytest.mark.slow
 def test_paper_profile_runs_end_to_end_from_a_local_weights_file(inshop_data, tmp_path):
     """ResNet-50, 224 px, RandAugment, 512-d head, weights from --pretrained-file (a state dict
     written here: nothing is downloaded); AMP is CUDA-only and the record says so on a CPU."""
