@@ -1,6 +1,6 @@
 """XBM*: memory loss plus minibatch loss, as the official XBM code trains (paper table 2)."""
 
-from .base import MemoryBase, minibatch_loss
+from .base import MemoryBase, compute_dtype, minibatch_loss
 from .registry import Option, register
 
 
@@ -21,7 +21,10 @@ class XBMStar(MemoryBase):
         memory_loss = super().forward(embeddings, labels, indices_tuple, None, superclasses)
         mined = self.last_mined
         batch_loss, _ = minibatch_loss(
-            self.loss, self.miner, embeddings.float(), labels.to(embeddings.device)
+            self.loss,
+            self.miner,
+            embeddings.to(compute_dtype(embeddings)),
+            labels.to(embeddings.device),
         )
         self.last_mined = mined
         return batch_loss + self.memory_weight * memory_loss
