@@ -7,7 +7,11 @@ from .registry import Option, register
 @register("xbm_star")
 class XBMStar(MemoryBase):
     """loss = minibatch loss + memory_weight x memory loss (the official XBM code's
-    XBM.WEIGHT, msight-tech/research-xbm)."""
+    XBM.WEIGHT, msight-tech/research-xbm).
+
+    Over the engine's ``loss="xbm_contrastive"`` (bench/engine/registry.py: cosine contrastive,
+    positives 1 - s below 1 - 1e-5, negatives s above 0.5, sum / batch size) this is the original
+    XBM as its authors trained it; over SupCon it is the XBN paper's XBM* (table 2)."""
 
     OPTIONS = {
         "memory_weight": Option(
