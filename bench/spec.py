@@ -23,7 +23,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "augment": AUGMENTS["metric"] + AUGMENTS["moco"],
     "miner_distance": ("euclidean", "euclidean_raw", "cosine"),  # variants/miners.py
     "memory_init": ("queue", "prefill"),
-    "loss": ("supcon",),
+    "loss": ("supcon", "xbm_contrastive"),  # bench/engine/registry.py
     "optimizer": ("adamw", "sgd"),
     "task": ("metric", "moco"),
     "launcher": ("local", "submitit-local", "slurm"),  # bench/launch.py (reproduce --launcher)

@@ -24,6 +24,7 @@ from .xbn import XBN
 @register("axbn")
 class AXBN(XBN):
     OPTIONS = {
+        **XBN.OPTIONS,  # std_correction: of the observed batch std and of the memory's
         "p0": Option(1.0, float, ge=0.0, why="the initial estimate's variance"),
         "q": Option(1.0, float, ge=0.0, why="the process noise's variance (eq. 19)"),
         "r": Option(0.01, float, ge=0.0, why="the measurement noise's variance: 0 is XBN"),
@@ -55,7 +56,7 @@ class AXBN(XBN):
         self.kalman_steps = state["kalman_steps"]
 
     def batch_statistics(self, batch):
-        v_mean, v_std = moments(batch)
+        v_mean, v_std = moments(batch, correction=self.std_correction)
         if self.kalman_steps == 0:
             self.kalman_mean = v_mean.clone()
             self.kalman_std = v_std.clone()

@@ -6,8 +6,12 @@ normaliser, from statistics of R and of the detached batch B; (2) write R back; 
 self-comparisons removed, exactly as PML does.
 
 Differences from PML, all deliberate:
-- the memory stays float32 even when embeddings arrive in float16 (PML casts it to the
-  embeddings' dtype on every call); the loss is computed on ``embeddings.float()``;
+- the memory is float32 whenever the embeddings arrive in float32, float16 or bfloat16 (under
+  autocast, say), and float64 when they arrive in float64 (PML's own tests, a float64 caller):
+  ``compute_dtype(embeddings)``. PML instead casts the memory to the embeddings' dtype on every
+  call, so an fp16 step would round the whole memory to fp16. The loss is computed on the
+  embeddings in that dtype, so a float64 caller gets a float64 loss and float64 gradients. The
+  memory follows the latest call: a float32 call after float64 ones rounds it to float32;
 - ``queue_idx``, ``has_been_filled``, the epoch and each variant's own state travel through
   ``state_dict()`` (``get_extra_state``), so a resumed run continues from the same memory;
 - ``superclasses=`` is accepted by every variant (used by SC-XBN, ignored elsewhere), so the
@@ -160,10 +164,10 @@ class MemoryBase(CrossBatchMemory):
                     f"got {tuple(superclasses.shape)}"
                 )
 
-    def _to_device(self, device: torch.device) -> None:
-        # the memory stays float32 whatever dtype the embeddings arrive in
-        if self.embedding_memory.device != device or self.embedding_memory.dtype != torch.float32:
-            self.embedding_memory = self.embedding_memory.to(device, torch.float32)
+    def _to_device(self, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        # the memory is float32, or float64 for a float64 caller (``compute_dtype``)
+        if self.embedding_memory.device != device or self.embedding_memory.dtype != dtype:
+            self.embedding_memory = self.embedding_memory.to(device, dtype)
             self.label_memory = self.label_memory.to(device)
             if self.NEEDS_SUPERCLASS:
                 self.superclass_memory = self.superclass_memory.to(device)
@@ -178,9 +182,10 @@ class MemoryBase(CrossBatchMemory):
 
         Also the way to prefill the memory (DESIGN: memory initialisation ``prefill``).
         """
-        self._to_device(embeddings.device)
+        dtype = compute_dtype(embeddings)
+        self._to_device(embeddings.device, dtype)
         labels = labels.to(embeddings.device)
-        self.add_to_memory(embeddings.detach().float(), labels, len(embeddings))
+        self.add_to_memory(embeddings.detach().to(dtype), labels, len(embeddings))
         if self.NEEDS_SUPERCLASS:
             self.superclass_memory[self.curr_batch_idx] = superclasses.to(embeddings.device)
 
@@ -203,9 +208,9 @@ class MemoryBase(CrossBatchMemory):
         self._check(embeddings, labels, enqueue_mask, superclasses)
         self.reset_stats()
         device = embeddings.device
-        self._to_device(device)
+        self._to_device(device, compute_dtype(embeddings))
         labels = labels.to(device)
-        embeddings = embeddings.float()
+        embeddings = embeddings.to(compute_dtype(embeddings))
         if superclasses is not None:
             superclasses = superclasses.to(device)
         if enqueue_mask is not None:
@@ -226,6 +231,12 @@ class MemoryBase(CrossBatchMemory):
         )
         self.last_mined = _pair_counts(indices_tuple)
         return self.loss(embeddings, labels, indices_tuple, e_mem, l_mem)
+
+
+def compute_dtype(embeddings: torch.Tensor) -> torch.dtype:
+    """The dtype of the memory and of the loss: float64 for float64 embeddings, else float32
+    (float16/bfloat16 are widened, so the memory never holds half precision)."""
+    return torch.float64 if embeddings.dtype == torch.float64 else torch.float32
 
 
 def _pair_counts(indices_tuple) -> tuple[int, int]:

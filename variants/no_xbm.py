@@ -1,6 +1,6 @@
 """No-XBM: the loss of the minibatch against itself; the memory is never used."""
 
-from .base import MemoryBase, _pair_counts, minibatch_loss
+from .base import MemoryBase, _pair_counts, compute_dtype, minibatch_loss
 from .registry import register
 
 
@@ -15,7 +15,9 @@ class NoXBM(MemoryBase):
         labels = labels.to(embeddings.device)
         if indices_tuple is not None:
             self.last_mined = _pair_counts(indices_tuple)
-            return self.loss(embeddings.float(), labels, indices_tuple)
-        loss, indices = minibatch_loss(self.loss, self.miner, embeddings.float(), labels)
+            return self.loss(embeddings.to(compute_dtype(embeddings)), labels, indices_tuple)
+        loss, indices = minibatch_loss(
+            self.loss, self.miner, embeddings.to(compute_dtype(embeddings)), labels
+        )
         self.last_mined = _pair_counts(indices)
         return loss

@@ -4,11 +4,17 @@ A class with more than one sample in both the memory and the batch is adapted wi
 statistics mixed with the batch's by ``lambda_mu`` and ``lambda_sigma``; every other class
 (absent from the batch, or with a single sample on either side) gets global XBN when
 ``normalize_absent`` (the thesis' choice, the default) or is left as it is.
+
+``std_correction`` (0: population, the default; 1: unbiased) applies to every std, per class
+and global. The thesis does not say which it used; over 2-4 samples per class they differ by up
+to sqrt(2). A class with a single sample on either side is never adapted per class (it has no
+unbiased std), under either convention: it takes the global path above.
 """
 
 from .base import MemoryBase
 from .registry import Option, register
 from .stats import grouped_transform
+from .xbn import STD_CORRECTION
 
 
 @register("pc_xbn")
@@ -20,6 +26,7 @@ class PerClassXBN(MemoryBase):
         "lambda_mu": Option(0.5, float, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
         "lambda_sigma": Option(1.0, float, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
         "normalize_absent": Option(True, bool, why="global XBN for classes without statistics"),
+        "std_correction": STD_CORRECTION,
     }
 
     def groups(self, labels, superclasses):
@@ -36,4 +43,5 @@ class PerClassXBN(MemoryBase):
             self.lambda_mu,
             self.lambda_sigma,
             self.normalize_absent,
+            self.std_correction,
         )

@@ -1,7 +1,11 @@
 """Pure statistics of the memory variants: tensors in, tensors out, no state.
 
-Every statistic is per dimension and a population moment (correction=0); every division is
-guarded by ``EPS``.
+Every statistic is per dimension; every division is guarded by ``EPS``. Standard deviations are
+population moments (``correction=0``, the default) or, with ``correction=1``, unbiased (Bessel:
+the squared deviations summed over n - 1). A group of n <= correction rows (a single row under
+``correction=1``) has no unbiased estimate: its sum of squared deviations is 0 and it is divided
+by 1, so its std is 0, never NaN (torch.std would give NaN). The per-class rules never use such a
+group: they require more than one row on both sides.
 """
 
 from __future__ import annotations
@@ -11,17 +15,26 @@ import torch
 EPS = 1e-8
 
 
-def moments(x: torch.Tensor, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and population standard deviation of ``x`` (N, d).
+def _check_correction(correction: int) -> None:
+    if correction not in (0, 1):
+        raise ValueError(f"std correction must be 0 or 1, got {correction!r}")
+
+
+def moments(
+    x: torch.Tensor, chunk: int = 2048, correction: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and standard deviation of ``x`` (N, d): population (``correction=0``)
+    or unbiased (``correction=1``; 0 for a single row, see the module docstring).
 
     Two passes (mean, then mean squared deviation), the second over row chunks so that no N x d
-    temporary is made: as exact as ``x.std(0, correction=0)`` and, on a CPU, ~8x faster.
+    temporary is made: as exact as ``x.std(0, correction=...)`` and, on a CPU, ~8x faster.
     """
+    _check_correction(correction)
     mean = x.mean(dim=0)
     sq = torch.zeros_like(mean)
     for start in range(0, x.shape[0], chunk):
         sq += (x[start : start + chunk] - mean).square_().sum(dim=0)
-    return mean, (sq / max(x.shape[0], 1)).sqrt_()
+    return mean, (sq / max(x.shape[0] - correction, 1)).sqrt_()
 
 
 def xbn_inplace(
@@ -51,16 +64,20 @@ def segment_mean(
 
 
 def segment_moments(
-    x: torch.Tensor, seg: torch.Tensor, n_segments: int
+    x: torch.Tensor, seg: torch.Tensor, n_segments: int, correction: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Count, mean and population std of the rows of ``x`` in each segment ``seg`` (dense ids).
+    """Count, mean and std (population, or unbiased with ``correction=1``) of the rows of ``x``
+    in each segment ``seg`` (dense ids).
 
     Vectorised with ``index_add_`` (two passes, so the variance is not a difference of large
-    numbers); segments with no rows get count 0, mean 0 and std 0.
+    numbers); segments with no rows get count 0, mean 0 and std 0; a single-row segment under
+    ``correction=1`` gets std 0 (module docstring).
     """
+    _check_correction(correction)
     count, mean = segment_mean(x, seg, n_segments)
     dev2 = (x - mean[seg]).pow(2)
-    var = torch.zeros_like(mean).index_add_(0, seg, dev2) / count.clamp_min(1).unsqueeze(1)
+    denom = (count - correction).clamp_min(1).unsqueeze(1)
+    var = torch.zeros_like(mean).index_add_(0, seg, dev2) / denom
     return count, mean, var.sqrt()
 
 
@@ -72,6 +89,7 @@ def grouped_transform(
     lambda_mu: float,
     lambda_sigma: float,
     normalize_absent: bool,
+    correction: int = 0,
 ) -> torch.Tensor:
     """Per-group (class or superclass) adaptation of the memory ``r`` to the batch ``b``, in place.
 
@@ -82,23 +100,25 @@ def grouped_transform(
     get global XBN (paper eq. 6) when ``normalize_absent``, else are left as they are.
     Only groups present in the batch can qualify, so the per-group statistics are computed on
     their rows alone (a few hundred of the memory's rows), not on the whole memory.
+    ``correction`` applies to every std here, per group and global alike (0: population,
+    1: unbiased). A singleton group is never eligible under either, so it takes the global path.
     """
     keys, inverse = torch.unique(torch.cat([group_r, group_b]), return_inverse=True)
     seg_r, seg_b = inverse[: len(group_r)], inverse[len(group_r) :]
     n = len(keys)
     count_r = torch.bincount(seg_r, minlength=n)
-    count_b, mean_b, std_b = segment_moments(b, seg_b, n)
+    count_b, mean_b, std_b = segment_moments(b, seg_b, n, correction)
     eligible = (count_r > 1) & (count_b > 1)
     rows = eligible[seg_r].nonzero().squeeze(1)
-    mu_b, sd_b = moments(b)
+    mu_b, sd_b = moments(b, correction=correction)
     if len(rows):
         sub, seg = r[rows], seg_r[rows]
-        _, mean_r, std_r = segment_moments(sub, seg, n)
+        _, mean_r, std_r = segment_moments(sub, seg, n, correction)
         target_sd = lambda_sigma * sd_b + (1.0 - lambda_sigma) * std_b[seg]
         target_mu = lambda_mu * mu_b + (1.0 - lambda_mu) * mean_b[seg]
         per_group = (sub - mean_r[seg]) / std_r[seg].clamp_min(EPS) * target_sd + target_mu
     if normalize_absent:
-        mu_r, sd_r = moments(r)
+        mu_r, sd_r = moments(r, correction=correction)
         xbn_inplace(r, mu_r, sd_r, mu_b, sd_b)
     if len(rows):
         r[rows] = per_group

@@ -1,13 +1,17 @@
 """XBM*: memory loss plus minibatch loss, as the official XBM code trains (paper table 2)."""
 
-from .base import MemoryBase, minibatch_loss
+from .base import MemoryBase, compute_dtype, minibatch_loss
 from .registry import Option, register
 
 
 @register("xbm_star")
 class XBMStar(MemoryBase):
     """loss = minibatch loss + memory_weight x memory loss (the official XBM code's
-    XBM.WEIGHT, msight-tech/research-xbm)."""
+    XBM.WEIGHT, msight-tech/research-xbm).
+
+    Over the engine's ``loss="xbm_contrastive"`` (bench/engine/registry.py: cosine contrastive,
+    positives 1 - s below 1 - 1e-5, negatives s above 0.5, sum / batch size) this is the original
+    XBM as its authors trained it; over SupCon it is the XBN paper's XBM* (table 2)."""
 
     OPTIONS = {
         "memory_weight": Option(
@@ -21,7 +25,10 @@ class XBMStar(MemoryBase):
         memory_loss = super().forward(embeddings, labels, indices_tuple, None, superclasses)
         mined = self.last_mined
         batch_loss, _ = minibatch_loss(
-            self.loss, self.miner, embeddings.float(), labels.to(embeddings.device)
+            self.loss,
+            self.miner,
+            embeddings.to(compute_dtype(embeddings)),
+            labels.to(embeddings.device),
         )
         self.last_mined = mined
         return batch_loss + self.memory_weight * memory_loss

@@ -10,15 +10,58 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from pytorch_metric_learning.losses import SupConLoss
+from pytorch_metric_learning.distances import CosineSimilarity
+from pytorch_metric_learning.losses import ContrastiveLoss, SupConLoss
 from pytorch_metric_learning.miners import PairMarginMiner
+from pytorch_metric_learning.reducers import SumReducer
 
 import variants
 from bench.config import RunConfig
 from common import UserError
 
+
+class BatchSumReducer(SumReducer):
+    """The sum of the per-pair losses divided by the number of anchors (the batch size), as
+    msight-tech/research-xbm's ContrastiveLoss reduces: ``sum(loss) / n``. PML calls a reducer
+    per sub-loss (positives, negatives) and adds the two, so each is divided here."""
+
+    def element_reduction(self, losses, loss_indices, embeddings, labels):
+        return torch.sum(losses) / len(embeddings)
+
+
+# The official XBM objective (msight-tech/research-xbm, losses/contrastive_loss.py), on cosine
+# similarity s of L2-normalised embeddings: a positive pair (same label) with s < 1 - 1e-5
+# contributes 1 - s, a negative pair with s > 0.5 contributes s (no hinge: the whole
+# similarity), summed over pairs and divided by the batch size. PML's ContrastiveLoss with a
+# similarity computes relu(pos_margin - s) and relu(s - neg_margin): pos_margin 1 and
+# neg_margin 0 give 1 - s and s on the mined pairs (s > 0.5 > 0). The selection is the miner's.
+XBM_POS_BELOW = 1 - 1e-5  # the official epsilon: a positive as similar as itself is not one
+XBM_NEG_ABOVE = 0.5  # the official ``self.margin``
+
+
+def xbm_contrastive_loss() -> ContrastiveLoss:
+    return ContrastiveLoss(
+        pos_margin=1.0, neg_margin=0.0, distance=CosineSimilarity(), reducer=BatchSumReducer()
+    )
+
+
+def xbm_contrastive_miner() -> PairMarginMiner:
+    """PairMarginMiner with a similarity keeps positives below pos_margin and negatives above
+    neg_margin: exactly the official selection."""
+    return PairMarginMiner(
+        pos_margin=XBM_POS_BELOW, neg_margin=XBM_NEG_ABOVE, distance=CosineSimilarity()
+    )
+
+
 LOSSES: dict[str, Callable[[RunConfig], Any]] = {
     "supcon": lambda cfg: SupConLoss(temperature=cfg.temperature),  # cosine similarity
+    # the official XBM objective; train it with xbm_star (batch + memory loss, as its authors)
+    "xbm_contrastive": lambda cfg: xbm_contrastive_loss(),
+}
+
+# a loss that comes with its own pair selection; every other loss uses the config's margins
+LOSS_MINERS: dict[str, Callable[[], PairMarginMiner]] = {
+    "xbm_contrastive": xbm_contrastive_miner,
 }
 
 OPTIMIZERS: dict[str, Callable[[Iterable, RunConfig], torch.optim.Optimizer]] = {
@@ -46,7 +89,15 @@ def build_optimizer(cfg: RunConfig, params: Iterable) -> torch.optim.Optimizer:
 
 
 def build_miner(cfg: RunConfig) -> PairMarginMiner:
-    """Euclidean margins on unit vectors; a variant converts them for its ``miner_distance``."""
+    """Euclidean margins on unit vectors; a variant converts them for its ``miner_distance``.
+
+    ``xbm_contrastive`` brings the official selection instead (cosine: positives below
+    1 - 1e-5, negatives above 0.5) and ignores ``pos_margin``/``neg_margin``. A variant's
+    ``miner_distance`` converts it too (``euclidean``: d > sqrt(2e-5), d < 1), which on the
+    unit vectors every distance here compares is the same selection.
+    """
+    if cfg.loss in LOSS_MINERS:
+        return LOSS_MINERS[cfg.loss]()
     return PairMarginMiner(pos_margin=cfg.pos_margin, neg_margin=cfg.neg_margin)
 
 

@@ -138,7 +138,7 @@ def test_miner_distance_option_converts_margins(name):
     x, y, _ = s()
     eu = PairMarginMiner(0.2, 0.8)(x, y)
     co = m(x, y)
-    assert all(torch.equal(a, b) for a, b in zip(eu, co))
+    assert all(torch.equal(a, b) for a, b in zip(eu, co, strict=True))
     raw = variants.build(
         name, SupConLoss(), 16, 48, PairMarginMiner(0.2, 0.8), miner_distance="euclidean_raw"
     ).miner

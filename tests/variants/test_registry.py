@@ -50,6 +50,7 @@ def test_option_names_and_defaults():
     assert variants.variant_options("axbn") == {
         "miner_distance": None,
         "delay_epochs": 0,
+        "std_correction": 0,
         "p0": 1.0,
         "q": 1.0,
         "r": 0.01,
@@ -61,6 +62,12 @@ def test_option_names_and_defaults():
     assert variants.variant_options("delayed_xbn")["delay_epochs"] == 15
     for name in ("xbn", "axbn", "pc_xbn", "sc_xbn", "centre_xbn", "scaled_xbn"):
         assert variants.variant_options(name)["delay_epochs"] == 0
+    # the std convention: every variant that divides by a std, population by default
+    for name in ("xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn", "scaled_xbn"):
+        spec = option_specs(name)["std_correction"]
+        assert (spec.default, spec.kind, spec.choices, spec.ge, spec.le) == (0, int, (0, 1), 0, 1)
+    for name in ("xbm", "no_xbm", "xbm_star", "centre_xbn"):
+        assert "std_correction" not in variants.variant_options(name)
 
 
 def test_none_options_mean_default():
