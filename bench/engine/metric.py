@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.config import RunConfig
+from bench.config import PROFILE_DEPARTURES, RunConfig
 from bench.engine.data import Data
 from bench.engine.lifecycle import Task, run_task
 from bench.engine.metric_epoch import evaluate, train_epoch
@@ -100,6 +100,7 @@ class MetricTask(Task):
         loss = warmup(self.model, self.data, cfg, dev)
         row = {"loss": loss, **self.evaluate(), "lr": cfg.warmup_lr}
         notes = kmeans_superclasses(self.model, self.data, cfg, dev)
+        notes += list(PROFILE_DEPARTURES.get(cfg.profile, ()))
         if cfg.amp and dev.type != "cuda":
             notes.append(f"amp: asked for by the profile, not used on {dev.type} (CUDA only)")
         if cfg.memory_init == "prefill":
