@@ -236,6 +236,81 @@ PROFILES: dict[str, dict[str, Any]] = {
     ),
 }
 
+# Where each value of a profile comes from: a section/table/footnote of a paper, or "choice: "
+# and the reason (issue 16, item 5; README's protocol table is ``protocol_table()``). Keys are
+# the profile's fields, then settings of the pipeline that are not RunConfig fields (they are
+# fixed in code for every profile: bench/engine/data.py, warmup.py, registry.py).
+PROFILE_SOURCES: dict[str, dict[str, str]] = {
+    "paper": {
+        "model": "XBN paper sec. 5.1 (ImageNet-pretrained ResNet-50; timm)",
+        "pretrained": "XBN paper sec. 5.1 and footnote 4",
+        "head": "XBN paper sec. 5.1 (linear layer to 512, L2-normalised; footnote 4)",
+        "embedding_size": "XBN paper sec. 5.1",
+        "image_size": "choice: the papers state none; 224 is timm's input size for resnet50",
+        "augment": "XBN paper sec. 5.1 (timm default augmentations, rand-m9-mstd0.5, reprob 0.2)",
+        "batch_size": "XBN paper sec. 5.1 and table 1",
+        "m_per_class": "XBN paper sec. 5.1 (four images per class)",
+        "memory_ratio": "XBN paper table 1 (50%; 100% for DeepFashion2)",
+        "lr": "XBN paper sec. 5.1 (AdamW, 0.0001)",
+        "weight_decay": "choice: neither paper states it; 1e-4 on every parameter is kept because "
+        "changing it would change every paper run (timm's train.py default is 2e-5 with no "
+        "decay on norm and bias parameters)",
+        "lr_step_epochs": "XBN paper sec. 5.1 (x0.33 every 15 epochs)",
+        "lr_gamma": "XBN paper sec. 5.1",
+        "epochs": "XBN paper sec. 5.1 (50 epochs)",
+        "warmup_epochs": "XBN paper sec. 5.1 (2-epoch pre-warm-up of the last layer)",
+        "warmup_lr": "XBN paper sec. 5.1 (SGD, 0.001)",
+        "amp": "XBN paper sec. 5.1 (mixed precision)",
+        "grad_clip": "choice: neither paper states clipping; norm 10 keeps fp16 steps bounded",
+        "train_per_class": "XBN paper sec. 5.2 (the standard training splits, whole)",
+        "drift_probe": "XBN paper appendix C (drift on a minibatch of 64 training samples)",
+        "num_workers": "choice: loader processes; no effect on the numbers",
+        # fixed in code, not RunConfig fields
+        "random_erasing_mode": "choice: 'const' (create_transform's default) is used; timm's "
+        "train.py uses 'pixel' (a departure: the run's deviations say so)",
+        "interpolation_and_crop": "choice: create_transform's defaults are used (bilinear; "
+        "evaluation crop_pct 0.875; ImageNet mean/std); timm's train.py takes them from the model's "
+        "pretrained config (resnet50: bicubic, crop_pct 0.95) (a departure: the run's "
+        "deviations say so)",
+        "warmup_backbone_batchnorm": "choice: train mode, so the frozen backbone's BatchNorm "
+        "running statistics adapt to the dataset during the head warm-up (the paper freezes "
+        "only the weights, footnote 4, and trains with BatchNorm enabled, sec. 5.1)",
+        "warmup_momentum": "choice: SGD momentum 0.9 (the paper says only 'sgd', sec. 5.1)",
+        "selection": "XBN paper sec. 5.1 and footnote 6 (best Recall@1 over every evaluated "
+        "epoch, the pretrained network included)",
+    },
+}
+# Where a ``paper`` run departs from a source it follows: appended to the run's record
+# (result.json "deviations") at run time, not to RunConfig.deviations, which is in the run id
+PROFILE_DEPARTURES: dict[str, tuple[str, ...]] = {
+    "paper": (
+        "random erasing mode 'const' (timm create_transform's default); timm's train.py, whose "
+        "defaults the XBN paper follows (sec. 5.1), uses 'pixel'",
+        "interpolation bilinear and crop_pct 0.875 (create_transform's defaults); timm's "
+        "train.py takes them from resnet50's pretrained config (bicubic, crop_pct 0.95)",
+    ),
+}
+
+
+def is_sourced(text: str) -> bool:
+    """A source names a paper's section/table/footnote/appendix, or is "choice: <reason>"."""
+    import re
+
+    if text.startswith("choice: "):
+        return len(text[len("choice: ") :].strip()) >= 10
+    return bool(re.match(r"(XBN paper|thesis) (sec\.|table|footnote|appendix) ?[\dA-Z]", text))
+
+
+def protocol_table(profile: str = "paper") -> str:
+    """README's protocol table: every value of ``profile`` with its source (Markdown)."""
+    values = PROFILES[profile]
+    lines = ["| setting | value | source |", "| --- | --- | --- |"]
+    for key, source in PROFILE_SOURCES[profile].items():
+        value = f"`{values[key]!r}`" if key in values else "(in code)"
+        lines.append(f"| `{key}` | {value} | {source} |")
+    return "\n".join(lines) + "\n"
+
+
 MOCO_QUEUE_RATIO = 4096 / 50000  # PML's queue of 4096 on CIFAR's 50,000 training images
 
 # Config overrides of a MoCo run per profile (make_config and bench.studies use them; the task

@@ -35,13 +35,18 @@ STATUSES = ("running", "done", "failed")
 TIMING_COLUMNS = ("seconds", "images_per_s")
 EPOCH_CHOICES = ("best", "last")  # the summaries of a done run's result.json
 TOP_K = tuple(f"superclass_top{k}" for k in range(1, 6))
-# metrics.csv of a metric-learning run: one row per epoch (0 = warm-up)
+# metrics.csv of a metric-learning run: one row per epoch (-1 = as loaded, 0 = warm-up)
 METRIC_COLUMNS = (
     "epoch", "phase", "loss", "recall@1", "recall@10", "drift_mean", "drift_max",
     "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist", *TOP_K,
     "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
 )  # fmt: skip
 SUMMARY_FIELDS = ("epoch", "recall@1", "recall@10")  # each of result.json's best and last
+# metric runs since the init evaluation: each summary also names its row's phase, and result.json
+# says whether "best" is an epoch before the main phase (the network as loaded, or warmed up)
+SUMMARY_PHASE = "phase"
+PRE_MAIN_PHASES = ("init", "warmup")  # epoch -1: the network as loaded; epoch 0: after warm-up
+BEST_PRE_MAIN = "best_pre_main"
 # metrics.csv and summaries of a MoCo run (task "moco")
 MOCO_COLUMNS = ("epoch", "phase", "loss", "knn_acc", "lr", "seconds", "images_per_s")
 MOCO_SUMMARY = ("epoch", "knn_acc")

@@ -132,11 +132,16 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
     import json
 
     from bench.store import RunDir
-    from bench.studies import cells
+    from bench.studies import cell_info, cells
 
     cfgs = cells(study, datasets, variants, parse_seeds(seeds))
-    if as_json:
-        click.echo(json.dumps([{"run_id": c.run_id, **c.to_dict()} for c in cfgs], indent=1))
+    if as_json:  # each cell's config, and its block's label and reported targets
+        info = cell_info(study, datasets, variants, parse_seeds(seeds))
+        click.echo(
+            json.dumps(
+                [{"run_id": c.run_id, **c.to_dict(), **info[c.run_id]} for c in cfgs], indent=1
+            )
+        )
         return
     click.echo(
         f"{'run_id':16}  {'dataset':13} {'variant':12} seed profile batch memory head   "

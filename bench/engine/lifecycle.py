@@ -70,6 +70,9 @@ class Task(ABC):
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
+        # rows evaluated before row 0, each with its own epoch and phase (the metric task's
+        # untrained network: epoch -1, phase "init"); ``start`` fills it
+        self.pre_rows: list[dict[str, Any]] = []
 
     @abstractmethod
     def build(self, data_dir: str, device: torch.device) -> None:
@@ -77,7 +80,8 @@ class Task(ABC):
 
     @abstractmethod
     def start(self) -> tuple[dict[str, Any], list[str]]:
-        """Row 0 (warm-up, or the untrained model) and the run-time deviations it found."""
+        """Row 0 (warm-up, or the untrained model) and the run-time deviations it found;
+        rows evaluated before it go in ``self.pre_rows``."""
 
     @abstractmethod
     def steps_per_epoch(self) -> int: ...
@@ -179,7 +183,8 @@ def begin(rd: RunDir, task: Task, ckpt: dict[str, Any] | None, p: Progress, dev)
         rd.start(environment(str(dev)))  # config and versions are on disk before any training
         row, p.notes = task.start()
         row = {"epoch": 0, "phase": task.first_phase, **row}
-        p.rows = [ordered({**row, "seconds": time.perf_counter() - p.t0}, task.columns)]
+        p.rows = [ordered(r, task.columns) for r in task.pre_rows]
+        p.rows.append(ordered({**row, "seconds": time.perf_counter() - p.t0}, task.columns))
         save(rd, task, p)
         return
     task.load_state_dict(ckpt)
