@@ -93,7 +93,7 @@ def _at_epoch(metrics: pd.DataFrame | None, epoch: int | None) -> dict[str, floa
     out = {k: float("nan") for k in TOP_K}
     if metrics is None or epoch is None:
         return out
-    rows = metrics[(metrics["phase"] == "main") & (metrics["epoch"] == epoch)]
+    rows = metrics[metrics["epoch"] == epoch]  # epochs are unique; best may be -1 or 0
     if len(rows):
         out.update({k: float(rows[k].iloc[-1]) for k in TOP_K if k in rows})  # none for MoCo
     return out

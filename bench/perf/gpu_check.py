@@ -138,7 +138,7 @@ def step_train(out: Path, opts: argparse.Namespace) -> dict[str, Any]:
 
 def step_data(out: Path, opts: argparse.Namespace) -> dict[str, Any]:
     args = ["--images", str(opts.data_images), "--workers", DATA_WORKERS, "--json"]
-    cmd = [sys.executable, "-m", "cli", "bench", "data", *args]
+    cmd = _cli("bench", "data", *args)
     return json.loads(_call(cmd, out, "data", 3600))
 
 
@@ -166,7 +166,7 @@ def pipeline_rate(cfg, data_dir: str) -> dict[str, float]:
     """One epoch of the trainer's own batches (Data.batches: DataLoader, MPerClassSampler, the
     profile's workers), no model: images/s with and without worker start-up."""
     from bench.engine.data import Data
-    from bench.engine.metric import seed_everything
+    from bench.engine.lifecycle import seed_everything
 
     seed_everything(cfg.seed, 0)
     data = Data(cfg, data_dir)

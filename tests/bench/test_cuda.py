@@ -95,7 +95,7 @@ def _setup(name: str, seed: int = 0, memory_size: int = MEMORY):
 
 
 def test_the_cuda_path_sets_no_determinism_flag():
-    from bench.engine.metric import pick_device
+    from bench.engine.lifecycle import pick_device
 
     benchmark, deterministic = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
     assert pick_device("cuda").type == "cuda" and pick_device(None).type == "cuda"
@@ -233,7 +233,7 @@ def test_a_resumed_cuda_run_matches_an_uninterrupted_one(name, tiny_data, tmp_pa
     assert run(cfg, tiny_data, tmp_path / "c", device="cuda", progress=False)["status"] == "done"
     n_queries = 10 * 8  # tests/conftest.py: 8 test images per class, 10 classes
     a, b, c = (_metrics(tmp_path / k, cfg) for k in "abc")
-    assert list(a["phase"]) == ["warmup", "main", "main"]
+    assert list(a["phase"]) == ["init", "warmup", "main", "main"]
     _assert_runs_match(a, b, n_queries)  # run to run on CUDA
     _assert_runs_match(a, c, n_queries)  # resumed
 

@@ -91,7 +91,7 @@ def test_the_summary_reads_the_benchmarks_own_json(tmp_path):
     from bench.perf import data as bd
     from bench.perf.memory import MemoryBenchConfig
     from bench.perf.memory import run as memory_run
-    from bench.perf.train import bench_train
+    from bench.cli.perf import bench_train
 
     torch.set_num_threads(2)
     args = ["--variant", "no_xbm", "--variant", "xbn", "--steps", "1", "--warmup", "1", "--json"]

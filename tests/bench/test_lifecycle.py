@@ -89,7 +89,10 @@ def test_nan_at_step_2_fails_with_its_step_no_checkpoint_and_wall_counted_once(
     assert result["epochs_done"] == 0 and "nan" in result["error"]
     assert not rd.checkpoint.exists()
     assert abs(result["wall_s"] - measured) <= 0.1 * measured, (result["wall_s"], measured)
-    assert pd.read_csv(rd.metrics)["epoch"].tolist() == [0]  # row 0 only: epoch 1 never ended
+    # epoch 1 never ended: the rows before training only (the metric task evaluates the network
+    # as loaded, epoch -1, and after the warm-up, epoch 0; MoCo's row 0 is its untrained encoder)
+    before = [-1, 0] if task == "metric" else [0]
+    assert pd.read_csv(rd.metrics)["epoch"].tolist() == before
     assert run(cfg, tiny_data, tmp_path, progress=False) == result  # not retried
 
 
@@ -103,7 +106,7 @@ def test_a_kill_in_epoch_1_resumes_from_the_warmup_checkpoint(
             run(cfg, tiny_data, tmp_path, progress=False)
     rd = RunDir(tmp_path, cfg)
     ckpt = rd.load_checkpoint()
-    assert ckpt["epoch"] == 0 and [r["phase"] for r in ckpt["rows"]] == ["warmup"]
+    assert ckpt["epoch"] == 0 and [r["phase"] for r in ckpt["rows"]] == ["init", "warmup"]
     assert rd.read_result()["status"] == "running" and rd.read_result()["epochs_done"] == 0
     monkeypatch.setattr(metric, "warmup", lambda *a, **k: pytest.fail("the warm-up ran again"))
     assert run(cfg, tiny_data, tmp_path, progress=False)["status"] == "done"
@@ -161,7 +164,7 @@ def test_a_failed_metrics_write_after_the_checkpoint_resumes_to_a_consistent_rec
     assert calls == [0, 1]
     rd = RunDir(tmp_path, cfg)
     assert rd.load_checkpoint()["epoch"] == 1  # saved before the metrics failed
-    assert pd.read_csv(rd.metrics)["epoch"].tolist() == [0]
+    assert pd.read_csv(rd.metrics)["epoch"].tolist() == [-1, 0]
     assert rd.read_result()["epochs_done"] == 0  # result and metrics still agree
     assert run(cfg, tiny_data, tmp_path, progress=False)["status"] == "done"
     assert_equal_records(record(tmp_path, cfg), uninterrupted)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import bench.config as C
+from bench import spec
 from bench.config import RunConfig, make_config
+from bench.fields import Field
 from bench.reproduce import plan
 from bench.studies import STUDIES, cells
 
@@ -106,6 +108,8 @@ def test_reproduce_finds_the_legacy_run_done_after_a_field_is_added(tmp_path, mo
     sub, added = _with_field("label_smoothing", 0.0)
     monkeypatch.setattr(C, "SCHEMA_ADDED", added)
     monkeypatch.setattr(C, "RunConfig", sub)  # make_config now builds the extended config
+    # a new field comes with its spec (bench/spec.py: every field is validated)
+    monkeypatch.setitem(spec.FIELDS, "label_smoothing", Field(float, ge=0, lt=1))
     todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
     assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
     assert isinstance(todo[0], sub)  # the patch reached the planner: the test is not vacuous

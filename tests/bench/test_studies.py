@@ -26,9 +26,9 @@ EXPECTED = {
     "paper-fig1": (4 * 3 * 5 + 3 * 3 * 5) * 3 - 3 * 3 * 3,
     # 8 variants x 5 datasets + sc_xbn on 5 (k-means superclasses on cifar10)
     # + adjusted-margin pc_xbn on 2, x 3 seeds
-    "thesis": (8 * 5 + 5 + 2) * 3,
+    "thesis": (8 * 5 + 5 + 4 + 2) * 3,  # + SC-XBN at the thesis margins (issue 16)
     # 6 lambda_mu + 6 lambda_sigma values, one of which (sigma 1.0) is the default, + adjusted
-    "thesis-pc-sweep": (6 + 6 - 1 + 1) * 3 + 3,
+    "thesis-pc-sweep": 12 * 3 + 12 * 3 + 3,  # both margin readings + std_correction=1
     "demo": 10 * 3,
     # 4 variants x 2 batch sizes + 3 variants x 4 memory ratios, one seed, less the 3 cells
     # both sweeps contain (batch 40, memory 0.5)

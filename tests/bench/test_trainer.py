@@ -69,12 +69,13 @@ def test_every_variant_writes_a_complete_record(variant, tiny_data, tmp_path):
     assert env["torch"] == torch.__version__ and "pytorch_metric_learning" in env
     metrics = pd.read_csv(rd.metrics)
     assert sorted(metrics.columns) == sorted(METRIC_COLUMNS)
-    assert list(metrics["phase"]) == ["warmup", "main"]
+    assert list(metrics["phase"]) == ["init", "warmup", "main"]
     main = metrics[metrics.phase == "main"].iloc[0]
     for col in METRIC_COLUMNS[2:]:
         assert pd.notna(main[col]), col
     assert 0 <= main["recall@1"] <= main["recall@10"] <= 100
-    assert result["best"]["recall@1"] == main["recall@1"] and result["last"]["epoch"] == 1
+    assert result["best"]["recall@1"] == metrics["recall@1"].max()  # every evaluated epoch
+    assert result["last"]["epoch"] == 1
     if variant != "no_xbm":
         assert main["mined_neg"] > 0
 
