@@ -9,10 +9,12 @@ import math
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from reports import style as S
 from reports.claims import Claim, claim_row
-from reports.figures import _grid_for, _legend, _lines, _palette, _panel, _style
+from reports.figures import _grid_for, _lines, _panel
 from reports.render import fmt_pm
 from reports.reported import PAPER_PROFILE
 from reports.stats import summarize
@@ -165,20 +167,18 @@ def fig_moco(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     if data.empty:
         return None
     data = data.merge(done[["run_id", "variant", "profile", "dataset"]], on="run_id")
-    data = data.assign(
-        panel=[_panel(p, d) for p, d in zip(data["profile"], data["dataset"])],
-        variant=data["variant"].map(lambda v: NAMES.get(v, v)),
-    )
+    data = data.assign(panel=[_panel(p, d) for p, d in zip(data["profile"], data["dataset"])])
     panels = sorted(data["panel"].unique())
-    _, pal = _palette(data["variant"])
-    with _style():
+    with S.style():
         fig, axes = _grid_for(len(panels))
         for ax, panel in zip(axes, panels):
             sub = data[data["panel"] == panel]
-            _lines(ax, sub, "epoch", METRIC, pal)
+            _lines(ax, sub, "epoch", METRIC)
             early = early_epoch(sub["profile"].iloc[0], int(sub["epoch"].max()))
             ax.axvline(early, color="grey", linestyle=":", linewidth=1)
             ax.set(title=panel, xlabel="epoch", ylabel="k-NN accuracy (%)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _legend(fig, pal)
+        handles = [Line2D([], [], color=S.colour(v), marker=S.marker(v), markersize=4,
+                          label=NAMES.get(v, v)) for v in S.ordered(data["variant"])]  # fmt: skip
+        fig.legend(handles=handles, loc="outside right upper", fontsize="small")
     return fig
