@@ -97,10 +97,12 @@ def _claims_notes(c: pd.DataFrame) -> str:
     return f"""
 - Verdicts: *{HOLDS}*: the CI of A − B excludes 0 in the claimed direction; *{REFUTED}*: it
   excludes 0 in the other direction (for "matches": it lies wholly beyond the margin);
-  *{NOT_RESOLVED}*: it contains 0, so these runs cannot tell (the "seeds needed" column says how
-  many would); *{TOO_FEW}*: fewer than 2 runs on a side. "A ~ B" (matches) holds when the 90%
-  CI lies within ±{DEFAULT_MARGIN:g} point (TOST, Schuirmann 1987); "A >= B - tol" holds when
-  the CI lies above −{DEFAULT_MARGIN:g} point. The margin was fixed before any run.
+  *{NOT_RESOLVED}*: it contains 0 (for "matches": it straddles the margin), so these runs cannot
+  tell (the "seeds needed" column says how many would); *{TOO_FEW}*: fewer than 2 runs on a
+  side. With zero spread a non-zero difference is not resolved ("zero spread" in checks).
+  "A ~ B" (matches) holds when the 90% CI lies within ±{DEFAULT_MARGIN:g} point (TOST,
+  Schuirmann 1987); "A >= B - tol" holds when the CI lies above −{DEFAULT_MARGIN:g} point.
+  The margin was fixed before any run.
 - **Family-wise error: Holm across the whole claims table** ({tested} claims with a p-value;
   alpha {ALPHA:g}). Each CI is shown at the level Holm tested its claim at ("CI level"), so a
   CI that excludes 0 is exactly a Holm rejection; "p (Holm)" is the Holm-adjusted p.
