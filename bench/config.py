@@ -269,8 +269,8 @@ PROFILE_SOURCES: dict[str, dict[str, str]] = {
         "random_erasing_mode": "choice: 'const' (create_transform's default) is used; timm's "
         "train.py uses 'pixel' (a departure: the run's deviations say so)",
         "interpolation_and_crop": "choice: create_transform's defaults are used (bilinear; "
-        "evaluation crop_pct 0.875; ImageNet mean/std); timm's train.py takes them from the model's "
-        "pretrained config (resnet50: bicubic, crop_pct 0.95) (a departure: the run's "
+        "evaluation crop_pct 0.875; ImageNet mean/std); timm's train.py takes them from the "
+        "model's pretrained config (resnet50: bicubic, crop_pct 0.95) (a departure: the run's "
         "deviations say so)",
         "warmup_backbone_batchnorm": "choice: train mode, so the frozen backbone's BatchNorm "
         "running statistics adapt to the dataset during the head warm-up (the paper freezes "
@@ -413,6 +413,31 @@ def _variant_options(variant: str, given: dict[str, Any]) -> tuple[dict[str, Any
     return {k: Field.of(specs[k]).coerce(k, v) for k, v in opts.items()}, specs
 
 
+def _adapt(
+    dataset: str, variant: str, values: dict[str, Any], opts: dict[str, Any], specs: dict
+) -> list[str]:
+    """The profile adapted to the cell, in place; returns each adaptation as a deviation."""
+    notes = []
+    if (
+        variant == "delayed_xbn"
+        and "delay_epochs" not in opts
+        and values["lr_step_epochs"] != specs["delay_epochs"].default
+    ):
+        # the thesis' 15 is the paper schedule's first LR decay (thesis 4.3.3): follow the
+        # profile's first decay instead, or a 5-epoch cpu run would never normalise
+        opts["delay_epochs"] = values["lr_step_epochs"]
+        notes.append(
+            f"delayed_xbn: delay_epochs = {values['lr_step_epochs']}, the first "
+            f"LR decay of this schedule (the thesis' 15 is the paper's)"
+        )
+    if dataset in FEW_CLASSES:
+        m, why = _sampler_fix(values["batch_size"], values["m_per_class"], FEW_CLASSES[dataset])
+        if why:
+            values["m_per_class"] = m
+            notes.append(why)
+    return notes
+
+
 def make_config(
     dataset: str,
     variant: str,
@@ -455,23 +480,7 @@ def make_config(
         values["memory_ratio"] = 0.0  # the memory is never used; the paper reports 0
     values.update({k: v for k, v in overrides.items() if v is not None})
     deviations = list(values.pop("deviations", ()))
-    if (
-        variant == "delayed_xbn"
-        and "delay_epochs" not in opts
-        and values["lr_step_epochs"] != specs["delay_epochs"].default
-    ):
-        # the thesis' 15 is the paper schedule's first LR decay (thesis 4.3.3): follow the
-        # profile's first decay instead, or a 5-epoch cpu run would never normalise
-        opts["delay_epochs"] = values["lr_step_epochs"]
-        deviations.append(
-            f"delayed_xbn: delay_epochs = {values['lr_step_epochs']}, the first "
-            f"LR decay of this schedule (the thesis' 15 is the paper's)"
-        )
-    if dataset in FEW_CLASSES:
-        m, why = _sampler_fix(values["batch_size"], values["m_per_class"], FEW_CLASSES[dataset])
-        if why:
-            values["m_per_class"] = m
-            deviations.append(why)
+    deviations += _adapt(dataset, variant, values, opts, specs)
     values = {k: v for k, v in _validate(values).items() if k in values}
     # an option at its default is dropped, so that the same run has the same hash
     opts = {k: v for k, v in opts.items() if specs[k].default != v}

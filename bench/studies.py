@@ -246,13 +246,35 @@ def _available(block: Block) -> bool:
     return all(opt in get_variant(v).option_specs() for v, opt in block.requires)
 
 
+def seed_spec(text: str | None) -> tuple[int, ...] | None:
+    """``--seeds`` text -> seeds: numbers and inclusive ranges, comma-separated ("0-9",
+    "0,2,5-7"), each seed once, in increasing order; None (no text): the studies' own seeds."""
+    if text is None:
+        return None
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.strip().isdigit() or (dash and not hi.strip().isdigit()):
+            raise UserError(f"--seeds takes seeds and ranges like 0-9 or 0,2,5-7 (seeds >= 0), "
+                            f"got {text!r}")  # fmt: skip
+        a, b = int(lo), int(hi) if dash else int(lo)
+        if b < a:
+            raise UserError(f"--seeds range {part.strip()!r} runs backwards; write {b}-{a}")
+        out.update(range(a, b + 1))
+    return tuple(sorted(out))
+
+
 def cells(
     study: str,
     datasets: Iterable[str] | None = None,
     variants: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
 ) -> list[RunConfig]:
-    """The RunConfigs of ``study``, filtered, without duplicates, in a stable order."""
+    """The RunConfigs of ``study``, filtered, without duplicates, in a stable order.
+
+    ``seeds``: every block of the study at exactly these seeds, in place of its own (the same
+    configs, other seeds: ``--seeds 0-9`` adds seeds 3-9 to a study of seeds 0-2, ``--seeds 1``
+    keeps seed 1 alone); None: each block's own seeds."""
     return [cfg for cfg, _ in _cells(study, datasets, variants, seeds)]
 
 
@@ -286,14 +308,11 @@ def _cells(
     for block in STUDIES[study].blocks:
         if block.requires and not _available(block):
             continue
+        block_seeds = sorted(seeds) if seeds is not None else block.seeds
         for d, v, setting, s in itertools.product(
-            block.datasets, block.variants, block.settings, block.seeds
+            block.datasets, block.variants, block.settings, block_seeds
         ):
-            if (
-                (datasets and d not in datasets)
-                or (variants and v not in variants)
-                or (seeds is not None and s not in seeds)
-            ):
+            if (datasets and d not in datasets) or (variants and v not in variants):
                 continue
             cfg = _cell(block, d, v, s, setting)
             if cfg is not None:

@@ -20,7 +20,9 @@ from reports import figures as F
 from reports import moco as M
 from reports.claims import CLAIMS, judge_all, untested_claims
 from reports.configs import comparable_runs, drop_duplicate_seeds, label_runs, study_runs
-from reports.contents import Report, table_file_stem
+from reports.contents import HEADLINE, Report, table_file_stem
+from reports.forest import forest_figure
+from reports.headline import forest_rows
 from reports.load import load_store, select_epoch
 from reports.markdown import report_text
 from reports.render import display_claims, display_table, to_latex, to_markdown, with_verdicts
@@ -40,6 +42,7 @@ def check_results_dir(results: str | Path) -> Path:
 def make_figures(runs: pd.DataFrame, epochs: pd.DataFrame,
                  reported: pd.DataFrame) -> dict[str, Figure | None]:  # fmt: skip
     makers: dict[str, Callable[[], Figure | None]] = {
+        HEADLINE: lambda: forest_figure(forest_rows(runs, reported)),
         "recall_vs_batch_memory": lambda: F.fig_batch_memory(runs),
         "drift": lambda: F.fig_drift(epochs, runs),
         "distances": lambda: F.fig_distances(epochs, runs),
@@ -71,10 +74,8 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
     epochs = store.epochs[store.epochs["run_id"].isin(set(usable["run_id"]))]
     moco = done[done["task"] == "moco"]
     moco_usable = comparable_runs(moco, cells)
-    claims = judge_all(usable, reported)
-    moco_claims = M.moco_claims(moco_usable, store.epochs)
-    claims = pd.concat([c for c in (claims, moco_claims) if not c.empty] or [claims],
-                       ignore_index=True)  # fmt: skip
+    # one family: Holm across every claim of the table, MoCo's included
+    claims = judge_all(usable, reported, extra=M.moco_claim_rows(moco_usable, store.epochs))
     figures = make_figures(usable, epochs, reported) if with_figures else {}
     if with_figures:
         figures[M.FIGURE[0]] = M.fig_moco(store.epochs, moco_usable)

@@ -6,19 +6,30 @@ batch size (the most common batch size among that profile's done runs on that da
 smaller: 64 for the paper grid) and the reference memory ratio (the most common non-zero one),
 unless the label fixes the batch (``no_xbm_512``) or the claim asks for ``small`` batches (the
 smallest batch size below the reference where both A and B have runs). Verdict rules: see
-``reports.stats.verdict``. The runs given are the study runs (reports.configs.comparable_runs),
-so that a side is one config, each seed once.
+``hypothesis`` and reports.inference (four verdicts, Holm across the whole table). The two sides
+are compared by a paired t on per-seed differences where their runs pair (reports.pairing: the
+same config apart from the variant, the same seeds), by Welch otherwise. The runs given are the
+study runs (reports.configs.comparable_runs), so that a side is one config, each seed once.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
+from reports.inference import (
+    DEFAULT_MARGIN,
+    Difference,
+    Hypothesis,
+    Verdict,
+    judge_family,
+)  # fmt: skip
+from reports.pairing import compare
 from reports.reported import PAPER_PROFILE, config_matches, parse_label
-from reports.stats import spread_of_difference, summarize, verdict
+from reports.stats import summarize
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,27 @@ CLAIMS: tuple[Claim, ...] = (
 )  # fmt: skip
 
 METRIC = "recall@1"
+# the claims' grammar -> what the claim asserts about Delta = A - B (reports.inference)
+HYPOTHESES: dict[str, Hypothesis] = {
+    "A > B": Hypothesis("greater"),
+    "A < B": Hypothesis("less"),
+    "A ~ B": Hypothesis("matches", DEFAULT_MARGIN),
+    "A >= B - tol": Hypothesis("at_least", DEFAULT_MARGIN),
+}
+DIFF_KEY, HYP_KEY = "_difference", "_hypothesis"  # private keys of an unjudged row
+COLUMNS = [
+    "claim", "source", "relation", "a", "b", "profile", "dataset", "scale", "batch_size",
+    "n_a", "mean_a", "std_a", "n_b", "mean_b", "std_b", "method", "n", "diff", "ci_low",
+    "ci_high", "level", "p", "p_holm", "mdd", "seeds_needed", "more_than_max", "correlation",
+    "wilcoxon_p", "boot_low", "boot_high", "note", "verdict", "reported_diff", "run_ids",
+]  # fmt: skip
+
+
+def hypothesis(relation: str) -> Hypothesis:
+    """HYPOTHESES[relation]; an unknown relation is an error listing the known ones."""
+    if relation not in HYPOTHESES:
+        raise ValueError(f"unknown relation {relation!r}; use {', '.join(map(repr, HYPOTHESES))}")
+    return HYPOTHESES[relation]
 
 
 def _mode(values: pd.Series) -> float:
@@ -93,45 +125,92 @@ def claim_batch(claim: Claim, runs: pd.DataFrame, ref_batch: int, memory: float)
     return None
 
 
-def reported_diff(claim: Claim, dataset: str, reported: pd.DataFrame) -> float:
-    """mean(A) - mean(B) in the first source table that reports both on this dataset."""
-    if claim.batch != "ref":
-        return math.nan
-    rep = reported[(reported["metric"] == METRIC) & (reported["dataset"] == dataset)]
+def reported_difference(a: str, b: str, dataset: str, reported: pd.DataFrame,
+                        metric: str = METRIC) -> float:  # fmt: skip
+    """mean(a) - mean(b) in the first source table that reports both labels on this dataset
+    (NaN where none does)."""
+    rep = reported[(reported["metric"] == metric) & (reported["dataset"] == dataset)]
     for _, tab in rep.groupby("key", sort=False):
-        a, b = tab[tab["variant"] == claim.a], tab[tab["variant"] == claim.b]
-        if len(a) and len(b):
-            return float(a["mean"].iloc[0]) - float(b["mean"].iloc[0])
+        ra, rb = tab[tab["variant"] == a], tab[tab["variant"] == b]
+        if len(ra) and len(rb):
+            return float(ra["mean"].iloc[0]) - float(rb["mean"].iloc[0])
     return math.nan
 
 
-def judge(claim: Claim, runs: pd.DataFrame, reported: pd.DataFrame) -> dict:
-    """One claim on one (profile, dataset)'s done runs (select_epoch output)."""
+def reported_diff(claim: Claim, dataset: str, reported: pd.DataFrame) -> float:
+    """The claim's difference in the source's own numbers (reference batch claims only)."""
+    if claim.batch != "ref":
+        return math.nan
+    return reported_difference(claim.a, claim.b, dataset, reported)
+
+
+def side_summary(values: pd.Series) -> dict[str, float]:
+    s = summarize(values)
+    return {"n": s.n, "mean": s.mean, "std": s.std}
+
+
+def claim_row(text: str, source: str, relation: str, a: str, b: str, profile: str,
+              dataset: str, batch: float, runs_a: pd.DataFrame, runs_b: pd.DataFrame,
+              metric: str, reported: float, at: str = "") -> dict[str, Any]:  # fmt: skip
+    """One unjudged row of the claims table: the two arms summarised and their ``Difference``
+    (reports.pairing.compare) with the claim's ``Hypothesis``, under private keys that
+    ``judge_rows`` consumes. ``at``: where the relation is read, shown after it ("epoch 2")."""
+    sa, sb = side_summary(runs_a[metric]), side_summary(runs_b[metric])
+    return {
+        "claim": text, "source": source,
+        "relation": f"{relation} at {at}" if at else relation, "a": a, "b": b,
+        "profile": profile, "dataset": dataset,
+        "scale": "paper" if profile == PAPER_PROFILE else f"demo-scale ({profile} profile)",
+        "batch_size": batch, "n_a": sa["n"], "mean_a": sa["mean"], "std_a": sa["std"],
+        "n_b": sb["n"], "mean_b": sb["mean"], "std_b": sb["std"], "reported_diff": reported,
+        "run_ids": " ".join(sorted([*runs_a["run_id"], *runs_b["run_id"]])),
+        DIFF_KEY: compare(runs_a, runs_b, metric), HYP_KEY: hypothesis(relation),
+    }  # fmt: skip
+
+
+def judge(claim: Claim, runs: pd.DataFrame, reported: pd.DataFrame) -> dict[str, Any]:
+    """One claim on one (profile, dataset)'s runs (select_epoch output), unjudged."""
     ref_batch, memory = reference_cell(runs)
     batch = claim_batch(claim, runs, ref_batch, memory)
     empty = runs.iloc[0:0]
     a = side(runs, claim.a, batch, memory) if batch else empty
     b = side(runs, claim.b, batch, memory) if batch else empty
-    sa, sb = summarize(a[METRIC]), summarize(b[METRIC])
-    result, p = verdict(claim.relation, sa, sb)
     profile, dataset = runs["profile"].iloc[0], runs["dataset"].iloc[0]
+    rep = reported_diff(claim, dataset, reported) if profile == PAPER_PROFILE else math.nan
+    return claim_row(claim.text, claim.source, claim.relation, claim.a, claim.b, profile,
+                     dataset, batch if batch else math.nan, a, b, METRIC, rep)  # fmt: skip
+
+
+def _verdict_columns(diff: Difference, v: Verdict) -> dict[str, Any]:
+    boot = diff.bootstrap_ci or (math.nan, math.nan)
     return {
-        "claim": claim.text, "source": claim.source, "relation": claim.relation,
-        "a": claim.a, "b": claim.b, "profile": profile, "dataset": dataset,
-        "scale": "paper" if profile == PAPER_PROFILE else f"demo-scale ({profile} profile)",
-        "batch_size": batch if batch else math.nan, "n_a": sa.n, "mean_a": sa.mean,
-        "std_a": sa.std, "n_b": sb.n, "mean_b": sb.mean, "std_b": sb.std,
-        "diff": sa.mean - sb.mean if sa.n and sb.n else math.nan,
-        "spread": spread_of_difference(sa, sb), "p_one_sided": p, "verdict": result,
-        "reported_diff": reported_diff(claim, dataset, reported) if profile == PAPER_PROFILE
-        else math.nan,
+        "method": diff.method, "n": diff.n, "diff": diff.diff, "ci_low": v.ci[0],
+        "ci_high": v.ci[1], "level": v.level, "p": v.p, "p_holm": v.p_holm, "mdd": v.mdd,
+        "seeds_needed": v.seeds_needed if v.seeds_needed is not None else math.nan,
+        "more_than_max": v.more_than_max,
+        "correlation": diff.correlation if diff.correlation is not None else math.nan,
+        "wilcoxon_p": diff.wilcoxon_p if diff.wilcoxon_p is not None else math.nan,
+        "boot_low": boot[0], "boot_high": boot[1], "note": v.note, "verdict": v.verdict,
     }  # fmt: skip
 
 
-def judge_all(runs: pd.DataFrame, reported: pd.DataFrame,
-              claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:  # fmt: skip
-    """Every claim on every (profile, dataset) with done runs; rows where neither side has a
-    run are dropped (the claim was not tested there)."""
+def judge_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The claims table: every row judged together, family-wise error ``ALPHA`` across the
+    whole table (Holm, reports.inference.judge_family); each CI at the level Holm tested it."""
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
+    verdicts = judge_family([(r[DIFF_KEY], r[HYP_KEY]) for r in rows])
+    out = []
+    for r, v in zip(rows, verdicts):
+        plain = {k: x for k, x in r.items() if k not in (DIFF_KEY, HYP_KEY)}
+        out.append({**plain, **_verdict_columns(r[DIFF_KEY], v)})
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def claim_rows(runs: pd.DataFrame, reported: pd.DataFrame,
+               claims: tuple[Claim, ...] = CLAIMS) -> list[dict[str, Any]]:  # fmt: skip
+    """Every claim on every (profile, dataset) with done runs, unjudged; rows where neither
+    side has a run are dropped (the claim was not tested there)."""
     rows = []
     metric_runs = runs[runs["task"] == "metric"]
     for _, grp in metric_runs.groupby(["profile", "dataset"], sort=True):
@@ -139,7 +218,14 @@ def judge_all(runs: pd.DataFrame, reported: pd.DataFrame,
             row = judge(claim, grp, reported)
             if row["n_a"] or row["n_b"]:
                 rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
+
+
+def judge_all(runs: pd.DataFrame, reported: pd.DataFrame, claims: tuple[Claim, ...] = CLAIMS,
+              extra: list[dict[str, Any]] = ()) -> pd.DataFrame:  # fmt: skip
+    """``claim_rows`` and the ``extra`` rows (MoCo's claim, reports.moco.moco_claim_rows)
+    judged as one family (``judge_rows``)."""
+    return judge_rows([*claim_rows(runs, reported, claims), *extra])
 
 
 def untested_claims(judged: pd.DataFrame, claims: tuple[Claim, ...] = CLAIMS) -> list[Claim]:

@@ -1,8 +1,9 @@
 """Figures: each function takes frames and returns a matplotlib Figure (or None when no run is
 behind it); the caller saves and closes. No pyplot: figures are ``matplotlib.figure.Figure``.
 
-One style throughout (seaborn whitegrid, one colour per variant in every figure); bands are
-mean +- sample std over seeds. Curves, drift, distances and superclass top-k use each
+One style throughout (reports.style: seaborn whitegrid, one colour and marker per variant in
+every figure; curves as small multiples, each variant against XBM in grey); bands are mean +-
+sample std over seeds. Curves, drift, distances and superclass top-k use each
 (profile, dataset)'s reference configuration (default head, options and margins, reference batch
 size and memory ratio, see ``reports.claims.reference_cell``), so sweeps do not blur them.
 """
@@ -10,34 +11,20 @@ size and memory ratio, see ``reports.claims.reference_cell``), so sweeps do not 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from reports import style as S
 from reports.claims import reference_cell
 from reports.load import TOP_K
 from reports.reported import Selector, config_matches
 
-VARIANT_ORDER = (
-    "no_xbm", "xbm", "xbm_star", "xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn",
-    "centre_xbn", "scaled_xbn",
-)  # fmt: skip
-_COLOURS = sns.color_palette("tab10", len(VARIANT_ORDER))
-PALETTE = dict(zip(VARIANT_ORDER, _COLOURS))
 R1 = "Recall@1 (%)"
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
-        yield
 
 
 def _grid(nrows: int, ncols: int) -> tuple[Figure, np.ndarray]:
@@ -45,25 +32,10 @@ def _grid(nrows: int, ncols: int) -> tuple[Figure, np.ndarray]:
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def _palette(variants: pd.Series) -> tuple[list[str], dict]:
-    present = list(dict.fromkeys(variants))
-    order = [v for v in VARIANT_ORDER if v in present] + sorted(
-        v for v in present if v not in VARIANT_ORDER
-    )
-    extra = sns.color_palette("dark", max(len(order), 1))
-    return order, {v: PALETTE.get(v, extra[i]) for i, v in enumerate(order)}
-
-
-def _lines(ax: Axes, data: pd.DataFrame, x: str, y: str, pal: dict) -> None:
-    order = [v for v in pal if v in set(data["variant"])]
-    sns.lineplot(data=data, x=x, y=y, hue="variant", hue_order=order, palette=pal, ax=ax,
-                 errorbar="sd", marker="o", markersize=4, legend=False)  # fmt: skip
-
-
-def _legend(fig: Figure, pal: dict) -> None:
-    """One legend for the whole figure, outside the panels, so no curve is hidden."""
-    handles = [Line2D([], [], color=c, marker="o", markersize=4, label=v) for v, c in pal.items()]
-    fig.legend(handles=handles, title="variant", loc="outside right upper", fontsize="small")
+def _lines(ax: Axes, data: pd.DataFrame, x: str, y: str) -> None:
+    """Several variants in one panel (sweeps with few variants): colour and marker per variant."""
+    for label in S.ordered(data["variant"]):
+        S.band(ax, data[data["variant"] == label], x, y, label)
 
 
 def _grid_for(n: int, max_cols: int = 3) -> tuple[Figure, list[Axes]]:
@@ -98,24 +70,40 @@ def _per_epoch(epochs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return main.merge(ref, on="run_id", how="inner")
 
 
+def highlight_figure(data: pd.DataFrame, blocks: list[tuple[str, str, str]], x: str,
+                     xlabel: str, ylabel: str) -> Figure:  # fmt: skip
+    """One block of small multiples (reports.style.highlight_grid) per (panel, column, title)
+    of ``blocks``, each titled "title: panel", stacked; one legend for the figure."""
+    n_variants = max(
+        len([v for v in S.ordered(data[data["panel"] == p]["variant"]) if v != S.REFERENCE]) or 1
+        for p, _, _ in blocks
+    )
+    with S.style():
+        fig, subs = S.small_multiples_figure(len(blocks), n_variants)
+        for sub, (panel, col, title) in zip(subs, blocks):
+            part = data[data["panel"] == panel].dropna(subset=[col])
+            S.highlight_grid(sub, part, x, col, xlabel, ylabel)
+            sub.suptitle(f"{title}: {panel}", fontsize="medium", fontweight="bold")
+            for ax in sub.axes:
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        S.highlight_legend(fig)
+    return fig
+
+
 def fig_epoch_metrics(epochs: pd.DataFrame, runs: pd.DataFrame, columns: dict[str, str],
                       ylabel: str) -> Figure | None:  # fmt: skip
-    """Rows: (profile, dataset); columns: the given metrics.csv columns against the epoch."""
+    """Per (profile, dataset) and metrics.csv column: each variant against XBM per epoch."""
     data = _per_epoch(epochs, runs)
     data = data.dropna(subset=list(columns), how="all")
     if data.empty:
         return None
-    panels = sorted(data["panel"].unique())
-    cells = [(panel, col, title) for panel in panels for col, title in columns.items()]
-    _, pal = _palette(data["variant"])
-    with _style():
-        fig, axes = _grid_for(len(cells), max_cols=max(len(columns), 3 if len(columns) == 1 else 2))
-        for ax, (panel, col, title) in zip(axes, cells):
-            _lines(ax, data[data["panel"] == panel], "epoch", col, pal)
-            ax.set(title=f"{title}: {panel}", xlabel="epoch", ylabel=ylabel)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _legend(fig, pal)
-    return fig
+    blocks = [
+        (panel, col, title)
+        for panel in sorted(data["panel"].unique())
+        for col, title in columns.items()
+        if data.loc[data["panel"] == panel, col].notna().any()
+    ]
+    return highlight_figure(data, blocks, "epoch", "epoch", ylabel)
 
 
 def fig_drift(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
@@ -137,7 +125,7 @@ def fig_curves(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
 
 def _sweep_data(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Plain-config rows of a sweep along 'batch_size' or 'memory_ratio', at the other's
-    reference value."""
+    reference value; only variants run at two values or more (a lone point is no sweep)."""
     parts = []
     for (profile, dataset), grp in runs.groupby(["profile", "dataset"], sort=True):
         batch, memory = reference_cell(grp)
@@ -150,7 +138,8 @@ def _sweep_data(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
             mask = [r["variant"] != "no_xbm" and config_matches(
                 Selector(r["variant"]), r, batch, r["memory_ratio"]) for r in recs]  # fmt: skip
         sel = grp[mask]
-        if sel[axis].nunique() >= 2:
+        sel = sel[sel.groupby("variant")[axis].transform("nunique") >= 2]  # swept variants only
+        if len(sel):
             parts.append(sel.assign(panel=_panel(profile, dataset)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -163,9 +152,9 @@ def fig_batch_memory(runs: pd.DataFrame) -> Figure | None:
     if not by_memory.empty:
         by_memory = by_memory.assign(memory_pct=100 * by_memory["memory_ratio"])
     panels = sorted(set(by_batch.get("panel", [])) | set(by_memory.get("panel", [])))
-    _, pal = _palette(pd.concat([by_batch.get("variant", pd.Series(dtype=str)),
-                                 by_memory.get("variant", pd.Series(dtype=str))]))  # fmt: skip
-    with _style():
+    variants = pd.concat([by_batch.get("variant", pd.Series(dtype=str)),
+                          by_memory.get("variant", pd.Series(dtype=str))])  # fmt: skip
+    with S.style():
         fig, axes = _grid(2, len(panels))
         for j, panel in enumerate(panels):
             top, bottom = axes[0, j], axes[1, j]
@@ -177,34 +166,31 @@ def fig_batch_memory(runs: pd.DataFrame) -> Figure | None:
                 if sub.empty:
                     ax.set_axis_off()
                     continue
-                _lines(ax, sub, x, "recall@1", pal)
+                _lines(ax, sub, x, "recall@1")
                 ax.set(title=panel, xlabel=label, ylabel=R1)
             if top.axison:  # log-2 axis, ticked at the batch sizes that were run
                 sizes = sorted(by_batch.loc[by_batch["panel"] == panel, "batch_size"].unique())
                 top.set_xscale("log", base=2)
                 top.set_xticks(sizes, [str(int(b)) for b in sizes])
                 top.minorticks_off()
-        _legend(fig, pal)
+        S.lines_legend(fig, list(variants))
     return fig
 
 
 def fig_superclass(runs: pd.DataFrame) -> Figure | None:
-    """Thesis table 5.16 as a plot: superclass top-k (k = 1..5) per variant."""
+    """Thesis table 5.16 as a plot: superclass top-k (k = 1..5), each variant against XBM."""
     ref = reference_runs(runs)
     long = ref.melt(id_vars=["run_id", "variant", "panel"], value_vars=list(TOP_K),
                     var_name="k", value_name="top_k").dropna(subset=["top_k"])  # fmt: skip
     if long.empty:
         return None
     long["k"] = long["k"].str.replace("superclass_top", "").astype(int)
-    panels = sorted(long["panel"].unique())
-    _, pal = _palette(long["variant"])
-    with _style():
-        fig, axes = _grid_for(len(panels))
-        for ax, panel in zip(axes, panels):
-            _lines(ax, long[long["panel"] == panel], "k", "top_k", pal)
-            ax.set(title=panel, xlabel="k (nearest superclass means)",
-                   ylabel="superclass in top-k (%)", xticks=range(1, 6))  # fmt: skip
-        _legend(fig, pal)
+    blocks = [
+        (panel, "top_k", "superclass in the top k") for panel in sorted(long["panel"].unique())
+    ]
+    fig = highlight_figure(long, blocks, "k", "k (nearest superclass means)", "top-k (%)")
+    for ax in fig.axes:
+        ax.set_xticks(range(1, 6))
     return fig
 
 
@@ -230,7 +216,7 @@ def fig_pc_sweep(runs: pd.DataFrame, reported: pd.DataFrame) -> Figure | None:
             frames[name] = sub[swept]
     if not frames:
         return None
-    with _style():
+    with S.style():
         fig, axes = _grid(1, len(frames))
         for j, (name, data) in enumerate(frames.items()):
             ax = axes[0, j]
@@ -239,6 +225,8 @@ def fig_pc_sweep(runs: pd.DataFrame, reported: pd.DataFrame) -> Figure | None:
             rep = reported[reported["variant"].str.startswith(f"pc_xbn[{name}=")]
             lam = rep["variant"].str.extract(r"=([0-9.]+)\]")[0].astype(float)
             ax.plot(lam, rep["mean"], "x--", color="grey", label="thesis table 5.14 (cifar100)")
-            ax.legend(fontsize="small")
+            ax.get_legend().remove()  # one legend below the panels, never over a curve
             ax.set(title=f"PC-XBN sweep over {name}", xlabel=name, ylabel=R1)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
     return fig

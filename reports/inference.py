@@ -172,6 +172,25 @@ def welch_difference(a: Sequence[float], b: Sequence[float]) -> Difference:
     return Difference("welch", ma - mb, se, df, min(na, nb), na, nb, pooled, bootstrap_ci=boot)
 
 
+def welch_from_stats(
+    mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int
+) -> Difference:
+    """Welch's t from two summaries (mean, sample sd, n), for a side known only by its summary
+    (a reported mean +- std over its runs): the formulas of ``welch_difference``;
+    scipy.stats.ttest_ind_from_stats(equal_var=False). No bootstrap (no samples)."""
+    na, nb = int(n_a), int(n_b)
+    diff = float(mean_a) - float(mean_b) if na and nb else math.nan
+    sds = (float(sd_a), float(sd_b))
+    if na < 2 or nb < 2 or not all(math.isfinite(s) for s in sds):
+        return Difference("welch", diff, math.nan, math.nan, min(na, nb), na, nb, math.nan)
+    sa, sb = sds
+    va, vb = sa**2 / na, sb**2 / nb
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se > 0 else math.nan
+    pooled = math.sqrt(((na - 1) * sa**2 + (nb - 1) * sb**2) / (na + nb - 2))
+    return Difference("welch", diff, se, df, min(na, nb), na, nb, pooled)
+
+
 def one_sample_difference(a: Sequence[float], reported: float) -> Difference:
     """mean(A) - reported, for a reported value without a std: one-sample t, se = s_a / sqrt(n),
     df = n - 1 (Student 1908; scipy.stats.ttest_1samp(a, reported)); bootstrap where n >= 5."""

@@ -6,7 +6,17 @@ import pandas as pd
 
 from reports import moco as M
 from reports.configs import NOT_COMPARED
-from reports.contents import FIGURES, Report, table_file_stem
+from reports.contents import FIGURES, HEADLINE, Report, table_file_stem
+from reports.inference import (
+    ALPHA,
+    DEFAULT_MARGIN,
+    HOLDS,
+    MAX_SEEDS,
+    NOT_RESOLVED,
+    POWER,
+    REFUTED,
+    TOO_FEW,
+)  # fmt: skip
 from reports.load import DONE
 from reports.render import (
     NOT_REPRODUCED,
@@ -17,9 +27,10 @@ from reports.render import (
     fmt_num,
     to_markdown,
 )  # fmt: skip
-from reports.stats import ALPHA, MATCH_TOL
+from reports.stats import MATCH_TOL
 
 DEMO_COMMAND = "xbmbench reproduce"
+DEMO_PROFILE, DEMO_STUDY = "cpu", "demo"  # the profile whose claims more demo seeds resolve
 GAIN_NAMES = {"gain_r1": "best − last R@1", "gain_r10": "best − last R@10"}
 STATUS_COLUMNS = ["run_id", "status", "profile", "dataset", "variant", "seed", "error"]
 
@@ -53,20 +64,16 @@ def _rules(epoch: str) -> str:
   that option, `pc_xbn_adjusted_margin` = margins pos 0.1 / neg 2.0. Runs of other profiles (the
   CPU demo), off the published grid or off the study cells get their own tables with reported
   value "-".
-- diff = ours − reported. Welch p: two-sided Welch t-test (unequal variances) against the
-  reported mean ± std with the reported runs count, only where the source gives a std and both
-  sides have n ≥ 2.
+- diff = ours − reported, with its 95% CI and two-sided p: Welch's t (unequal variances)
+  against the reported mean ± std and runs count where the source gives a std; otherwise the
+  one-sample t of our runs against the reported mean taken as exact. Both need n ≥ 2 of ours.
 - A number is **reproduced** when |diff| ≤ max({MATCH_TOL:g} point, 2 × spread), spread =
   sqrt(s_ours²/n_ours + s_rep²/n_rep) (an unknown std counts as 0).
 - Claims compare Recall@1 of variant A and B on one (profile, dataset), at its reference cell:
   the most common batch size (ties: the smaller) and the most common non-zero memory ratio, unless
   the label fixes the batch (`no_xbm_512`) or the claim is about small batches (the smallest batch
-  below the reference with runs on both sides). diff = mean A − mean B, spread =
-  sqrt(sA²/nA + sB²/nB). Verdicts: n < 2 on either side → *not enough runs*; "A > B" holds when
-  diff > 0 and the one-sided Welch p < {ALPHA:g} (both stds 0: diff > 0 decides); "A < B" the
-  mirror; "A ~ B" (matches) holds when |diff| ≤ max({MATCH_TOL:g} point, 2 × spread);
-  "A >= B - tol" (at least matches) when diff ≥ −max({MATCH_TOL:g} point, 2 × spread).
-  "reported diff" is the same difference in the source's own numbers.
+  below the reference with runs on both sides). The claims table's own notes give the verdict
+  rules; "reported A − B" is the same difference in the source's own numbers.
 - Verdicts on the `cpu` profile are **demo-scale**: a small backbone, small images, few epochs,
   a small dataset. They check the pipeline and the direction of effects, not the papers' numbers.
 """
@@ -85,22 +92,82 @@ def _glance_numbers(report: Report) -> str:
     return to_markdown(pd.DataFrame(rows))
 
 
-def _glance_claims(report: Report) -> str:
-    if report.claims.empty:
-        return "No claim could be tested: no runs of the compared variants.\n"
+def _claims_notes(c: pd.DataFrame) -> str:
+    tested = int(c["p"].notna().sum())
+    return f"""
+- Verdicts: *{HOLDS}*: the CI of A − B excludes 0 in the claimed direction; *{REFUTED}*: it
+  excludes 0 in the other direction (for "matches": it lies wholly beyond the margin);
+  *{NOT_RESOLVED}*: it contains 0 (for "matches": it straddles the margin), so these runs cannot
+  tell (the "seeds needed" column says how many would); *{TOO_FEW}*: fewer than 2 runs on a
+  side. With zero spread a non-zero difference is not resolved ("zero spread" in checks).
+  "A ~ B" (matches) holds when the 90% CI lies within ±{DEFAULT_MARGIN:g} point (TOST,
+  Schuirmann 1987); "A >= B - tol" holds when the CI lies above −{DEFAULT_MARGIN:g} point.
+  The margin was fixed before any run.
+- **Family-wise error: Holm across the whole claims table** ({tested} claims with a p-value;
+  alpha {ALPHA:g}). Each CI is shown at the level Holm tested its claim at ("CI level"), so a
+  CI that excludes 0 is exactly a Holm rejection; "p (Holm)" is the Holm-adjusted p.
+- Test: *paired t* on per-seed differences where A's and B's runs pair (the same config apart
+  from the variant, the same seeds: they share model initialisation, training subset, sampler
+  order and augmentation draws); *Welch t* otherwise. r: correlation of A's and B's per-seed
+  results (paired only): what pairing bought. Checks: Wilcoxon signed-rank p (n ≥ 6) and a
+  bootstrap 95% CI over seeds (n ≥ 5).
+- min. detectable: the smallest |A − B| a two-sided test at alpha {ALPHA:g} detects with power
+  {POWER:g} given the observed spread and n. seeds needed: the seeds (pairs, or runs per arm)
+  at which the observed difference would be resolved with power {POWER:g} at alpha {ALPHA:g}
+  for one claim alone (Holm's correction across the table asks for somewhat more).
+- Verdicts on the `cpu` profile are demo-scale (small backbone, small images, few epochs): they
+  check the pipeline and the direction of effects, not the papers' numbers.
+"""
+
+
+def _more_seeds(c: pd.DataFrame) -> str:
+    """The command that would resolve the not-resolved claims of the demo-scale profile(s)."""
+    open_ = c[(c["verdict"] == NOT_RESOLVED) & c["seeds_needed"].notna()]
+    lines = []
+    for profile, grp in open_.groupby("profile", sort=True):
+        k = int(grp["seeds_needed"].max())
+        study = DEMO_STUDY if profile == DEMO_PROFILE else "STUDY"
+        lines.append(f"- {len(grp)} not-resolved claim(s) on the `{profile}` profile would be "
+                     f"resolved (power {POWER:g}) with {k} seeds: "
+                     f"`xbmbench reproduce --study {study} --seeds 0-{k - 1}` "
+                     "(done seeds are skipped).")  # fmt: skip
+    beyond = c[(c["verdict"] == NOT_RESOLVED) & c["more_than_max"].astype(bool)]
+    if len(beyond):
+        lines.append(f"- {len(beyond)} claim(s) would need more than {MAX_SEEDS} seeds: the "
+                     "observed difference is too small for its spread.")  # fmt: skip
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _claims_section(report: Report) -> str:
     c = report.claims
-    cells = c.assign(
-        where=[f"{d} ({'paper' if s == 'paper' else 'demo, ' + p})"
-               for d, s, p in zip(c["dataset"], c["scale"], c["profile"])],
-        cell=[v if pd.isna(d) else f"{v} ({fmt_num(d)})" for v, d in zip(c["verdict"], c["diff"])],
-    )  # fmt: skip
-    order = list(dict.fromkeys(c["claim"]))
-    grid = cells.pivot(index="claim", columns="where", values="cell").reindex(order).fillna("")
-    counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
-    return (
-        f"Verdicts: {counts}. Cells: verdict (mean Recall@1 of A - B, points; MoCo claims: "
-        "k-NN accuracy); empty: "
-        "neither side was run there.\n\n" + to_markdown(grid.reset_index())
+    text = "## Claims\n\n"
+    if c.empty:
+        text += "No claim could be tested: no runs of the compared variants.\n"
+    else:
+        counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
+        text += (
+            f"Verdicts: {counts}. A − B in Recall@1 points (MoCo: k-NN accuracy), "
+            "[md](tables/claims.md) · [csv](tables/claims.csv) · [tex](tables/claims.tex)\n\n"
+            + to_markdown(display_claims(c)) + _claims_notes(c) + _more_seeds(c)
+        )  # fmt: skip
+    if report.untested:
+        text += ("\nClaims with no runs of either side: "
+                 + "; ".join(c.text for c in report.untested) + ".\n")  # fmt: skip
+    return text
+
+
+def _headline_section(report: Report) -> str:
+    title, study = FIGURES[HEADLINE]
+    text = f"## Headline figure: {title}\n\n"
+    if report.figures.get(HEADLINE) is None:
+        return text + f"Not drawn: no runs. `xbmbench reproduce --study {study}`\n"
+    return text + (
+        f"![{title}](figures/{HEADLINE}.png) ([PDF](figures/{HEADLINE}.pdf))\n\n"
+        "Per (profile, dataset), at its reference cell: each variant's mean Recall@1 minus that "
+        "of XBM (filled circle, solid line) and of no-XBM (open square, dashed), with its 95% "
+        "CI (paired t where the runs pair, else Welch; not Holm-adjusted), and the difference "
+        "in the source's own numbers (open diamond) where a paper reports both. A bar is drawn "
+        "where both sides have at least 2 runs.\n"
     )
 
 
@@ -154,6 +221,8 @@ def _gain_section(report: Report) -> str:
 def _figures_section(report: Report) -> str:
     parts, missing = ["## Figures\n"], []
     for name, (title, study) in FIGURES.items():
+        if name == HEADLINE:  # shown right after the claims table
+            continue
         if report.figures.get(name) is None:
             missing.append(f"- {title}: no runs; `xbmbench reproduce --study {study}`")
         else:
@@ -203,32 +272,17 @@ def empty_report(report: Report) -> str:
 
 
 def report_text(report: Report) -> str:
-    """The whole of REPORT.md."""
+    """The whole of REPORT.md: the claims table first, then the headline figure."""
     if report.store.runs.empty:
         return empty_report(report)
     done = int((report.store.runs["status"] == DONE).sum())
     head = (
         "# xbmbench report\n\n"
         f"{len(report.store.runs)} run records under `{report.results}/runs/` ({done} done). "
-        f"Tables use the **{report.epoch}** epoch of each run.\n\n"
-        "## At a glance\n\n### Published numbers\n\n"
-        + _glance_numbers(report)
-        + "\n### Claims\n\n"
-        + _glance_claims(report)
+        f"Tables use the **{report.epoch}** epoch of each run.\n"
     )
-    if report.untested:
-        head += (
-            "\nClaims with no runs of either side: "
-            + "; ".join(c.text for c in report.untested)
-            + ".\n"
-        )
-    claims = ""
-    if not report.claims.empty:
-        claims = (
-            "## Claims in full\n\n[md](tables/claims.md) · [csv](tables/claims.csv) · "
-            "[tex](tables/claims.tex)\n\n" + to_markdown(display_claims(report.claims))
-        )
-    sections = [head, _runs_section(report), claims, _tables_section(report),
-                _moco_section(report), _gain_section(report), _figures_section(report),
-                _rules(report.epoch)]  # fmt: skip
+    glance = "## Published numbers at a glance\n\n" + _glance_numbers(report)
+    sections = [head, _claims_section(report), _headline_section(report), glance,
+                _runs_section(report), _tables_section(report), _moco_section(report),
+                _gain_section(report), _figures_section(report), _rules(report.epoch)]  # fmt: skip
     return "\n".join(s for s in sections if s)

@@ -9,13 +9,15 @@ import math
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from reports.claims import Claim
-from reports.figures import _grid_for, _legend, _lines, _palette, _panel, _style
+from reports import style as S
+from reports.claims import Claim, claim_row
+from reports.figures import _grid_for, _lines, _panel
 from reports.render import fmt_pm
 from reports.reported import PAPER_PROFILE
-from reports.stats import spread_of_difference, summarize, verdict
+from reports.stats import summarize
 
 METRIC = "knn_acc"
 # The epoch the claim is judged at: the paper's epoch 15 (of 200, "~4 points at epoch 15 on
@@ -131,42 +133,28 @@ def display_moco_table(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def moco_claims(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """MOCO_CLAIM on every (profile, dataset) with MoCo runs, as rows of the claims table:
-    k-NN accuracy of xbn vs xbm at the early epoch (same columns as reports.claims.judge)."""
+def _arm(grp: pd.DataFrame, epochs: pd.DataFrame, variant: str, epoch: int) -> pd.DataFrame:
+    """The runs of one variant with their k-NN accuracy at ``epoch`` (runs without it dropped)."""
+    runs = grp[grp["variant"] == variant]
+    acc = at_epoch(epochs, runs["run_id"], epoch)
+    return runs.assign(**{METRIC: runs["run_id"].map(acc)}).dropna(subset=[METRIC])
+
+
+def moco_claim_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[dict]:
+    """MOCO_CLAIM on every (profile, dataset) with MoCo runs, as unjudged rows of the claims
+    table (reports.claims.claim_row): k-NN accuracy of xbn vs xbm at the early epoch, paired
+    by seed where the runs pair (reports.pairing)."""
     rows = []
     for profile, dataset, _, early, grp in _groups(runs, epochs):
-        a = summarize(at_epoch(epochs, grp.loc[grp["variant"] == "xbn", "run_id"], early))
-        b = summarize(at_epoch(epochs, grp.loc[grp["variant"] == "xbm", "run_id"], early))
-        result, p = verdict(MOCO_CLAIM.relation, a, b)
         paper = profile == PAPER_PROFILE
-        rows.append(
-            {
-                "claim": MOCO_CLAIM.text,
-                "source": MOCO_CLAIM.source,
-                "relation": f"{MOCO_CLAIM.relation} at epoch {early}",
-                "a": "xbn",
-                "b": "xbm",
-                "profile": profile,
-                "dataset": dataset,
-                "scale": "paper" if paper else f"demo-scale ({profile} profile)",
-                "batch_size": float(grp["batch_size"].iloc[0]),
-                "n_a": a.n,
-                "mean_a": a.mean,
-                "std_a": a.std,
-                "n_b": b.n,
-                "mean_b": b.mean,
-                "std_b": b.std,
-                "diff": a.mean - b.mean if a.n and b.n else math.nan,
-                "spread": spread_of_difference(a, b),
-                "p_one_sided": p,
-                "verdict": result,
-                "reported_diff": REPORTED_EARLY_GAIN
-                if paper and dataset in ("cifar10", "cifar100")
-                else math.nan,
-            }
-        )
-    return pd.DataFrame(rows)
+        reported = REPORTED_EARLY_GAIN if paper and dataset in ("cifar10", "cifar100") else math.nan
+        rows.append(claim_row(
+            MOCO_CLAIM.text, MOCO_CLAIM.source, MOCO_CLAIM.relation,
+            MOCO_CLAIM.a, MOCO_CLAIM.b, profile, dataset, float(grp["batch_size"].iloc[0]),
+            _arm(grp, epochs, MOCO_CLAIM.a, early), _arm(grp, epochs, MOCO_CLAIM.b, early),
+            METRIC, reported, at=f"epoch {early}",
+        ))  # fmt: skip
+    return rows
 
 
 def fig_moco(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
@@ -179,20 +167,18 @@ def fig_moco(epochs: pd.DataFrame, runs: pd.DataFrame) -> Figure | None:
     if data.empty:
         return None
     data = data.merge(done[["run_id", "variant", "profile", "dataset"]], on="run_id")
-    data = data.assign(
-        panel=[_panel(p, d) for p, d in zip(data["profile"], data["dataset"])],
-        variant=data["variant"].map(lambda v: NAMES.get(v, v)),
-    )
+    data = data.assign(panel=[_panel(p, d) for p, d in zip(data["profile"], data["dataset"])])
     panels = sorted(data["panel"].unique())
-    _, pal = _palette(data["variant"])
-    with _style():
+    with S.style():
         fig, axes = _grid_for(len(panels))
         for ax, panel in zip(axes, panels):
             sub = data[data["panel"] == panel]
-            _lines(ax, sub, "epoch", METRIC, pal)
+            _lines(ax, sub, "epoch", METRIC)
             early = early_epoch(sub["profile"].iloc[0], int(sub["epoch"].max()))
             ax.axvline(early, color="grey", linestyle=":", linewidth=1)
             ax.set(title=panel, xlabel="epoch", ylabel="k-NN accuracy (%)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _legend(fig, pal)
+        handles = [Line2D([], [], color=S.colour(v), marker=S.marker(v), markersize=4,
+                          label=NAMES.get(v, v)) for v in S.ordered(data["variant"])]  # fmt: skip
+        fig.legend(handles=handles, loc="outside right upper", fontsize="small")
     return fig

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from reports.inference import MAX_SEEDS, TOO_FEW
 from reports.stats import MATCH_TOL
 
 NOT_RUN, NO_VALUE = "not run", "-"
@@ -54,24 +55,58 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "memory": f"{r['memory_ratio']:g}", "metric": r["metric"],
             "ours (mean ± std)": fmt_pm(r["ours_mean"], r["ours_std"]) if r["n"] else NOT_RUN,
             "n": str(r["n"]), "reported": rep + (rep_n if rep != NO_VALUE else ""),
-            "diff": fmt_num(r["diff"]), "Welch p": fmt_num(r["welch_p"], ".3g"),
+            "diff [95% CI]": fmt_ci(r["diff"], r["ci_low"], r["ci_high"]),
+            "p": fmt_num(r["p"], ".3g"), "test": METHODS.get(r["test"], NO_VALUE),
             "verdict": r["verdict"],
         })  # fmt: skip
     return pd.DataFrame(rows)
 
 
+METHODS = {"paired": "paired t", "welch": "Welch t", "one-sample": "one-sample t"}
+
+
+def fmt_ci(diff: float, low: float, high: float) -> str:
+    """'+0.38 [-0.12, +0.88]'; the point alone where the CI is unknown."""
+    if pd.isna(diff):
+        return NO_VALUE
+    if pd.isna(low) or pd.isna(high):
+        return fmt_num(diff)
+    return f"{fmt_num(diff)} [{fmt_num(low)}, {fmt_num(high)}]"
+
+
+def fmt_seeds(row: dict) -> str:
+    """Seeds that would resolve the observed difference: a number, 'more than 50', or '-'
+    where no spread could be estimated (n < 2, zero spread)."""
+    if row["more_than_max"]:
+        return f"more than {MAX_SEEDS}"
+    return NO_VALUE if pd.isna(row["seeds_needed"]) else str(int(row["seeds_needed"]))
+
+
+def _checks(row: dict) -> str:
+    parts = [row["note"]] if row.get("note") else []
+    if not pd.isna(row.get("wilcoxon_p", math.nan)):
+        parts.append(f"Wilcoxon p {row['wilcoxon_p']:.3g}")
+    if not pd.isna(row.get("boot_low", math.nan)):
+        parts.append(f"bootstrap 95% [{fmt_num(row['boot_low'])}, {fmt_num(row['boot_high'])}]")
+    return "; ".join(parts)
+
+
 def display_claims(judged: pd.DataFrame) -> pd.DataFrame:
+    """The human form of the claims table (reports.claims.COLUMNS): verdict, A - B with its CI
+    at the level Holm tested it, Holm-adjusted p, power, the pairing's correlation, the test."""
     rows = []
     for r in judged.to_dict("records"):
+        batch = "" if pd.isna(r["batch_size"]) else f", batch {int(r['batch_size'])}"
+        judged = r["verdict"] != TOO_FEW  # a side with fewer than 2 runs: no test, no CI
         rows.append({
-            "claim": r["claim"], "source": r["source"], "relation": r["relation"],
-            "dataset": r["dataset"], "scale": r["scale"],
-            "batch": NO_VALUE if pd.isna(r["batch_size"]) else str(int(r["batch_size"])),
-            "A": f"{r['a']}: {fmt_pm(r['mean_a'], r['std_a'])} (n={r['n_a']})",
-            "B": f"{r['b']}: {fmt_pm(r['mean_b'], r['std_b'])} (n={r['n_b']})",
-            "diff A-B ± spread": fmt_pm(r["diff"], r["spread"]),
-            "p (one-sided)": fmt_num(r["p_one_sided"], ".3g"),
-            "reported diff": fmt_num(r["reported_diff"]), "verdict": r["verdict"],
+            "claim": r["claim"], "where": f"{r['dataset']}, {r['scale']}{batch}",
+            "verdict": r["verdict"], "A − B [CI]": fmt_ci(r["diff"], r["ci_low"], r["ci_high"]),
+            "CI level": f"{r['level']:.1%}" if judged else NO_VALUE,
+            "p (Holm)": fmt_num(r["p_holm"], ".3g"), "n": str(r["n"]),
+            "min. detectable": fmt_num(r["mdd"], ".2f"), "seeds needed": fmt_seeds(r),
+            "r": fmt_num(r["correlation"], ".2f"),
+            "test": METHODS.get(r["method"], r["method"]) if judged else NO_VALUE,
+            "reported A − B": fmt_num(r["reported_diff"]), "checks": _checks(r) or NO_VALUE,
         })  # fmt: skip
     return pd.DataFrame(rows)
 

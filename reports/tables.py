@@ -1,8 +1,9 @@
 """Runs -> comparison tables (pure: DataFrames in, DataFrames out).
 
 Every table is long: one row per (configuration, metric) with our mean +- std over seeds (sample
-std, ddof = 1) and n, the reported mean +- std and runs count, the difference ours - reported and
-Welch's two-sided t-test p-value where the source gives a std and both sides have n >= 2.
+std, ddof = 1) and n, the reported mean +- std and runs count, the difference ours - reported with
+its 95% CI and two-sided p: Welch's t where the source gives a std and a runs count >= 2 (and we
+have n >= 2), else the one-sample t of our runs against the reported mean taken as exact.
 
 Runs are pooled only within one config (``config_key``, reports.configs) and each seed counts
 once: a reported number is compared with the study runs of the cell that targets it, and every
@@ -16,12 +17,14 @@ import math
 import pandas as pd
 
 from reports.configs import label_runs
+from reports.inference import Difference, one_sample_difference, welch_from_stats
 from reports.reported import match_runs
-from reports.stats import Summary, summarize, welch_p
+from reports.stats import summarize
 
 COLUMNS = [
     "table", "dataset", "variant", "batch_size", "memory_ratio", "metric", "n", "ours_mean",
-    "ours_std", "reported_mean", "reported_std", "reported_runs", "diff", "welch_p", "run_ids",
+    "ours_std", "reported_mean", "reported_std", "reported_runs", "diff", "ci_low", "ci_high", "p",
+    "test", "run_ids",
 ]  # fmt: skip
 GROUP_KEYS = ["profile", "dataset", "label", "batch_size", "memory_ratio", "config_key"]
 GROUP_METRICS = ("recall@1", "recall@10")
@@ -36,18 +39,31 @@ def _one_run_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def compare_row(reported: dict, ours: Summary) -> dict:
-    """One reported row beside our summary: diff = ours - reported; Welch p (two-sided) when the
-    source gives a std and both n >= 2 (reported n = its runs count)."""
+def ours_minus_reported(ours: pd.Series, reported: dict) -> Difference:
+    """ours - reported: Welch from the reported summary (mean, std, runs) where it gives a std and
+    at least two runs; else the one-sample t against the reported mean (reports.inference)."""
     rep_std = float(reported["std"])
     rep_n = int(reported["runs"]) if not pd.isna(reported["runs"]) else 0
-    rep = Summary(float(reported["mean"]), rep_std, rep_n)
-    p = welch_p(ours, rep) if not math.isnan(rep_std) else math.nan
+    if not math.isnan(rep_std) and rep_n >= 2:
+        s = summarize(ours)
+        return welch_from_stats(s.mean, s.std, s.n, float(reported["mean"]), rep_std, rep_n)
+    return one_sample_difference(list(ours), float(reported["mean"]))
+
+
+def compare_row(reported: dict, ours: pd.Series) -> dict:
+    """One reported row beside our runs' values ``ours``: diff = ours - reported with its 95% CI
+    and two-sided p (``ours_minus_reported``; NaN where a side has n < 2 or no spread)."""
+    s = summarize(ours)
+    rep_std = float(reported["std"])
+    rep_n = int(reported["runs"]) if not pd.isna(reported["runs"]) else 0
+    d = ours_minus_reported(ours, reported)
+    low, high = d.ci(0.95)
     return {
-        "n": ours.n, "ours_mean": ours.mean, "ours_std": ours.std,
-        "reported_mean": rep.mean, "reported_std": rep_std,
+        "n": s.n, "ours_mean": s.mean, "ours_std": s.std,
+        "reported_mean": float(reported["mean"]), "reported_std": rep_std,
         "reported_runs": rep_n if rep_n else math.nan,
-        "diff": ours.mean - rep.mean if ours.n else math.nan, "welch_p": p,
+        "diff": s.mean - float(reported["mean"]) if s.n else math.nan,
+        "ci_low": low, "ci_high": high, "p": d.p_two_sided(), "test": d.method,
     }  # fmt: skip
 
 
@@ -61,7 +77,7 @@ def reported_comparison(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
             raise ValueError(f"reported row {rep['key']} / {rep['dataset']} / {rep['variant']} "
                              f"matches {matched['config_key'].nunique()} configs")  # fmt: skip
         _one_run_per_seed(matched)
-        ours = summarize(matched[rep["metric"]]) if len(matched) else Summary(math.nan, math.nan, 0)
+        ours = matched[rep["metric"]] if len(matched) else pd.Series(dtype=float)
         rows.append({
             "table": rep["key"], "dataset": rep["dataset"], "variant": rep["variant"],
             "batch_size": int(rep["batch_size"]), "memory_ratio": float(rep["memory_ratio"]),

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from bench.cli.options import config_options, parse_overrides, parse_seeds, parse_variant_options
+from bench.cli.options import config_options, parse_overrides, parse_variant_options
 from bench.config import CHOICES, PROFILES, make_config
 from common import UserError
 
@@ -101,7 +101,11 @@ def check_device(device: str | None) -> None:
 
 def _filters(f):
     f = click.option(
-        "--seeds", default=None, metavar="0,1,2", help="only these seeds (comma-separated)"
+        "--seeds",
+        default=None,
+        metavar="0-9|0,2,5-7",
+        help="these seeds in every cell, in place of the study's (ranges and lists; seeds "
+        "beyond the study's own are added, done ones skipped)",
     )(f)
     f = click.option("--variant", "variants", multiple=True, help="only this variant (repeatable)")(
         f
@@ -132,11 +136,11 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
     import json
 
     from bench.store import RunDir
-    from bench.studies import cell_info, cells
+    from bench.studies import cell_info, cells, seed_spec
 
-    cfgs = cells(study, datasets, variants, parse_seeds(seeds))
+    cfgs = cells(study, datasets, variants, seed_spec(seeds))
     if as_json:  # each cell's config, and its block's label and reported targets
-        info = cell_info(study, datasets, variants, parse_seeds(seeds))
+        info = cell_info(study, datasets, variants, seed_spec(seeds))
         click.echo(
             json.dumps(
                 [{"run_id": c.run_id, **c.to_dict(), **info[c.run_id]} for c in cfgs], indent=1
@@ -226,6 +230,7 @@ def reproduce_command(
     then write the report. With no arguments: the CPU demo on Fashion-MNIST (every variant, and
     MoCo with and without XBN)."""
     from bench.reproduce import DEFAULT_STUDIES, reproduce
+    from bench.studies import seed_spec
     from data_prep import default_data_dir
 
     slurm = {}
@@ -241,7 +246,7 @@ def reproduce_command(
         data_dir or str(default_data_dir()),
         datasets,
         variants,
-        parse_seeds(seeds),
+        seed_spec(seeds),
         launcher,
         jobs,
         retry_failed,

@@ -60,7 +60,8 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(
     assert first.status() == "done" and last.status() == "done"
     (aside,) = first.path.glob("checkpoint.pt.corrupt-*")
     assert aside.read_bytes() == b"\x00garbage\xff" * 100
-    assert list(pd.read_csv(first.metrics)["epoch"]) == [0, 1, 2]  # warm-up + TINY's 2 epochs
+    # the network as loaded (-1), the warm-up (0) and TINY's 2 epochs
+    assert list(pd.read_csv(first.metrics)["epoch"]) == [-1, 0, 1, 2]
 
     record = middle.read_result()
     assert record["status"] == "failed" and record["error"] == "KeyError: 'model'"

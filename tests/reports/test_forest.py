@@ -9,10 +9,10 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.text import Text
 
 from reports.forest import CI_GID, FAMILIES, ci_bar_count, family, forest_figure
+
+from .overlap import text_overlaps
 
 VARIANTS = [
     "no_xbm",
@@ -71,39 +71,10 @@ def test_references_differ_by_line_style_and_marker_not_colour_alone():
     assert len(set(markers)) == len(markers) == 3  # xbm, no_xbm, reported
 
 
-def _drawn_texts(fig):
-    """(text, window extent) of every non-empty text that is drawn; tick labels outside the
-    axis limits or on a switched-off panel are laid out but not drawn, so they are left out."""
-    FigureCanvasAgg(fig)
-    fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
-    hidden = set()
-    for ax in fig.axes:
-        if not ax.axison:  # an unused panel: nothing of its axes is drawn
-            hidden |= {id(t) for t in ax.get_xticklabels() + ax.get_yticklabels()}
-            continue
-        (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
-        hidden |= {id(t) for t in ax.get_xticklabels() if not x0 <= t.get_position()[0] <= x1}
-        hidden |= {id(t) for t in ax.get_yticklabels() if not y0 <= t.get_position()[1] <= y1}
-    texts = [
-        t for t in fig.findobj(Text)
-        if t.get_visible() and t.get_text().strip() and id(t) not in hidden
-    ]  # fmt: skip
-    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
-
-
 @pytest.mark.parametrize("n_panels", [1, 2, 4])
 def test_no_two_texts_overlap(n_panels):
     fig = forest_figure(forest_rows(PANELS[:n_panels]))
-    boxes = _drawn_texts(fig)
-    overlaps = [
-        (a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2)
-        if ba.width and bb.width and ba.overlaps(bb)
-    ]  # fmt: skip
-    assert overlaps == []
-    width, height = fig.bbox.width, fig.bbox.height
-    assert all(box.x0 >= 0 and box.x1 <= width + 1 and box.y0 >= 0 for _, box in boxes)
-    assert all(box.y1 <= height + 1 for _, box in boxes)
+    assert text_overlaps(fig) == []
 
 
 def test_saves_to_png(tmp_path):

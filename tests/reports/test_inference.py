@@ -27,6 +27,7 @@ from reports.inference import (
     read_ci,
     seeds_needed,
     welch_difference,
+    welch_from_stats,
 )
 
 A = [71.2, 73.9, 70.4, 72.8, 74.1, 71.7, 73.0]
@@ -109,6 +110,21 @@ def test_welch_matches_scipy_and_the_welch_satterthwaite_df(nb):
     assert w.ci() == pytest.approx(tuple(ref.confidence_interval(0.95)))
     half = sps.t.ppf(0.975, df) * math.sqrt(va + vb)
     assert w.ci() == pytest.approx((w.diff - half, w.diff + half))
+
+
+def test_welch_from_stats_equals_welch_on_samples_and_scipy_from_stats():
+    b = B[:3]
+    w = welch_from_stats(np.mean(A), np.std(A, ddof=1), len(A), np.mean(b), np.std(b, ddof=1), 3)
+    ref = welch_difference(A, b)
+    assert (w.diff, w.se, w.df, w.sd) == pytest.approx((ref.diff, ref.se, ref.df, ref.sd))
+    assert w.ci() == pytest.approx(ref.ci())
+    scipy_p = sps.ttest_ind_from_stats(
+        np.mean(A), np.std(A, ddof=1), len(A), np.mean(b), np.std(b, ddof=1), 3, equal_var=False
+    ).pvalue
+    assert w.p_two_sided() == pytest.approx(scipy_p)
+    one = welch_from_stats(80.0, math.nan, 3, 79.0, 0.5, 3)  # no std on one side: no interval
+    assert math.isnan(one.ci()[0]) and math.isnan(one.p_two_sided())
+    assert one.diff == pytest.approx(1.0)
 
 
 def test_one_sample_against_a_reported_value_matches_ttest_1samp():

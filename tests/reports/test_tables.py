@@ -1,4 +1,5 @@
-"""Aggregation against hand-computed numbers: means, sample stds, differences, Welch p."""
+"""Aggregation against hand-computed numbers: means, sample stds, differences with their CIs,
+Welch and one-sample p."""
 
 from __future__ import annotations
 
@@ -55,7 +56,10 @@ def test_reported_row_against_hand_numbers(grid):
     va, vb = std**2 / 3, 0.17**2 / 3  # Welch, written out
     t = (mean - 80.62) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
-    assert row["welch_p"] == pytest.approx(2 * sps.t.sf(abs(t), df))
+    assert row["test"] == "welch" and row["p"] == pytest.approx(2 * sps.t.sf(abs(t), df))
+    half = sps.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((mean - 80.62 - half,
+                                                             mean - 80.62 + half))  # fmt: skip
     r10 = table[
         (table["table"] == "paper table 1")
         & (table["dataset"] == "sop")
@@ -65,7 +69,7 @@ def test_reported_row_against_hand_numbers(grid):
     assert r10["ours_mean"] == pytest.approx(mean + 10)
 
 
-def test_no_p_without_reported_std_or_with_one_run(grid):
+def test_one_sample_without_reported_std_and_no_p_with_one_run(grid):
     tables = _tables(grid)
     table = tables["paper table 3"]
     t3 = table[
@@ -74,7 +78,7 @@ def test_no_p_without_reported_std_or_with_one_run(grid):
         & (table["metric"] == "recall@1")
     ].iloc[0]
     assert t3["n"] == 1 and t3["diff"] == pytest.approx(70.0 - 79.51)
-    assert math.isnan(t3["welch_p"]) and math.isnan(t3["ours_std"])
+    assert math.isnan(t3["p"]) and math.isnan(t3["ours_std"]) and math.isnan(t3["ci_low"])
     table = tables["thesis table 7.1"]
     t71 = table[
         (table["table"] == "thesis table 7.1")
@@ -82,7 +86,13 @@ def test_no_p_without_reported_std_or_with_one_run(grid):
         & (table["variant"] == "xbn")
         & (table["metric"] == "recall@1")
     ].iloc[0]
-    assert t71["n"] == 3 and math.isnan(t71["welch_p"])  # the thesis gives no std
+    # the thesis gives no std: one-sample t against its number taken as exact
+    ref = sps.ttest_1samp(SOP_XBN, t71["reported_mean"])
+    assert t71["n"] == 3 and t71["test"] == "one-sample"
+    assert t71["p"] == pytest.approx(ref.pvalue)
+    assert (t71["ci_low"], t71["ci_high"]) == pytest.approx(
+        tuple(ref.confidence_interval(0.95) - t71["reported_mean"])
+    )
 
 
 def test_not_run_rows_and_dash_rows(grid):
@@ -96,7 +106,8 @@ def test_not_run_rows_and_dash_rows(grid):
     demo = display_table(tables["cpu runs on fashion-mnist"])
     r1 = demo[demo["metric"] == "recall@1"].iloc[0]
     assert r1["ours (mean ± std)"] == f"85.50 ± {statistics.stdev([85.0, 86.0]):.2f}"
-    assert (r1["reported"], r1["diff"], r1["Welch p"], r1["verdict"]) == ("-", "-", "-", "-")
+    shown_cols = ("reported", "diff [95% CI]", "p", "test", "verdict")
+    assert tuple(r1[c] for c in shown_cols) == ("-",) * len(shown_cols)
     assert "paper table 2" not in tables  # no runs behind it
     assert "paper table 2" in report.missing_tables
 
