@@ -303,11 +303,13 @@ def is_sourced(text: str) -> bool:
 
 def protocol_table(profile: str = "paper") -> str:
     """README's protocol table: every value of ``profile`` with its source (Markdown)."""
-    values = PROFILES[profile]
+    values, sources = PROFILES[profile], PROFILE_SOURCES[profile]
     lines = ["| setting | value | source |", "| --- | --- | --- |"]
-    for key, source in PROFILE_SOURCES[profile].items():
+    # the profile's own order first, then the settings fixed in code (a stable order)
+    keys = [k for k in values if k in sources] + [k for k in sources if k not in values]
+    for key in keys:
         value = f"`{values[key]!r}`" if key in values else "(in code)"
-        lines.append(f"| `{key}` | {value} | {source} |")
+        lines.append(f"| `{key}` | {value} | {sources[key]} |")
     return "\n".join(lines) + "\n"
 
 
