@@ -75,9 +75,10 @@ def test_an_unknown_name_is_a_user_error_naming_it(field, value, tiny_data, tmp_
     "field, option, distance, margins",
     [
         # cosine: the Euclidean margins d on unit vectors become similarities 1 - d^2 / 2
-        ("euclidean", "cosine", CosineSimilarity, (0.98, 0.68)),
+        (None, "cosine", CosineSimilarity, (0.98, 0.68)),  # the option is the field's alias
         ("cosine", None, CosineSimilarity, (0.98, 0.68)),
-        ("cosine", "euclidean", LpDistance, (0.2, 0.8)),  # the option wins over the field
+        ("euclidean", None, LpDistance, (0.2, 0.8)),
+        ("cosine", "cosine", CosineSimilarity, (0.98, 0.68)),  # the same value twice is fine
     ],
 )
 def test_miner_distance_reaches_the_variant_once(field, option, distance, margins):
@@ -85,6 +86,12 @@ def test_miner_distance_reaches_the_variant_once(field, option, distance, margin
     miner = build_memory(tiny(variant_options=opts, miner_distance=field), 240).miner
     assert type(miner.distance) is distance
     assert (miner.pos_margin, miner.neg_margin) == pytest.approx(margins)
+
+
+def test_miner_distance_given_twice_differently_is_refused():
+    """make_config refuses the option and the field disagreeing, rather than pick one silently."""
+    with pytest.raises(UserError, match="miner_distance given twice"):
+        tiny(variant_options={"miner_distance": "cosine"}, miner_distance="euclidean")
 
 
 def test_a_run_with_the_miner_distance_option_trains(tiny_data, tmp_path):
