@@ -252,7 +252,7 @@ def test_eval_ks_list_is_recorded_and_evaluated(tiny_data, tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     assert json.loads((run / "config.json").read_text())["eval_ks"] == [1, 5, 10]
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert len(rows) == 2
+    assert [r["phase"] for r in rows] == ["init", "warmup", "main"]
     for row in rows:
         r1, r5, r10 = (float(row[f"recall@{k}"]) for k in (1, 5, 10))
         assert 0 <= r1 <= r5 <= r10 <= 100

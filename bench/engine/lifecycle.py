@@ -21,6 +21,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,8 +209,22 @@ def run_task(
     checkpoint kept), as an interrupted run would; calling again resumes.
     """
     rd = RunDir(results, task.cfg)
-    with rd.claim():  # a second launcher gets CellBusy and skips the cell (bench/claim.py)
-        return _run_claimed(task, rd, data_dir, device, progress, stop_after)
+    made = [f for f in (rd.path, rd.path.parent, rd.path.parent.parent) if not f.exists()]
+    try:
+        with rd.claim():  # a second launcher gets CellBusy and skips the cell (bench/claim.py)
+            return _run_claimed(task, rd, data_dir, device, progress, stop_after)
+    finally:
+        _drop_if_empty(made)
+
+
+def _drop_if_empty(made: list[Path]) -> None:
+    """A cell refused before it wrote anything (bad data, bad weights) leaves behind none of the
+    folders its claim made (the run folder, runs/, the results folder)."""
+    for folder in made:
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            return
 
 
 def _run_claimed(
