@@ -14,6 +14,16 @@ from bench.measure import diagnostics as diag
 from bench.measure.evaluate import recall_at_k
 
 
+def optimizer_step(loss, model, opt, scaler, grad_clip: float) -> None:
+    """One step of the protocol: scaled backward (AMP), unscale, clip the gradient norm, step."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(opt)
+    scaler.update()
+
+
 def train_epoch(
     model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe, step0: int, bar
 ) -> tuple[dict[str, float], int]:
@@ -33,12 +43,7 @@ def train_epoch(
             loss = memory(emb, y, superclasses=sc)
         step += 1
         check_finite(loss, step)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
+        optimizer_step(loss, model, opt, scaler, cfg.grad_clip)
         with torch.no_grad():  # paper eq. 5 with delta k = 1 step, on a fixed probe batch
             model.eval()
             z = model(probe).float()

@@ -16,6 +16,7 @@ import torch
 import variants
 from bench.config import PROFILES, make_config
 from bench.engine.metric import build_memory
+from bench.engine.metric_epoch import optimizer_step
 from bench.engine.model import build_model
 
 TRAIN_IMAGES = {"paper": 59551, "cpu": 4000}
@@ -69,12 +70,7 @@ def measure(
         t0 = time.perf_counter()
         with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
             loss = memory(model(x), y, superclasses=sc)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
+        optimizer_step(loss, model, opt, scaler, cfg.grad_clip)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:

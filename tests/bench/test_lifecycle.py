@@ -25,12 +25,7 @@ def tiny(variant="xbn", **over):
     return make_config("fashion-mnist", variant, 3, "cpu", **{**TINY, **over})
 
 
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")  # tests/bench/conftest.py
 
 
 def record(results, cfg):

@@ -19,13 +19,7 @@ from common import UserError
 from tests.bench.test_moco import tiny_cfg as tiny_moco
 from tests.conftest import TINY
 
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")  # tests/bench/conftest.py
 
 
 def tiny(variant="xbn", variant_options=None, **over):

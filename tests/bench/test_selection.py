@@ -17,13 +17,7 @@ from bench.engine.metric import MetricTask, best_row, preserved_rng, run
 from bench.store import BEST_PRE_MAIN, RunDir
 from tests.conftest import TINY
 
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")  # tests/bench/conftest.py
 
 
 def _cfg(**extra):

@@ -39,12 +39,7 @@ METRIC_COLUMNS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")  # tests/bench/conftest.py
 
 
 @pytest.mark.parametrize("variant", variants.VARIANTS)

@@ -45,12 +45,7 @@ def inshop_data(tmp_path_factory):
     return str(base / "data")
 
 
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")  # tests/bench/conftest.py
 
 
 FILES = dict(
