@@ -66,6 +66,12 @@ class RunConfig:
     # MoCo (task "moco", bench/engine/moco): key encoder = m * key + (1 - m) * query after each step
     moco_momentum: float = 0.99  # the XBN paper, appendix B
     moco_bn_splits: int = 8  # BatchNorm in sub-batches + key shuffle (PML's MoCo example: 8)
+    # the memory probe (bench/engine/memory_probe.py, issue 14): stored entries re-embedded
+    # with the current model at the end of every main epoch and at ``memory_probe_points``
+    # evenly spaced steps within it, about ``memory_probe_size`` entries each time
+    memory_probe: bool = True
+    memory_probe_points: int = 4
+    memory_probe_size: int = 1000
 
     def to_dict(self) -> dict[str, Any]:
         """The config's record (config.json without its run_id) and the run id's input.
@@ -152,7 +158,11 @@ SCHEMA_DEFAULTS_V1: dict[str, Any] = {
 # that does what runs did before the field existed). Adding a RunConfig field = adding it here
 # with the next version; its dataclass default should be the absent value, and may change later
 # without touching any stored id. A field missing from here makes run_id raise.
-SCHEMA_ADDED: dict[str, tuple[int, Any]] = {}
+SCHEMA_ADDED: dict[str, tuple[int, Any]] = {
+    "memory_probe": (2, False),  # runs before schema 2 had no probe
+    "memory_probe_points": (2, 4),
+    "memory_probe_size": (2, 1000),
+}
 
 
 def schema_version() -> int:

@@ -96,6 +96,11 @@ FIELDS: dict[str, Field] = {
     "train_per_class": Field(int, ge=1, nullable=True),  # None: every training image
     "drift_probe": Field(int, ge=1, why="images in the drift probe batch: 0 gives no drift"),
     "num_workers": Field(int, ge=0),
+    "memory_probe": Field(bool),
+    "memory_probe_points": Field(
+        int, ge=0, why="probe points within an epoch besides its end: 0 probes at the end only"
+    ),
+    "memory_probe_size": Field(int, ge=1, why="stored entries re-embedded per probe point"),
     "deviations": Field(tuple, item=str),  # written by make_config, not by the user
     "moco_momentum": Field(
         float, **_PROB, why="key = m key + (1 - m) query: a convex mix (1 freezes the key encoder)"

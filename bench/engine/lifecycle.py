@@ -17,9 +17,11 @@ deleted), so it never needs room for two checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,23 @@ def seed_everything(seed: int, epoch: int) -> None:
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Every RNG (python, numpy, torch, CUDA) as it was before the block: an evaluation or a
+    probe inside it cannot shift what training draws afterwards (a DataLoader draws its base
+    seed from torch's generator even for an unshuffled split)."""
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 class NonFinite(Exception):
@@ -110,6 +129,10 @@ class Task(ABC):
         """Task-specific fields of result.json."""
         return {}
 
+    def write_tables(self, rd: RunDir) -> None:
+        """Write the task's own per-step tables beside metrics.csv (the metric task's
+        memory_error.csv); their rows live in ``state_dict``, so a resume rewrites them."""
+
 
 @dataclass
 class Progress:
@@ -166,12 +189,14 @@ def save(rd: RunDir, task: Task, p: Progress) -> None:
         }
     )
     rd.write_metrics(p.rows)
+    task.write_tables(rd)
     rd.write_result(record(task, p, "running", wall))
 
 
 def end(rd: RunDir, task: Task, p: Progress, status: str, **extra: Any) -> dict[str, Any]:
     """The final record (done or failed); the checkpoint goes last, once the record is whole."""
     rd.write_metrics(p.rows)
+    task.write_tables(rd)
     rd.write_result(record(task, p, status, p.wall(), **extra))
     rd.checkpoint.unlink(missing_ok=True)  # kept only while running
     return rd.read_result()
@@ -192,6 +217,7 @@ def begin(rd: RunDir, task: Task, ckpt: dict[str, Any] | None, p: Progress, dev)
     p.rows, p.epoch, p.step = ckpt["rows"], ckpt["epoch"], ckpt["step"]
     p.wall0, p.notes = ckpt["wall"], ckpt.get("notes", []) + p.notes
     rd.write_metrics(p.rows)  # rewritten from the checkpoint: a kill may have left them behind
+    task.write_tables(rd)
     rd.write_result(record(task, p, "running", p.wall()))
 
 

@@ -5,24 +5,21 @@ every task; the lifecycle they share is bench/engine/lifecycle.py.
 
 from __future__ import annotations
 
-import contextlib
-import random
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench.config import PROFILE_DEPARTURES, RunConfig
 from bench.engine.data import Data
-from bench.engine.lifecycle import Task, run_task
+from bench.engine.lifecycle import Task, preserved_rng, run_task
+from bench.engine.memory_probe import MemoryProbe, reembed_all
 from bench.engine.metric_epoch import evaluate, train_epoch
 from bench.engine.moco.task import MocoTask
 from bench.engine.model import build_model
 from bench.engine.registry import build_loss, build_miner, build_optimizer, build_variant
 from bench.engine.warmup import kmeans_superclasses, prefill, warmup
-from bench.store import BEST_PRE_MAIN, METRIC_COLUMNS, PRE_MAIN_PHASES
+from bench.store import BEST_PRE_MAIN, METRIC_COLUMNS, PRE_MAIN_PHASES, RunDir
 from common import UserError
 
 
@@ -32,23 +29,6 @@ def build_memory(cfg: RunConfig, n_train: int):
     return build_variant(
         cfg, build_loss(cfg), build_miner(cfg), n_train, miner_distance=cfg.miner_distance
     )
-
-
-@contextlib.contextmanager
-def preserved_rng() -> Iterator[None]:
-    """Every RNG (python, numpy, torch, CUDA) as it was before the block: an evaluation inside
-    it cannot shift what training draws afterwards (a DataLoader draws its base seed from
-    torch's generator even for an unshuffled split)."""
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,6 +61,15 @@ class MetricTask(Task):
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step_epochs, cfg.lr_gamma)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
         self.probe = self.data.probe(cfg.drift_probe).to(device)
+        amp = cfg.amp and device.type == "cuda"
+        if getattr(self.memory, "TRAINER_ONLY", False):  # oracle_xbm: re-embeds its entries
+            self.memory.reembed = lambda mem: reembed_all(self.model, self.data, mem, device, amp)
+        self.memory_probe = None
+        if cfg.memory_probe and cfg.variant != "no_xbm":  # no_xbm never stores anything
+            self.memory.track_raw()  # before a resume loads the memory's state
+            self.memory_probe = MemoryProbe(
+                cfg, self.data, self.memory, self.model, device, self.steps_per_epoch()
+            )
 
     def start(self) -> tuple[dict[str, Any], list[str]]:
         """The network as loaded evaluated (epoch -1, phase "init", a pre-row), warm-up of the
@@ -124,6 +113,8 @@ class MetricTask(Task):
             self.probe,
             step,
             bar,
+            self.memory_probe,
+            epoch,
         )
         self.sched.step()
         return {**row, "lr": lr}, step
@@ -154,12 +145,20 @@ class MetricTask(Task):
 
     def state_dict(self) -> dict[str, Any]:
         state = {k: getattr(self, k).state_dict() for k in self.parts}
+        if self.memory_probe is not None:
+            state["memory_error"] = list(self.memory_probe.rows)
         return {**state, "superclasses": self.data.superclasses}  # k-means ones are not on disk
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k in self.parts:
             getattr(self, k).load_state_dict(state[k])
         self.data.superclasses = state["superclasses"]
+        if self.memory_probe is not None:
+            self.memory_probe.rows = list(state.get("memory_error", []))
+
+    def write_tables(self, rd: RunDir) -> None:
+        if self.memory_probe is not None:
+            rd.write_memory_error(self.memory_probe.rows)
 
 
 TASKS: dict[str, type[Task]] = {"metric": MetricTask, "moco": MocoTask}

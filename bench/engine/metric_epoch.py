@@ -24,10 +24,13 @@ def optimizer_step(loss, model, opt, scaler, grad_clip: float) -> None:
     scaler.update()
 
 
-def train_epoch(
-    model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe, step0: int, bar
+def train_epoch(  # noqa: PLR0913
+    model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe, step0: int, bar,
+    memory_probe=None, epoch: int = 0,
 ) -> tuple[dict[str, float], int]:
-    """One main-phase epoch; returns its metrics and the global step reached."""
+    """One main-phase epoch (``epoch``, 0-based); returns its metrics and the global step
+    reached. ``memory_probe`` (bench.engine.memory_probe.MemoryProbe) measures the memory's
+    error after the step's loss and before its optimizer step (it changes nothing of the run)."""
     use_amp = cfg.amp and device.type == "cuda"
     losses, drift_mean, drift_max, pos, neg, images, step = [], [], [], [], [], 0, step0
     with torch.no_grad():
@@ -35,14 +38,16 @@ def train_epoch(
         z_prev = model(probe).float()
     z_start = z_prev
     start = time.perf_counter()
-    for x, y, sc in data.batches():
+    for i, batch in enumerate(data.batches(epoch), 1):
         model.train()
-        x, y, sc = x.to(device), y.to(device), sc.to(device)
+        x, y, sc = batch.x.to(device), batch.y.to(device), batch.sc.to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             emb = model(x)
-            loss = memory(emb, y, superclasses=sc)
+            loss = memory(emb, y, superclasses=sc, indices=batch.idx, keys=batch.keys)
         step += 1
         check_finite(loss, step)
+        if memory_probe is not None:
+            memory_probe.maybe(epoch + 1, i, step, emb, y)
         optimizer_step(loss, model, opt, scaler, cfg.grad_clip)
         with torch.no_grad():  # paper eq. 5 with delta k = 1 step, on a fixed probe batch
             model.eval()
