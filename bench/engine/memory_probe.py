@@ -50,17 +50,29 @@ def probe_steps(steps_per_epoch: int, points: int) -> tuple[int, ...]:
     return tuple(sorted({t for t in inner if 1 <= t < s} | {s})) if s > 0 else ()
 
 
-def stored_batches(memory) -> list[torch.Tensor]:
+def batch_order(positions: torch.Tensor, memory_size: int) -> torch.Tensor:
+    """The storage positions of one enqueued batch (sorted) in the order the batch had: the FIFO
+    writes a batch contiguously, wrapping from the last slot to slot 0, so a wrapped batch
+    starts after the one gap in its sorted positions."""
+    gaps = torch.nonzero(positions[1:] != positions[:-1] + 1).flatten()
+    if len(gaps) == 0:
+        return positions
+    cut = int(gaps[0]) + 1
+    return torch.cat([positions[cut:], positions[:cut]])
+
+
+def stored_batches(memory, include_current: bool = False) -> list[torch.Tensor]:
     """The stored entries grouped by the step that enqueued them, oldest first, each group the
-    storage positions of one enqueued batch; the current batch (age 0) is left out."""
+    storage positions of one enqueued batch in the batch's order; the current batch (age 0) is
+    left out unless ``include_current``."""
     n = memory.num_stored
     steps = memory.step_memory[:n].cpu()
     current = memory.enqueue_count
     groups = []
-    for step in torch.unique(steps).tolist():
-        if step < 0 or step == current:  # never enqueued through forward, or the current batch
-            continue
-        groups.append(torch.nonzero(steps == step).flatten())
+    for step in torch.unique(steps).tolist():  # sorted: oldest first
+        if step < 0 or (step == current and not include_current):
+            continue  # never enqueued with a step (cannot be re-made), or the current batch
+        groups.append(batch_order(torch.nonzero(steps == step).flatten(), memory.memory_size))
     return groups
 
 
@@ -101,9 +113,7 @@ def reembed(model, data, memory, groups: Sequence[torch.Tensor], device, amp: bo
 def reembed_all(model, data, memory, device, amp: bool) -> torch.Tensor:
     """Fresh embeddings of every stored entry, in storage order (the oracle's refresh): each
     stored batch re-embedded as a batch (``reembed``), the current batch included."""
-    n = memory.num_stored
-    steps = memory.step_memory[:n].cpu()
-    groups = [torch.nonzero(steps == s).flatten() for s in torch.unique(steps).tolist()]
+    groups = stored_batches(memory, include_current=True)
     fresh = reembed(model, data, memory, groups, device, amp)
     order = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
     result = torch.empty_like(fresh)
