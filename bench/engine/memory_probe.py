@@ -114,8 +114,13 @@ def reembed_all(model, data, memory, device, amp: bool) -> torch.Tensor:
     """Fresh embeddings of every stored entry, in storage order (the oracle's refresh): each
     stored batch re-embedded as a batch (``reembed``), the current batch included."""
     groups = stored_batches(memory, include_current=True)
-    fresh = reembed(model, data, memory, groups, device, amp)
     order = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
+    if len(order) != memory.num_stored or (memory.index_memory[: memory.num_stored] < 0).any():
+        raise RuntimeError(
+            "oracle_xbm can only re-embed entries enqueued with their images (indices= and "
+            "keys=); this memory holds entries without them (a prefill?)"
+        )
+    fresh = reembed(model, data, memory, groups, device, amp)
     result = torch.empty_like(fresh)
     result[order.to(fresh.device)] = fresh
     return result
