@@ -2,7 +2,10 @@
 
 ``runs``: one row per run folder, every status, with the fields of ``CONFIG_FIELDS`` and
 ``config_key`` (the whole config minus seed and names, ``reports.configs``: what groups runs);
-``epochs``: one row per (run, metrics.csv row).
+``epochs``: one row per (run, metrics.csv row). Each summary's ``phase`` (``best_phase``,
+``last_phase``) says which phase its epoch belongs to (bench.store.PRE_MAIN_PHASES: "init" = the
+network as loaded, epoch -1; "warmup" = epoch 0): from result.json where it names it, else from
+the metrics.csv row of that epoch (records written before the init evaluation), else "".
 A run folder without ``result.json`` is a run that has not finished its first write: it counts as
 ``running``. A malformed record (bad JSON, a missing field or column) is a ``UserError`` naming the
 file, because a report over silently skipped runs would answer the wrong question.
@@ -29,6 +32,7 @@ from bench.store import (
     RUNS_DIR,
     STATUSES,
     SUMMARY_FIELDS,
+    SUMMARY_PHASE,
     TOP_K,
 )
 from common import UserError
@@ -99,14 +103,27 @@ def _at_epoch(metrics: pd.DataFrame | None, epoch: int | None) -> dict[str, floa
     return out
 
 
-def _summary(result: dict[str, Any], which: str, path: Path, moco: bool) -> dict[str, Any]:
+def _phase_at(metrics: pd.DataFrame | None, epoch: int) -> str:
+    """The phase of metrics.csv's row ``epoch`` ("" where there is none)."""
+    if metrics is None or SUMMARY_PHASE not in metrics:
+        return ""
+    rows = metrics[metrics["epoch"] == epoch]
+    return str(rows[SUMMARY_PHASE].iloc[-1]) if len(rows) else ""
+
+
+def _summary(result: dict[str, Any], which: str, path: Path, moco: bool,
+             metrics: pd.DataFrame | None) -> dict[str, Any]:  # fmt: skip
     """The ``best`` or ``last`` block of result.json as runs-frame columns; MoCo runs carry
-    k-NN accuracy and no Recall@K."""
+    k-NN accuracy and no Recall@K. A block without a phase (written before the init
+    evaluation) takes it from its metrics.csv row."""
     part = result.get(which)
     if not isinstance(part, dict):
         raise UserError(f"malformed run record {path}: a done run needs '{which}'")
     _require(part, MOCO_SUMMARY if moco else SUMMARY_FIELDS, path)
-    out = {f"{which}_epoch": int(part["epoch"])}
+    epoch = int(part["epoch"])
+    phase = part.get(SUMMARY_PHASE)
+    phase = str(phase) if phase else _phase_at(metrics, epoch)
+    out = {f"{which}_epoch": epoch, f"{which}_{SUMMARY_PHASE}": phase}
     for k in SUMMARY_FIELDS[1:]:  # Recall@K: none for MoCo
         out[f"{which}_{k}"] = float("nan") if moco else float(part[k])
     for k in MOCO_SUMMARY[1:] if moco else ():
@@ -138,7 +155,7 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
         raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
     for which in EPOCH_CHOICES:
         if row["status"] == DONE:
-            row.update(_summary(result, which, result_path, row["task"] == "moco"))
+            row.update(_summary(result, which, result_path, row["task"] == "moco", metrics))
         epoch = row.get(f"{which}_epoch")
         row.update({f"{which}_{k}": v for k, v in _at_epoch(metrics, epoch).items()})
     return row, metrics
@@ -168,7 +185,8 @@ def load_store(results: str | Path) -> Store:
 def _run_columns() -> list[str]:
     cols = [*CONFIG_FIELDS, "task", "config_key", "status", "error"]
     for which in EPOCH_CHOICES:
-        cols += [f"{which}_{f}" for f in SUMMARY_FIELDS] + [f"{which}_{k}" for k in TOP_K]
+        cols += [f"{which}_{f}" for f in (*SUMMARY_FIELDS, SUMMARY_PHASE)]
+        cols += [f"{which}_{k}" for k in TOP_K]
         cols += [f"{which}_{k}" for k in MOCO_SUMMARY[1:]]  # MoCo runs only
     return cols
 
@@ -176,12 +194,12 @@ def _run_columns() -> list[str]:
 def select_epoch(runs: pd.DataFrame, epoch: str = "best") -> pd.DataFrame:
     """Copy of ``runs`` with the chosen epoch's numbers under plain names (``recall@1`` ...).
 
-    ``best`` is the epoch selected on the test set, as the papers did; ``last`` is the final
-    epoch (no selection on the test set).
+    ``best`` is the epoch selected on the test set, as the papers did (it may be the network as
+    loaded or the warm-up: ``phase``); ``last`` is the final epoch (no selection on the test set).
     """
     if epoch not in EPOCH_CHOICES:
         raise ValueError(f"epoch must be one of {EPOCH_CHOICES}, got {epoch!r}")
     out = runs.copy()
-    for f in (*SUMMARY_FIELDS, *TOP_K):
+    for f in (*SUMMARY_FIELDS, SUMMARY_PHASE, *TOP_K):
         out[f] = runs[f"{epoch}_{f}"]
     return out

@@ -22,6 +22,8 @@ def test_the_legacy_record_is_reported_as_its_demo_cell(tmp_path):
         assert table["variant"].tolist() == ["xbm", "xbm"]  # a study run: no "(... differs)"
         assert table.loc["recall@1", ["n", "ours_mean", "run_ids"]].tolist() == [1, r1, LEGACY_ID]
         assert table.loc["recall@10", "ours_mean"] == r10
+        assert (table["n_init"] == 0).all() and (table["n_warmup"] == 0).all()
+        assert report.store.runs[f"{epoch}_phase"].tolist() == ["main"]  # from its metrics.csv
     assert report.store.epochs["recall@1"].tolist() == [40.0, 60.0, 65.5, 64.0]
     text = build_report(tmp_path, cells=cells).read_text()
     assert (
