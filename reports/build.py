@@ -27,6 +27,7 @@ from reports.load import load_store, select_epoch
 from reports.markdown import report_text
 from reports.render import display_claims, display_table, to_latex, to_markdown, with_verdicts
 from reports.reported import load_reported
+from reports.sweep import SWEEP_KEY, SWEEP_STEM, display_sweep, has_runs, sweep_points
 from reports.tables import all_tables, selection_gain, tables_without_runs
 
 Cells = Sequence[Mapping[str, Any]]
@@ -85,7 +86,7 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
         missing_tables=tables_without_runs(study, reported),
         claims=claims, untested=untested_claims(claims, (*CLAIMS, M.MOCO_CLAIM)),
         gain=selection_gain(metric), figures=figures, moco=M.moco_table(moco, store.epochs),
-        duplicates=duplicates, with_cells=cells is not None,
+        duplicates=duplicates, with_cells=cells is not None, sweep=sweep_points(study, reported),
     )  # fmt: skip
 
 
@@ -110,6 +111,9 @@ def write(report: Report) -> Path:
     if not report.moco.empty:
         _write_table(out / "tables", "moco", report.moco, M.display_moco_table(report.moco),
                      "MoCo with and without XBN: k-NN accuracy (paper fig. 2)")  # fmt: skip
+    if has_runs(report.sweep):
+        _write_table(out / "tables", SWEEP_STEM, report.sweep, display_sweep(report.sweep),
+                     f"{SWEEP_KEY} under both readings of its margins")  # fmt: skip
     if not report.claims.empty:
         _write_table(out / "tables", "claims", report.claims, display_claims(report.claims),
                      "Claims of the paper and the thesis, judged on our runs")  # fmt: skip

@@ -51,6 +51,8 @@ class Report:
     # done runs not counted: the same config and seed as a counted run (reports.configs)
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
     with_cells: bool = False  # whether the study cells were given (reported numbers need them)
+    # thesis table 5.14 under both readings (reports.sweep.sweep_points)
+    sweep: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def table_file_stem(name: str) -> str:
