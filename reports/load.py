@@ -6,6 +6,8 @@
 ``last_phase``) says which phase its epoch belongs to (bench.store.PRE_MAIN_PHASES: "init" = the
 network as loaded, epoch -1; "warmup" = epoch 0): from result.json where it names it, else from
 the metrics.csv row of that epoch (records written before the init evaluation), else "".
+``memory``: one row per (run, memory_error.csv row), from the runs that have the file (older
+records and MoCo runs have none: no rows).
 A run folder without ``result.json`` is a run that has not finished its first write: it counts as
 ``running``. A malformed record (bad JSON, a missing field or column) is a ``UserError`` naming the
 file, because a report over silently skipped runs would answer the wrong question.
@@ -14,7 +16,7 @@ file, because a report over silently skipped runs would answer the wrong questio
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from bench.store import (
     CONFIG_FIELDS,
     CONFIG_FILE,
     EPOCH_CHOICES,
+    MEMORY_ERROR_COLUMNS,
+    MEMORY_ERROR_FILE,
     METRIC_COLUMNS,
     METRICS_FILE,
     MOCO_COLUMNS,
@@ -41,12 +45,18 @@ from reports.configs import config_key
 RUNNING, DONE, FAILED = STATUSES  # bench.store's names, in its order
 
 
+def empty_memory() -> pd.DataFrame:
+    return pd.DataFrame(columns=["run_id", *MEMORY_ERROR_COLUMNS])
+
+
 @dataclass(frozen=True)
 class Store:
-    """The whole run store: ``runs`` (one row per run) and ``epochs`` (per-epoch metrics)."""
+    """The whole run store: ``runs`` (one row per run), ``epochs`` (per-epoch metrics) and
+    ``memory`` (the memory probe's rows, bench.store.MEMORY_ERROR_COLUMNS)."""
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
+    memory: pd.DataFrame = field(default_factory=empty_memory)
 
     @property
     def done(self) -> pd.DataFrame:
@@ -161,10 +171,17 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
     return row, metrics
 
 
+def read_memory_error(folder: Path, run_id: str) -> pd.DataFrame | None:
+    """memory_error.csv of one run with ``run_id`` prepended; None without the file; a missing
+    column is a UserError naming the file."""
+    path = folder / MEMORY_ERROR_FILE
+    return read_metrics(path, run_id, MEMORY_ERROR_COLUMNS) if path.exists() else None
+
+
 def load_store(results: str | Path) -> Store:
     """Every run under ``results/runs/`` (sorted by folder name, so the order is stable)."""
     runs_dir = Path(results) / RUNS_DIR
-    rows, frames = [], []
+    rows, frames, probes = [], [], []
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
     for folder in folders:
         if not (folder / CONFIG_FILE).exists():
@@ -173,13 +190,17 @@ def load_store(results: str | Path) -> Store:
         rows.append(row)
         if metrics is not None:
             frames.append(metrics)
+        probe = read_memory_error(folder, str(row["run_id"]))
+        if probe is not None:
+            probes.append(probe)
     runs = pd.DataFrame(rows, columns=_run_columns())
     epochs = (
         pd.concat(frames, ignore_index=True)
         if frames
         else pd.DataFrame(columns=["run_id", *METRIC_COLUMNS])
     )
-    return Store(runs=runs, epochs=epochs)
+    memory = pd.concat(probes, ignore_index=True) if probes else empty_memory()
+    return Store(runs=runs, epochs=epochs, memory=memory)
 
 
 def _run_columns() -> list[str]:

@@ -19,6 +19,7 @@ from reports.inference import (
     TOO_FEW,
 )  # fmt: skip
 from reports.load import DONE
+from reports.mechanism_page import mechanism_section
 from reports.render import (
     NOT_REPRODUCED,
     NOT_RUN,
@@ -325,5 +326,6 @@ def report_text(report: Report) -> str:
     sections = [head, _claims_section(report), _headline_section(report), glance,
                 _runs_section(report), _tables_section(report), _sweep_section(report),
                 _moco_section(report),
+                mechanism_section(report),  # issue 14: the memory error and the oracle bound
                 _gain_section(report), _figures_section(report), _rules(report.epoch)]  # fmt: skip
     return "\n".join(s for s in sections if s)
