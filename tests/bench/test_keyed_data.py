@@ -28,6 +28,7 @@ from bench.engine.draws import (
     warmup_epoch,
 )
 from bench.engine.moco.data import MocoData
+from common import UserError
 
 GOLDEN = 0x9E3779B97F4A7C15
 FAST = dict(train_per_class=12)  # 120 images: 3 batches of 40, flips
@@ -56,6 +57,12 @@ def _same(a, b) -> bool:
     return len(a) == len(b) and all(
         torch.equal(u, v) for x, y in zip(a, b, strict=True) for u, v in zip(x, y, strict=True)
     )
+
+
+def test_augment_draws_is_a_checked_field():
+    assert make_config("fashion-mnist", "xbm", 0, "cpu").augment_draws == "keyed"
+    with pytest.raises(UserError, match="augment_draws.*'sometimes'"):
+        make_config("fashion-mnist", "xbm", 0, "cpu", augment_draws="sometimes")
 
 
 # ----- the keys and the draws --------------------------------------------------------------------

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 import bench.config as C
-from bench import spec
+from bench import reproduce, spec
 from bench.config import RunConfig, make_config
 from bench.fields import Field
-from bench import reproduce
 from bench.reproduce import plan
 from bench.store import RunDir
 from bench.studies import STUDIES, cells
