@@ -124,6 +124,7 @@ class MetricTask(Task):
             self.probe,
             step,
             bar,
+            epoch=epoch,
         )
         self.sched.step()
         return {**row, "lr": lr}, step

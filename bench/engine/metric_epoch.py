@@ -25,9 +25,21 @@ def optimizer_step(loss, model, opt, scaler, grad_clip: float) -> None:
 
 
 def train_epoch(
-    model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe, step0: int, bar
+    model,
+    memory,
+    opt,
+    scaler,
+    data: Data,
+    cfg: RunConfig,
+    device,
+    probe,
+    step0: int,
+    bar,
+    *,
+    epoch: int,
 ) -> tuple[dict[str, float], int]:
-    """One main-phase epoch; returns its metrics and the global step reached."""
+    """One main-phase epoch (``epoch``: 0-based, its augmentation keys' epoch); returns its
+    metrics and the global step reached."""
     use_amp = cfg.amp and device.type == "cuda"
     losses, drift_mean, drift_max, pos, neg, images, step = [], [], [], [], [], 0, step0
     with torch.no_grad():
@@ -35,7 +47,7 @@ def train_epoch(
         z_prev = model(probe).float()
     z_start = z_prev
     start = time.perf_counter()
-    for x, y, sc in data.batches():
+    for x, y, sc, _, _ in data.batches(epoch):
         model.train()
         x, y, sc = x.to(device), y.to(device), sc.to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
