@@ -35,6 +35,10 @@ class RunConfig:
     embedding_size: int = 128
     image_size: int = 28  # native resolution for array datasets on the cpu profile
     augment: str = "flip"  # randaugment (timm rand-m9-mstd0.5 + random erasing 0.2) | flip | none
+    # keyed: each sample's augmentation drawn from (seed, epoch, position), re-creatable and the
+    # same for any num_workers (bench/engine/draws.py); global: the global generators, as runs
+    # made before this field drew
+    augment_draws: str = "keyed"
     # sampler and memory
     batch_size: int = 40
     m_per_class: int = 4  # PML MPerClassSampler
@@ -159,6 +163,7 @@ SCHEMA_DEFAULTS_V1: dict[str, Any] = {
 # with the next version; its dataclass default should be the absent value, and may change later
 # without touching any stored id. A field missing from here makes run_id raise.
 SCHEMA_ADDED: dict[str, tuple[int, Any]] = {
+    "augment_draws": (2, "global"),  # issue 14: keyed draws; absent = the global generators
     "memory_probe": (2, False),  # runs before schema 2 had no probe
     "memory_probe_points": (2, 4),
     "memory_probe_size": (2, 1000),

@@ -21,6 +21,7 @@ AUGMENTS = {"metric": ("randaugment", "flip", "none"), "moco": ("moco", "moco_te
 CHOICES: dict[str, tuple[str, ...]] = {
     "head": ("l2", "l2_bn", "l2_ln"),  # bench/engine/model.py (paper table 3)
     "augment": AUGMENTS["metric"] + AUGMENTS["moco"],
+    "augment_draws": ("keyed", "global"),  # bench/engine/draws.py DRAW_MODES
     "miner_distance": ("euclidean", "euclidean_raw", "cosine"),  # variants/miners.py
     "memory_init": ("queue", "prefill"),
     "loss": ("supcon", "xbm_contrastive"),  # bench/engine/registry.py
@@ -48,6 +49,7 @@ FIELDS: dict[str, Field] = {
     "embedding_size": _INT1,
     "image_size": _INT1,
     "augment": Field(str, choices=CHOICES["augment"]),
+    "augment_draws": Field(str, choices=CHOICES["augment_draws"]),
     "batch_size": Field(
         int, ge=2, why="a batch of one has no pair to mine: its loss is 0 on every step"
     ),

@@ -50,6 +50,17 @@ BEST_PRE_MAIN = "best_pre_main"
 # metrics.csv and summaries of a MoCo run (task "moco")
 MOCO_COLUMNS = ("epoch", "phase", "loss", "knn_acc", "lr", "seconds", "images_per_s")
 MOCO_SUMMARY = ("epoch", "knn_acc")
+# memory_error.csv of a metric run (issue 14; results/README.md): one row per probe point, the
+# stored memory against a fresh re-embedding of the same images with the current model
+MEMORY_ERROR_FILE = "memory_error.csv"
+AGE_BUCKETS = 4  # age quarters of the memory's span, 1 = youngest
+MEMORY_ERROR_COLUMNS = (
+    "epoch", "step", "point", "adapting", "n_entries", "n_batches",
+    "err_l2_mean", "err_l2_median", "err_cos_mean", "raw_l2_mean", "raw_l2_median", "raw_cos_mean",
+    "gain", *(f"err_l2_age{q}" for q in range(1, AGE_BUCKETS + 1)),
+    *(f"raw_l2_age{q}" for q in range(1, AGE_BUCKETS + 1)),
+    "pair_jaccard", "pairs_stored", "pairs_fresh",
+)  # fmt: skip
 # config.json fields every reader needs (the rest is read as it is)
 CONFIG_FIELDS = (
     "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
@@ -77,6 +88,7 @@ class RunDir:
         self.metrics = self.path / METRICS_FILE
         self.result = self.path / RESULT_FILE
         self.checkpoint = self.path / CHECKPOINT_FILE
+        self.memory_error = self.path / MEMORY_ERROR_FILE
         self.lock = self.path / LOCK_FILE
 
     # ----- the claim ---------------------------------------------------------------------------
@@ -177,6 +189,28 @@ class RunDir:
         if not self.metrics.exists():
             return []
         return pd.read_csv(self.metrics).to_dict("records")
+
+    # ----- memory_error.csv ---------------------------------------------------------------------
+    def write_memory_error(self, rows: list[dict[str, Any]]) -> None:
+        """Every probe row of the run so far, columns in ``MEMORY_ERROR_COLUMNS`` order (NaN is
+        written as an empty field). A row whose keys are not exactly those columns is a
+        ValueError naming them: the probe's contract with every reader."""
+        want = set(MEMORY_ERROR_COLUMNS)
+        for i, row in enumerate(rows):
+            if set(row) != want:
+                missing, unknown = sorted(want - set(row)), sorted(set(row) - want)
+                raise ValueError(
+                    f"memory_error row {i}: missing column(s) {missing}, unknown column(s) "
+                    f"{unknown}; the columns are bench.store.MEMORY_ERROR_COLUMNS"
+                )
+        frame = pd.DataFrame(rows, columns=list(MEMORY_ERROR_COLUMNS))
+        atomic_write(self.memory_error, lambda tmp: frame.to_csv(tmp, index=False))
+
+    def read_memory_error(self) -> list[dict[str, Any]]:
+        """The probe rows written so far; [] for a run without the file (older records, MoCo)."""
+        if not self.memory_error.exists():
+            return []
+        return pd.read_csv(self.memory_error).to_dict("records")
 
     # ----- checkpoint.pt -----------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:

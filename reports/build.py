@@ -17,16 +17,25 @@ from matplotlib.figure import Figure
 
 from common import UserError, atomic_write, atomic_write_text
 from reports import figures as F
+from reports import mechanism as MECH
 from reports import moco as M
 from reports.claims import CLAIMS, judge_all, untested_claims
 from reports.configs import comparable_runs, drop_duplicate_seeds, label_runs, study_runs
-from reports.contents import HEADLINE, Report, table_file_stem
+from reports.contents import (
+    ADAPTATION_GAIN,
+    HEADLINE,
+    MEMORY_AGE,
+    MEMORY_TABLE,
+    Report,
+    table_file_stem,
+)  # fmt: skip
 from reports.forest import forest_figure
 from reports.headline import forest_rows
 from reports.load import load_store, select_epoch
 from reports.markdown import report_text
 from reports.render import display_claims, display_table, to_latex, to_markdown, with_verdicts
 from reports.reported import load_reported
+from reports.sweep import SWEEP_KEY, SWEEP_STEM, display_sweep, has_runs, sweep_points
 from reports.tables import all_tables, selection_gain, tables_without_runs
 
 Cells = Sequence[Mapping[str, Any]]
@@ -55,6 +64,14 @@ def make_figures(runs: pd.DataFrame, epochs: pd.DataFrame,
     return {name: make() for name, make in makers.items()}
 
 
+def mechanism_figures(runs: pd.DataFrame, memory: pd.DataFrame) -> dict[str, Figure | None]:
+    """The memory-error figures of reports.mechanism_page (names: ``MECHANISM_FIGURES``)."""
+    makers = {MEMORY_AGE: F.fig_memory_age, ADAPTATION_GAIN: F.fig_adaptation_gain}
+    if runs.empty or memory.empty:
+        return dict.fromkeys(makers)
+    return {name: make(runs, memory) for name, make in makers.items()}
+
+
 def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
             cells: Cells | None = None) -> Report:  # fmt: skip
     """Read the store and compute tables, claims, the selection gain and (optionally) figures.
@@ -74,18 +91,22 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
     epochs = store.epochs[store.epochs["run_id"].isin(set(usable["run_id"]))]
     moco = done[done["task"] == "moco"]
     moco_usable = comparable_runs(moco, cells)
-    # one family: Holm across every claim of the table, MoCo's included
-    claims = judge_all(usable, reported, extra=M.moco_claim_rows(moco_usable, store.epochs))
+    # one family: Holm across every claim of the table, MoCo's and the mechanism's included
+    extra = [*M.moco_claim_rows(moco_usable, store.epochs),
+             *MECH.claim_rows(usable, store.memory, reported)]  # fmt: skip
+    claims = judge_all(usable, reported, extra=extra)
     figures = make_figures(usable, epochs, reported) if with_figures else {}
     if with_figures:
         figures[M.FIGURE[0]] = M.fig_moco(store.epochs, moco_usable)
+        figures.update(mechanism_figures(usable, store.memory))
     return Report(
         results=path, epoch=epoch, store=store,
         tables={k: with_verdicts(t) for k, t in all_tables(runs, study, reported).items()},
         missing_tables=tables_without_runs(study, reported),
         claims=claims, untested=untested_claims(claims, (*CLAIMS, M.MOCO_CLAIM)),
         gain=selection_gain(metric), figures=figures, moco=M.moco_table(moco, store.epochs),
-        duplicates=duplicates, with_cells=cells is not None,
+        duplicates=duplicates, with_cells=cells is not None, sweep=sweep_points(study, reported),
+        memory=MECH.memory_table(runs, store.memory), unprobed=MECH.unprobed(runs, store.memory),
     )  # fmt: skip
 
 
@@ -110,6 +131,13 @@ def write(report: Report) -> Path:
     if not report.moco.empty:
         _write_table(out / "tables", "moco", report.moco, M.display_moco_table(report.moco),
                      "MoCo with and without XBN: k-NN accuracy (paper fig. 2)")  # fmt: skip
+    if has_runs(report.sweep):
+        _write_table(out / "tables", SWEEP_STEM, report.sweep, display_sweep(report.sweep),
+                     f"{SWEEP_KEY} under both readings of its margins")  # fmt: skip
+    if not report.memory.empty:
+        _write_table(out / "tables", MEMORY_TABLE, report.memory,
+                     MECH.display_memory_table(report.memory),
+                     "Memory error, adaptation gain and pair agreement per variant")  # fmt: skip
     if not report.claims.empty:
         _write_table(out / "tables", "claims", report.claims, display_claims(report.claims),
                      "Claims of the paper and the thesis, judged on our runs")  # fmt: skip

@@ -163,7 +163,7 @@ def claim_row(text: str, source: str, relation: str, a: str, b: str, profile: st
         "scale": "paper" if profile == PAPER_PROFILE else f"demo-scale ({profile} profile)",
         "batch_size": batch, "n_a": sa["n"], "mean_a": sa["mean"], "std_a": sa["std"],
         "n_b": sb["n"], "mean_b": sb["mean"], "std_b": sb["std"], "reported_diff": reported,
-        "run_ids": " ".join(sorted([*runs_a["run_id"], *runs_b["run_id"]])),
+        "run_ids": " ".join(sorted({*runs_a["run_id"], *runs_b["run_id"]})),  # each run once
         DIFF_KEY: compare(runs_a, runs_b, metric), HYP_KEY: hypothesis(relation),
     }  # fmt: skip
 

@@ -35,6 +35,16 @@ FIGURES: dict[str, tuple[str, str]] = {
     "superclass_topk": ("Superclass top-k, k = 1..5 (thesis table 5.16)", "thesis"),
 }
 
+# the mechanism section's figures (reports.mechanism_page), drawn there, not under "Figures"
+MEMORY_AGE, ADAPTATION_GAIN = "memory_error_age", "adaptation_gain"
+MECHANISM_FIGURES: dict[str, str] = {
+    MEMORY_AGE: "Memory error vs entry age per variant (solid: as the loss sees it; dashed: "
+    "un-adapted, what XBM holds)",
+    ADAPTATION_GAIN: "Adaptation gain per epoch (un-adapted / adapted L2 error), mean ± std "
+    "over seeds",
+}
+MEMORY_TABLE = "memory_error"  # tables/memory_error.{md,csv,tex}
+
 
 @dataclass
 class Report:
@@ -51,6 +61,11 @@ class Report:
     # done runs not counted: the same config and seed as a counted run (reports.configs)
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
     with_cells: bool = False  # whether the study cells were given (reported numbers need them)
+    # thesis table 5.14 under both readings (reports.sweep.sweep_points)
+    sweep: pd.DataFrame = field(default_factory=pd.DataFrame)
+    memory: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.mechanism.memory_table
+    # done metric runs without memory_error.csv (reports.mechanism.unprobed)
+    unprobed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def table_file_stem(name: str) -> str:

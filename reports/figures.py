@@ -17,14 +17,21 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from bench.store import AGE_BUCKETS
 from reports import style as S
 from reports.claims import reference_cell
 from reports.load import TOP_K
 from reports.reported import Selector, config_matches
 
 R1 = "Recall@1 (%)"
+# the memory-error-by-age figure averages the probe points of each run's last AGE_EPOCHS main
+# epochs: the memory's steady state, past the fast drift of the first epochs
+AGE_EPOCHS = 2
+ERR_AGE = tuple(f"err_l2_age{q}" for q in range(1, AGE_BUCKETS + 1))
+RAW_AGE = tuple(f"raw_l2_age{q}" for q in range(1, AGE_BUCKETS + 1))
 
 
 def _grid(nrows: int, ncols: int) -> tuple[Figure, np.ndarray]:
@@ -229,4 +236,81 @@ def fig_pc_sweep(runs: pd.DataFrame, reported: pd.DataFrame) -> Figure | None:
             ax.set(title=f"PC-XBN sweep over {name}", xlabel=name, ylabel=R1)
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
+    return fig
+
+
+def _probed(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
+    """Probe rows (reports.load.Store.memory) of the reference runs, with variant and panel."""
+    ref = reference_runs(runs)[["run_id", "variant", "seed", "panel"]]
+    return memory.merge(ref, on="run_id", how="inner")
+
+
+def age_profile(runs: pd.DataFrame, memory: pd.DataFrame, last: int = AGE_EPOCHS) -> pd.DataFrame:
+    """Per reference run and age bucket (1 = youngest quarter of the memory's span): ``err``
+    and ``raw``, the mean over the probe points of the run's last ``last`` main epochs of
+    err_l2_age<q> (the memory as the loss sees it) and raw_l2_age<q> (un-adapted, what plain
+    XBM holds); buckets empty at every point are NaN."""
+    data = _probed(runs, memory)
+    late = data[data["epoch"] > data.groupby("run_id")["epoch"].transform("max") - last]
+    per_run = late.groupby(["run_id", "variant", "panel"], sort=True)[[*ERR_AGE, *RAW_AGE]]
+    means = per_run.mean().reset_index()
+    parts = [means[["run_id", "variant", "panel"]].assign(age=q, err=means[e], raw=means[r])
+             for q, (e, r) in enumerate(zip(ERR_AGE, RAW_AGE), start=1)]  # fmt: skip
+    cols = ["run_id", "variant", "panel", "age", "err", "raw"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def fig_memory_age(runs: pd.DataFrame, memory: pd.DataFrame) -> Figure | None:
+    """Memory error against entry age per variant (issue 14), one block per (profile, dataset):
+    solid, the stored entries as the loss sees them (mean +- std over seeds); dashed, the
+    un-adapted copy (mean over seeds), what plain XBM would hold. ``age_profile``'s numbers."""
+    data = age_profile(runs, memory).dropna(subset=["err", "raw"], how="all")
+    if data.empty:
+        return None
+    panels = sorted(data["panel"].unique())
+    width = max(data.loc[data["panel"] == p, "variant"].nunique() for p in panels)
+    with S.style():
+        fig, subs = S.small_multiples_figure(len(panels), width)
+        for sub, panel in zip(subs, panels):
+            part = data[data["panel"] == panel]
+            labels = S.ordered(part["variant"])
+            axes = S.panel_grid(sub, labels, "age quarter (1 = youngest)", "L2 to fresh")
+            for ax, label in zip(axes, labels):
+                own = part[part["variant"] == label]
+                S.band(ax, own.dropna(subset=["err"]), "age", "err", label)
+                raw = own.groupby("age", sort=True)["raw"].mean()
+                ax.plot(raw.index, raw.to_numpy(), color=S.colour(label), linestyle="--",
+                        linewidth=1.2)  # fmt: skip
+                ax.set_xticks(range(1, AGE_BUCKETS + 1))
+            sub.suptitle(f"memory error by entry age: {panel}", fontsize="medium",
+                         fontweight="bold")  # fmt: skip
+        handles = [
+            Line2D([], [], color="0.3", linewidth=1.4, label="stored, as the loss sees it"),
+            Line2D([], [], color="0.3", linewidth=1.2, linestyle="--",
+                   label="un-adapted copy (what XBM holds)"),
+        ]  # fmt: skip
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small",
+                   title=f"mean over seeds and the last {AGE_EPOCHS} epochs' probe points",
+                   title_fontsize="small")  # fmt: skip
+    return fig
+
+
+def gain_per_epoch(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
+    """Per reference run and main epoch: the mean adaptation gain (raw_l2_mean / err_l2_mean,
+    the probe's ``gain``) over the epoch's probe points; epochs without a gain dropped."""
+    data = _probed(runs, memory)
+    keys = ["run_id", "variant", "panel", "epoch"]
+    return data.groupby(keys, sort=True)["gain"].mean().reset_index().dropna(subset=["gain"])
+
+
+def fig_adaptation_gain(runs: pd.DataFrame, memory: pd.DataFrame) -> Figure | None:
+    """Adaptation gain per epoch, each variant against XBM (gain 1: nothing adapted), mean +-
+    std over seeds of ``gain_per_epoch``; dotted: gain 1."""
+    data = gain_per_epoch(runs, memory)
+    if data.empty:
+        return None
+    blocks = [(panel, "gain", "adaptation gain") for panel in sorted(data["panel"].unique())]
+    fig = highlight_figure(data, blocks, "epoch", "epoch", "un-adapted / adapted L2")
+    for ax in fig.axes:
+        ax.axhline(1.0, color="0.3", linestyle=":", linewidth=0.8, zorder=1)
     return fig

@@ -2,7 +2,12 @@
 
 ``runs``: one row per run folder, every status, with the fields of ``CONFIG_FIELDS`` and
 ``config_key`` (the whole config minus seed and names, ``reports.configs``: what groups runs);
-``epochs``: one row per (run, metrics.csv row).
+``epochs``: one row per (run, metrics.csv row). Each summary's ``phase`` (``best_phase``,
+``last_phase``) says which phase its epoch belongs to (bench.store.PRE_MAIN_PHASES: "init" = the
+network as loaded, epoch -1; "warmup" = epoch 0): from result.json where it names it, else from
+the metrics.csv row of that epoch (records written before the init evaluation), else "".
+``memory``: one row per (run, memory_error.csv row), from the runs that have the file (older
+records and MoCo runs have none: no rows).
 A run folder without ``result.json`` is a run that has not finished its first write: it counts as
 ``running``. A malformed record (bad JSON, a missing field or column) is a ``UserError`` naming the
 file, because a report over silently skipped runs would answer the wrong question.
@@ -11,7 +16,7 @@ file, because a report over silently skipped runs would answer the wrong questio
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ from bench.store import (
     CONFIG_FIELDS,
     CONFIG_FILE,
     EPOCH_CHOICES,
+    MEMORY_ERROR_COLUMNS,
+    MEMORY_ERROR_FILE,
     METRIC_COLUMNS,
     METRICS_FILE,
     MOCO_COLUMNS,
@@ -29,6 +36,7 @@ from bench.store import (
     RUNS_DIR,
     STATUSES,
     SUMMARY_FIELDS,
+    SUMMARY_PHASE,
     TOP_K,
 )
 from common import UserError
@@ -37,12 +45,18 @@ from reports.configs import config_key
 RUNNING, DONE, FAILED = STATUSES  # bench.store's names, in its order
 
 
+def empty_memory() -> pd.DataFrame:
+    return pd.DataFrame(columns=["run_id", *MEMORY_ERROR_COLUMNS])
+
+
 @dataclass(frozen=True)
 class Store:
-    """The whole run store: ``runs`` (one row per run) and ``epochs`` (per-epoch metrics)."""
+    """The whole run store: ``runs`` (one row per run), ``epochs`` (per-epoch metrics) and
+    ``memory`` (the memory probe's rows, bench.store.MEMORY_ERROR_COLUMNS)."""
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
+    memory: pd.DataFrame = field(default_factory=empty_memory)
 
     @property
     def done(self) -> pd.DataFrame:
@@ -99,14 +113,27 @@ def _at_epoch(metrics: pd.DataFrame | None, epoch: int | None) -> dict[str, floa
     return out
 
 
-def _summary(result: dict[str, Any], which: str, path: Path, moco: bool) -> dict[str, Any]:
+def _phase_at(metrics: pd.DataFrame | None, epoch: int) -> str:
+    """The phase of metrics.csv's row ``epoch`` ("" where there is none)."""
+    if metrics is None or SUMMARY_PHASE not in metrics:
+        return ""
+    rows = metrics[metrics["epoch"] == epoch]
+    return str(rows[SUMMARY_PHASE].iloc[-1]) if len(rows) else ""
+
+
+def _summary(result: dict[str, Any], which: str, path: Path, moco: bool,
+             metrics: pd.DataFrame | None) -> dict[str, Any]:  # fmt: skip
     """The ``best`` or ``last`` block of result.json as runs-frame columns; MoCo runs carry
-    k-NN accuracy and no Recall@K."""
+    k-NN accuracy and no Recall@K. A block without a phase (written before the init
+    evaluation) takes it from its metrics.csv row."""
     part = result.get(which)
     if not isinstance(part, dict):
         raise UserError(f"malformed run record {path}: a done run needs '{which}'")
     _require(part, MOCO_SUMMARY if moco else SUMMARY_FIELDS, path)
-    out = {f"{which}_epoch": int(part["epoch"])}
+    epoch = int(part["epoch"])
+    phase = part.get(SUMMARY_PHASE)
+    phase = str(phase) if phase else _phase_at(metrics, epoch)
+    out = {f"{which}_epoch": epoch, f"{which}_{SUMMARY_PHASE}": phase}
     for k in SUMMARY_FIELDS[1:]:  # Recall@K: none for MoCo
         out[f"{which}_{k}"] = float("nan") if moco else float(part[k])
     for k in MOCO_SUMMARY[1:] if moco else ():
@@ -138,16 +165,23 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
         raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
     for which in EPOCH_CHOICES:
         if row["status"] == DONE:
-            row.update(_summary(result, which, result_path, row["task"] == "moco"))
+            row.update(_summary(result, which, result_path, row["task"] == "moco", metrics))
         epoch = row.get(f"{which}_epoch")
         row.update({f"{which}_{k}": v for k, v in _at_epoch(metrics, epoch).items()})
     return row, metrics
 
 
+def read_memory_error(folder: Path, run_id: str) -> pd.DataFrame | None:
+    """memory_error.csv of one run with ``run_id`` prepended; None without the file; a missing
+    column is a UserError naming the file."""
+    path = folder / MEMORY_ERROR_FILE
+    return read_metrics(path, run_id, MEMORY_ERROR_COLUMNS) if path.exists() else None
+
+
 def load_store(results: str | Path) -> Store:
     """Every run under ``results/runs/`` (sorted by folder name, so the order is stable)."""
     runs_dir = Path(results) / RUNS_DIR
-    rows, frames = [], []
+    rows, frames, probes = [], [], []
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
     for folder in folders:
         if not (folder / CONFIG_FILE).exists():
@@ -156,19 +190,24 @@ def load_store(results: str | Path) -> Store:
         rows.append(row)
         if metrics is not None:
             frames.append(metrics)
+        probe = read_memory_error(folder, str(row["run_id"]))
+        if probe is not None:
+            probes.append(probe)
     runs = pd.DataFrame(rows, columns=_run_columns())
     epochs = (
         pd.concat(frames, ignore_index=True)
         if frames
         else pd.DataFrame(columns=["run_id", *METRIC_COLUMNS])
     )
-    return Store(runs=runs, epochs=epochs)
+    memory = pd.concat(probes, ignore_index=True) if probes else empty_memory()
+    return Store(runs=runs, epochs=epochs, memory=memory)
 
 
 def _run_columns() -> list[str]:
     cols = [*CONFIG_FIELDS, "task", "config_key", "status", "error"]
     for which in EPOCH_CHOICES:
-        cols += [f"{which}_{f}" for f in SUMMARY_FIELDS] + [f"{which}_{k}" for k in TOP_K]
+        cols += [f"{which}_{f}" for f in (*SUMMARY_FIELDS, SUMMARY_PHASE)]
+        cols += [f"{which}_{k}" for k in TOP_K]
         cols += [f"{which}_{k}" for k in MOCO_SUMMARY[1:]]  # MoCo runs only
     return cols
 
@@ -176,12 +215,12 @@ def _run_columns() -> list[str]:
 def select_epoch(runs: pd.DataFrame, epoch: str = "best") -> pd.DataFrame:
     """Copy of ``runs`` with the chosen epoch's numbers under plain names (``recall@1`` ...).
 
-    ``best`` is the epoch selected on the test set, as the papers did; ``last`` is the final
-    epoch (no selection on the test set).
+    ``best`` is the epoch selected on the test set, as the papers did (it may be the network as
+    loaded or the warm-up: ``phase``); ``last`` is the final epoch (no selection on the test set).
     """
     if epoch not in EPOCH_CHOICES:
         raise ValueError(f"epoch must be one of {EPOCH_CHOICES}, got {epoch!r}")
     out = runs.copy()
-    for f in (*SUMMARY_FIELDS, *TOP_K):
+    for f in (*SUMMARY_FIELDS, SUMMARY_PHASE, *TOP_K):
         out[f] = runs[f"{epoch}_{f}"]
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from reports import moco as M
+from reports import sweep as SW
 from reports.configs import NOT_COMPARED
 from reports.contents import FIGURES, HEADLINE, Report, table_file_stem
 from reports.inference import (
@@ -18,10 +19,12 @@ from reports.inference import (
     TOO_FEW,
 )  # fmt: skip
 from reports.load import DONE
+from reports.mechanism_page import mechanism_section
 from reports.render import (
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
+    SELECTED,
     display_claims,
     display_table,
     fmt_num,
@@ -45,7 +48,10 @@ def study_for_table(name: str) -> str:
 
 
 def _rules(epoch: str) -> str:
-    which = ("the **best** epoch (selected on the test set, as the papers did)" if epoch == "best"
+    which = ("the **best** epoch (selected on the test set, as the papers did, among every "
+             "evaluated epoch: the network as loaded, epoch −1, and after the warm-up, epoch 0, "
+             f"included; a table's \"{SELECTED}\" column says where it was one of those)"
+             if epoch == "best"
              else "the **last** epoch (no selection on the test set)")  # fmt: skip
     not_compared = ", ".join(f"`{f}`" for f in NOT_COMPARED)
     return f"""## How to read this report
@@ -195,12 +201,47 @@ def _tables_section(report: Report) -> str:
     for name, table in report.tables.items():
         stem = table_file_stem(name)
         links = " · ".join(f"[{x}](tables/{stem}.{x})" for x in ("md", "csv", "tex"))
-        parts.append(f"### {name}\n\n{links}\n\n" + to_markdown(display_table(table)))
+        shown = display_table(table)
+        parts.append(f"### {name}\n\n{links}\n\n" + to_markdown(shown))
+        if SELECTED in shown:
+            parts.append(SELECTED_NOTE)
     if report.missing_tables:
         parts.append("Source tables with no runs yet (they show only the reported numbers):\n")
         parts += [f"- {n}: `xbmbench reproduce --study {study_for_table(n)}`"
                   for n in report.missing_tables]  # fmt: skip
     return "\n".join(parts) + "\n"
+
+
+SELECTED_NOTE = (
+    f"*{SELECTED}*: in how many of a row's seeds the best epoch is the network as loaded "
+    "(epoch −1: pretrained backbone, untrained head) or after the warm-up (epoch 0), not an "
+    "epoch of training with the memory. The XBN paper says the same of its table 3's L2+BN "
+    'rows (footnote 6: "the best validation performance is obtained by the pre-trained '
+    'network").\n'
+)
+
+
+def _sweep_section(report: Report) -> str:
+    """Thesis table 5.14 under both readings of its margins, and which one it fits."""
+    if not SW.has_runs(report.sweep):
+        return ""
+    names = "; ".join(f"reading {r}: {name}" for r, (name, _) in SW.READINGS.items())
+    links = " · ".join(f"[{x}](tables/{SW.SWEEP_STEM}.{x})" for x in ("md", "csv", "tex"))
+    return (
+        f"## {SW.SWEEP_KEY} under both readings\n\n"
+        "The thesis' tables 5.14 and 5.15 cannot both describe the default margins (85.0 vs "
+        f"39.69 at lambda_mu 0.5, lambda_sigma 1), so the sweep runs under both ({names}). "
+        f"The table \"{SW.SWEEP_KEY}\" above compares reading A only (its labels' margins); "
+        "here each point is set beside both.\n\n"
+        f"{links}\n\n" + to_markdown(SW.display_sweep(report.sweep)) + "\n"
+        + SW.verdict_text(SW.sweep_verdict(report.sweep)) + "\n"
+        "Rule: the points with runs under both readings (at least 2); per reading the mean "
+        "|ours − reported| over them; a reading is closer when the 95% t interval of the "
+        "per-point differences of |ours − reported| (A − B) excludes 0; a reading fits when at "
+        "least half of the points are reproduced under it (the tables' rule). \"fits reading "
+        "R better\": R is closer and fits; \"neither fits\": the closer reading (if any) does "
+        "not fit; \"cannot tell the readings apart\": neither is closer, one fits.\n"
+    )  # fmt: skip
 
 
 def _gain_section(report: Report) -> str:
@@ -283,6 +324,8 @@ def report_text(report: Report) -> str:
     )
     glance = "## Published numbers at a glance\n\n" + _glance_numbers(report)
     sections = [head, _claims_section(report), _headline_section(report), glance,
-                _runs_section(report), _tables_section(report), _moco_section(report),
+                _runs_section(report), _tables_section(report), _sweep_section(report),
+                _moco_section(report),
+                mechanism_section(report),  # issue 14: the memory error and the oracle bound
                 _gain_section(report), _figures_section(report), _rules(report.epoch)]  # fmt: skip
     return "\n".join(s for s in sections if s)

@@ -7,10 +7,12 @@ import math
 import pandas as pd
 
 from reports.inference import MAX_SEEDS, TOO_FEW
-from reports.stats import MATCH_TOL
+from reports.stats import MATCH_TOL, PRE_MAIN_COUNTS
 
 NOT_RUN, NO_VALUE = "not run", "-"
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
+SELECTED = "selected epoch"  # display column, shown where some row's best is before the main phase
+PRE_MAIN_TEXT = {"init": "network as loaded (epoch −1)", "warmup": "after the warm-up (epoch 0)"}
 
 
 def fmt_pm(mean: float, std: float, digits: int = 2) -> str:
@@ -44,8 +46,17 @@ def with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(verdict=[number_verdict(r) for r in table.to_dict("records")])
 
 
+def selected_note(row: dict) -> str:
+    """'best = network as loaded (epoch −1) in 3 of 3 seeds' for a row whose runs' selected
+    epoch precedes the main phase (reports.tables: n_init, n_warmup), else ''."""
+    parts = [f"best = {PRE_MAIN_TEXT[phase]} in {int(row[col])} of {int(row['n'])} seeds"
+             for phase, col in PRE_MAIN_COUNTS.items() if row.get(col, 0) > 0]  # fmt: skip
+    return "; ".join(parts)
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The human form of a comparison table (see reports.tables.COLUMNS)."""
+    """The human form of a comparison table (see reports.tables.COLUMNS); a "selected epoch"
+    column where a row's best epoch is the network as loaded or the warm-up."""
     rows = []
     for r in with_verdicts(table).to_dict("records"):
         rep_n = "" if pd.isna(r["reported_runs"]) else f" (n={int(r['reported_runs'])})"
@@ -57,9 +68,14 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "n": str(r["n"]), "reported": rep + (rep_n if rep != NO_VALUE else ""),
             "diff [95% CI]": fmt_ci(r["diff"], r["ci_low"], r["ci_high"]),
             "p": fmt_num(r["p"], ".3g"), "test": METHODS.get(r["test"], NO_VALUE),
-            "verdict": r["verdict"],
+            "verdict": r["verdict"], SELECTED: selected_note(r),
         })  # fmt: skip
-    return pd.DataFrame(rows)
+    shown = pd.DataFrame(rows)
+    return (
+        shown
+        if len(shown) and shown[SELECTED].astype(bool).any()
+        else shown.drop(columns=SELECTED, errors="ignore")
+    )
 
 
 METHODS = {"paired": "paired t", "welch": "Welch t", "one-sample": "one-sample t"}

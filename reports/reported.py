@@ -22,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from io import StringIO
@@ -130,23 +130,27 @@ def config_matches(sel: Selector, run: Mapping[str, Any], batch_size: int,
     )
 
 
-def matches(reported: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
-    """Pure: does ``run`` (a runs-frame row) count towards the ``reported`` row?"""
+def matches(reported: Mapping[str, Any], run: Mapping[str, Any],
+            margins: tuple[float, float] | None = None) -> bool:  # fmt: skip
+    """Pure: does ``run`` (a runs-frame row) count towards the ``reported`` row? ``margins``:
+    the miner margins asked of the run in place of the label's (another reading of the row)."""
+    sel = parse_label(str(reported["variant"]))
     return (
         run["status"] == "done"
         and run["profile"] == PAPER_PROFILE
         and run.get("task", "metric") == "metric"
         and run["dataset"] == reported["dataset"]
         and config_matches(
-            parse_label(str(reported["variant"])), run,
+            sel if margins is None else replace(sel, margins=margins), run,
             int(reported["batch_size"]), float(reported["memory_ratio"]),
         )
     )  # fmt: skip
 
 
-def match_runs(reported: Mapping[str, Any], runs: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``runs`` that match one reported row."""
-    mask = [matches(reported, r) for r in runs.to_dict("records")]
+def match_runs(reported: Mapping[str, Any], runs: pd.DataFrame,
+               margins: tuple[float, float] | None = None) -> pd.DataFrame:  # fmt: skip
+    """The rows of ``runs`` that match one reported row (at ``margins``, see ``matches``)."""
+    mask = [matches(reported, r, margins) for r in runs.to_dict("records")]
     return runs[pd.Series(mask, index=runs.index, dtype=bool)]
 
 

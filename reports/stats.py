@@ -11,7 +11,12 @@ import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from bench.store import PRE_MAIN_PHASES
+
 MATCH_TOL = 1.0  # Recall@1 points: a number is reproduced within max(MATCH_TOL, 2 x spread)
+# a table row's count of runs whose selected epoch is that pre-main phase (bench.store): the
+# network as loaded (epoch -1, "init") or after the warm-up (epoch 0, "warmup")
+PRE_MAIN_COUNTS = {phase: f"n_{phase}" for phase in PRE_MAIN_PHASES}
 
 
 class Summary(NamedTuple):

@@ -30,10 +30,11 @@ VARIANT_COLOURS: dict[str, str] = {
     "scaled_xbn": "#d55e00",
     "pc_xbn": "#882255",
     "sc_xbn": "#999933",
+    "oracle_xbm": "#663333",  # the bound (re-embedded memory, beyond the sources): Tol's dark red
 }
 VARIANT_MARKERS: dict[str, str] = {
     "no_xbm": "s", "xbm": "o", "xbm_star": "P", "xbn": "^", "axbn": "v", "delayed_xbn": "<",
-    "centre_xbn": ">", "scaled_xbn": "D", "pc_xbn": "X", "sc_xbn": "*",
+    "centre_xbn": ">", "scaled_xbn": "D", "pc_xbn": "X", "sc_xbn": "*", "oracle_xbm": "p",
 }  # fmt: skip
 OTHER_COLOUR, OTHER_MARKER = "#332288", "h"  # a label of no known variant
 ORDER = tuple(VARIANT_COLOURS)
@@ -95,24 +96,33 @@ def highlight_grid(fig: Figure | SubFigure, data: pd.DataFrame, x: str, y: str, 
     labels = ordered(data["variant"])
     ref = REFERENCE if REFERENCE in labels else None
     shown = [v for v in labels if v != ref] or labels
-    ncols = min(len(shown), MAX_COLS)
-    nrows = -(-len(shown) // ncols)
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
-    flat = list(axes.flat)
-    for ax, label in zip(flat, shown):
+    axes = panel_grid(fig, shown, xlabel, ylabel)
+    for ax, label in zip(axes, shown):
         if ref is not None and label != ref:
             band(ax, data[data["variant"] == ref], x, y, ref, grey=True)
         band(ax, data[data["variant"] == label], x, y, label)
+    return axes
+
+
+def panel_grid(fig: Figure | SubFigure, labels: Sequence[str], xlabel: str,
+               ylabel: str) -> list[Axes]:  # fmt: skip
+    """One small panel per label, titled in its colour; shared axes, wrapped into rows of
+    ``MAX_COLS``; x label on the bottom row, y label on the first column; unused axes off."""
+    ncols = min(len(labels), MAX_COLS)
+    nrows = -(-len(labels) // ncols)
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    flat = list(axes.flat)
+    for ax, label in zip(flat, labels):
         ax.set_title(label, color=colour(label), fontsize="medium", fontweight="bold", pad=3)
     for i, ax in enumerate(flat):
-        row, col = divmod(i, ncols)
-        if i >= len(shown):
+        col = i % ncols
+        if i >= len(labels):
             ax.set_axis_off()
             continue
-        ax.set_xlabel(xlabel if i + ncols >= len(shown) else "")
+        ax.set_xlabel(xlabel if i + ncols >= len(labels) else "")
         ax.set_ylabel(ylabel if col == 0 else "")
-        ax.tick_params(labelbottom=i + ncols >= len(shown), labelsize="small")
-    return flat[: len(shown)]
+        ax.tick_params(labelbottom=i + ncols >= len(labels), labelsize="small")
+    return flat[: len(labels)]
 
 
 def highlight_legend(fig: Figure) -> None:

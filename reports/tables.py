@@ -8,6 +8,11 @@ have n >= 2), else the one-sample t of our runs against the reported mean taken 
 Runs are pooled only within one config (``config_key``, reports.configs) and each seed counts
 once: a reported number is compared with the study runs of the cell that targets it, and every
 other run gets a row of its own config, labelled with what differs (``label``).
+
+``n_init`` / ``n_warmup``: of a row's n runs, how many had their selected epoch before the main
+phase: the network as loaded (epoch -1, phase "init") or after the warm-up (epoch 0), which the
+best epoch may be (XBN paper, footnote 6: the best L2+BN numbers of its table 3 are the
+pre-trained network's).
 """
 
 from __future__ import annotations
@@ -16,27 +21,35 @@ import math
 
 import pandas as pd
 
+from bench.store import SUMMARY_PHASE
 from reports.configs import label_runs
 from reports.inference import Difference, one_sample_difference, welch_from_stats
 from reports.reported import match_runs
-from reports.stats import summarize
+from reports.stats import PRE_MAIN_COUNTS, summarize
 
 COLUMNS = [
     "table", "dataset", "variant", "batch_size", "memory_ratio", "metric", "n", "ours_mean",
     "ours_std", "reported_mean", "reported_std", "reported_runs", "diff", "ci_low", "ci_high", "p",
-    "test", "run_ids",
+    "test", "run_ids", *PRE_MAIN_COUNTS.values(),
 ]  # fmt: skip
 GROUP_KEYS = ["profile", "dataset", "label", "batch_size", "memory_ratio", "config_key"]
 GROUP_METRICS = ("recall@1", "recall@10")
 
 
-def _one_run_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+def one_run_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` of one config, checked: a seed counted twice would shrink the std and inflate n."""
     twice = runs["seed"][runs["seed"].duplicated()]
     if len(twice):
         raise ValueError(f"seed(s) {sorted(set(twice))} counted twice in one group: "
                          f"{' '.join(sorted(runs['run_id']))}")  # fmt: skip
     return runs
+
+
+def pre_main_counts(runs: pd.DataFrame) -> dict[str, int]:
+    """{n_init: k, n_warmup: k}: runs whose selected epoch is that pre-main phase."""
+    return {
+        col: int((runs[SUMMARY_PHASE] == phase).sum()) for phase, col in PRE_MAIN_COUNTS.items()
+    }
 
 
 def ours_minus_reported(ours: pd.Series, reported: dict) -> Difference:
@@ -76,13 +89,13 @@ def reported_comparison(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
         if matched["config_key"].nunique() > 1:  # one cell targets each reported row
             raise ValueError(f"reported row {rep['key']} / {rep['dataset']} / {rep['variant']} "
                              f"matches {matched['config_key'].nunique()} configs")  # fmt: skip
-        _one_run_per_seed(matched)
+        one_run_per_seed(matched)
         ours = matched[rep["metric"]] if len(matched) else pd.Series(dtype=float)
         rows.append({
             "table": rep["key"], "dataset": rep["dataset"], "variant": rep["variant"],
             "batch_size": int(rep["batch_size"]), "memory_ratio": float(rep["memory_ratio"]),
             "metric": rep["metric"], **compare_row(rep, ours),
-            "run_ids": " ".join(sorted(matched["run_id"])),
+            "run_ids": " ".join(sorted(matched["run_id"])), **pre_main_counts(matched),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -99,14 +112,14 @@ def group_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, grp in frame.groupby(GROUP_KEYS, sort=True):
         profile, dataset, label, batch, memory, _ = key
-        _one_run_per_seed(grp)
+        one_run_per_seed(grp)
         for metric in GROUP_METRICS:
             s = summarize(grp[metric])
             rows.append({
                 "table": f"{profile} runs on {dataset}", "dataset": dataset, "variant": label,
                 "batch_size": int(batch), "memory_ratio": float(memory), "metric": metric,
                 "n": s.n, "ours_mean": s.mean, "ours_std": s.std,
-                "run_ids": " ".join(sorted(grp["run_id"])),
+                "run_ids": " ".join(sorted(grp["run_id"])), **pre_main_counts(grp),
             })  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -3,13 +3,19 @@
 Two paths: array datasets (CIFAR, Fashion-MNIST) without timm augmentation are held as one
 uint8 tensor and batched by index (fast on a CPU); everything else goes through
 ``ManifestDataset`` with timm's transforms and a DataLoader.
+
+Augmentation draws (``RunConfig.augment_draws``): ``"keyed"`` draws each sample's augmentation
+from (run seed, key), key = (epoch, position in the epoch's sampler order) (bench/engine/draws.py),
+so ``Data.images(idx, keys)`` re-creates any batch exactly and the batches are the same for any
+number of loader workers; ``"global"`` draws from the global generators as every run before
+issue 14 did (kept bit for bit, and runnable; its batches cannot be re-created).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -17,6 +23,7 @@ from pytorch_metric_learning.samplers import MPerClassSampler
 from torch.utils.data import DataLoader
 
 from bench.config import RunConfig
+from bench.engine.draws import NO_KEY, KeyedDataset, flips, pack
 from data_prep import ManifestDataset, load_manifest
 
 SUBSET_SEED = 0  # the training subset is the same for every seed: seeds vary training only
@@ -69,6 +76,16 @@ class Split:
     @property
     def superclasses(self) -> torch.Tensor:
         return torch.tensor(self.dataset.superclasses)
+
+
+class Batch(NamedTuple):
+    """One training batch, and what re-creates it (``Data.images(idx, keys)``)."""
+
+    x: torch.Tensor  # normalised, augmented images (batch, C, H, W)
+    y: torch.Tensor  # labels
+    sc: torch.Tensor  # superclass ids (-1: none)
+    idx: torch.Tensor  # positions in Data.train
+    keys: torch.Tensor  # augmentation keys (bench/engine/draws.py); NO_KEY with global draws
 
 
 class Data:
@@ -128,33 +145,83 @@ class Data:
             length_before_new_iter=len(self.labels),
         )
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """One epoch of (images, labels, superclasses), MPerClassSampler order, full batches."""
-        cfg = self.cfg
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """One epoch of batches in MPerClassSampler order, full batches only; ``epoch`` is the
+        key epoch (bench/engine/draws.py: main epochs 0, 1, ..., ``warmup_epoch(w)``,
+        ``PREFILL_EPOCH``). The sampler draws from numpy's global generator, which the trainer
+        seeds every epoch; with keyed draws nothing else is drawn from a global generator."""
+        cfg, b = self.cfg, self.cfg.batch_size
+        order = torch.tensor(list(iter(self.sampler())), dtype=torch.long)
+        n = len(order) - len(order) % b
+        order = order[:n]
+        keyed = cfg.augment_draws == "keyed"
+        keys = pack(epoch, torch.arange(n)) if keyed else torch.full((n,), NO_KEY)
+        starts = range(0, n, b)
         if self.fast:
-            order = torch.tensor(list(iter(self.sampler())), dtype=torch.long)
             labels, supers = torch.from_numpy(self.labels), torch.from_numpy(self.superclasses)
-            for s in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
-                idx = order[s : s + cfg.batch_size]
-                x = self.normalise(self.train_pixels[idx])
-                if cfg.augment == "flip":
-                    flip = torch.rand(len(idx)) < 0.5
-                    x[flip] = x[flip].flip(-1)
-                yield x, labels[idx], supers[idx]
+            for s in starts:
+                idx, k = order[s : s + b], keys[s : s + b]
+                yield Batch(self._fast_images(idx, k), labels[idx], supers[idx], idx, k)
             return
-        loader = DataLoader(
-            self.train,
-            batch_size=cfg.batch_size,
-            sampler=self.sampler(),
-            num_workers=cfg.num_workers,
-            drop_last=True,
-        )
         # superclasses by label, so that k-means superclasses (engine/superclasses.py) reach
         # this path
         lookup = torch.full((int(self.labels.max()) + 1,), -1, dtype=torch.long)
         lookup[torch.from_numpy(self.labels)] = torch.from_numpy(self.superclasses)
-        for x, y, _ in loader:
-            yield x, y, lookup[y]
+        for s, (x, y, _) in zip(starts, self._loader(order, keys)):
+            yield Batch(x, y, lookup[y], order[s : s + b], keys[s : s + b])
+
+    def _loader(self, order: torch.Tensor, keys: torch.Tensor) -> DataLoader:
+        """The loader path's DataLoader over ``order``. Keyed: items are (index, key) pairs
+        drawn under their key, and the loader's own base seed comes from a private generator,
+        so no global generator moves; global: the DataLoader as before keys (bit for bit)."""
+        cfg = self.cfg
+        if cfg.augment_draws == "global":
+            dataset, sampler, generator = self.train, order.tolist(), None
+        else:
+            dataset = KeyedDataset(self.train, cfg.seed)
+            sampler = list(zip(order.tolist(), keys.tolist()))
+            generator = torch.Generator().manual_seed(0)  # worker seeds: every item reseeds
+        return DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.num_workers,
+            drop_last=True,
+            generator=generator,
+        )
+
+    def _fast_images(self, idx: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        x = self.normalise(self.train_pixels[idx])
+        if self.cfg.augment == "flip":
+            if self.cfg.augment_draws == "global":
+                flip = torch.rand(len(idx)) < 0.5  # torch's global generator, as before keys
+            else:
+                flip = flips(self.cfg.seed, keys)
+            x[flip] = x[flip].flip(-1)
+        return x
+
+    def images(self, idx: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Exactly the (normalised, augmented) input the training forward saw for the samples
+        ``idx`` (positions in ``self.train``) drawn with ``keys`` (``Batch.idx``, ``Batch.keys``),
+        in that order; the caller's generators do not move."""
+        idx, keys = torch.as_tensor(idx, dtype=torch.long), torch.as_tensor(keys, dtype=torch.long)
+        if idx.shape != keys.shape or idx.ndim != 1:
+            raise ValueError(
+                f"idx and keys must be 1-D of one length, got {tuple(idx.shape)} and "
+                f"{tuple(keys.shape)}"
+            )
+        if self.cfg.augment != "none":  # "none" draws nothing: any key gives the same image
+            if self.cfg.augment_draws == "global":
+                raise ValueError(
+                    "augment_draws='global' drew the augmentation from the global generators: "
+                    "its images cannot be re-created (run with augment_draws='keyed')"
+                )
+            if (keys == NO_KEY).any():
+                raise ValueError(f"keys must be augmentation keys, got {NO_KEY} (no key)")
+        if self.fast:
+            return self._fast_images(idx, keys)
+        ds = KeyedDataset(self.train, self.cfg.seed)
+        return torch.stack([ds[(i, k)][0] for i, k in zip(idx.tolist(), keys.tolist())])
 
     def probe(self, n: int) -> torch.Tensor:
         """A fixed probe batch of training images for feature drift (same for every seed)."""

@@ -131,7 +131,9 @@ class Task(ABC):
 
     def write_tables(self, rd: RunDir) -> None:
         """Write the task's own per-step tables beside metrics.csv (the metric task's
-        memory_error.csv); their rows live in ``state_dict``, so a resume rewrites them."""
+        memory_error.csv); their rows live in ``state_dict``, so a resume rewrites them.
+        None by default: a task without such tables (MoCo)."""
+        return None
 
 
 @dataclass

@@ -101,7 +101,9 @@ def reembed(model, data, memory, groups: Sequence[torch.Tensor], device, amp: bo
         try:
             for pos in groups:
                 pos_dev = pos.to(memory.index_memory.device)
-                x = data.images(memory.index_memory[pos_dev].cpu(), memory.key_memory[pos_dev].cpu())
+                x = data.images(
+                    memory.index_memory[pos_dev].cpu(), memory.key_memory[pos_dev].cpu()
+                )
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                     emb = functional_call(model, {**params, **buffers}, (x.to(device),))
                 out.append(emb.to(memory.embedding_memory.dtype))

@@ -113,8 +113,8 @@ class MetricTask(Task):
             self.probe,
             step,
             bar,
-            self.memory_probe,
-            epoch,
+            epoch=epoch,
+            memory_probe=self.memory_probe,
         )
         self.sched.step()
         return {**row, "lr": lr}, step

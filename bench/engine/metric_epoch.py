@@ -24,13 +24,25 @@ def optimizer_step(loss, model, opt, scaler, grad_clip: float) -> None:
     scaler.update()
 
 
-def train_epoch(  # noqa: PLR0913
-    model, memory, opt, scaler, data: Data, cfg: RunConfig, device, probe, step0: int, bar,
-    memory_probe=None, epoch: int = 0,
+def train_epoch(
+    model,
+    memory,
+    opt,
+    scaler,
+    data: Data,
+    cfg: RunConfig,
+    device,
+    probe,
+    step0: int,
+    bar,
+    *,
+    epoch: int,
+    memory_probe=None,
 ) -> tuple[dict[str, float], int]:
-    """One main-phase epoch (``epoch``, 0-based); returns its metrics and the global step
-    reached. ``memory_probe`` (bench.engine.memory_probe.MemoryProbe) measures the memory's
-    error after the step's loss and before its optimizer step (it changes nothing of the run)."""
+    """One main-phase epoch (``epoch``: 0-based, its augmentation keys' epoch); returns its
+    metrics and the global step reached. ``memory_probe`` (bench.engine.memory_probe) measures
+    the memory's error after the step's loss and before its optimizer step; it changes nothing
+    of the run."""
     use_amp = cfg.amp and device.type == "cuda"
     losses, drift_mean, drift_max, pos, neg, images, step = [], [], [], [], [], 0, step0
     with torch.no_grad():
@@ -43,7 +55,9 @@ def train_epoch(  # noqa: PLR0913
         x, y, sc = batch.x.to(device), batch.y.to(device), batch.sc.to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             emb = model(x)
-            loss = memory(emb, y, superclasses=sc, indices=batch.idx, keys=batch.keys)
+            loss = memory(
+                emb, y, superclasses=sc, indices=batch.idx.to(device), keys=batch.keys.to(device)
+            )
         step += 1
         check_finite(loss, step)
         if memory_probe is not None:

@@ -8,6 +8,7 @@ import torch
 
 from bench.config import RunConfig
 from bench.engine.data import Data, embed
+from bench.engine.draws import PREFILL_EPOCH, warmup_epoch
 from bench.engine.lifecycle import seed_everything
 from bench.engine.registry import build_loss, build_miner
 
@@ -20,10 +21,10 @@ def warmup(model, data: Data, cfg: RunConfig, device) -> float:
     loss_fn, miner = build_loss(cfg), build_miner(cfg)
     losses = []
     for epoch in range(cfg.warmup_epochs):
-        seed_everything(cfg.seed, -1 - epoch)
+        seed_everything(cfg.seed, warmup_epoch(epoch))
         model.train()
-        for x, y, _ in data.batches():
-            x, y = x.to(device), y.to(device)
+        for batch in data.batches(warmup_epoch(epoch)):
+            x, y = batch.x.to(device), batch.y.to(device)
             emb = model(x)
             loss = loss_fn(emb, y, miner(emb, y))
             opt.zero_grad(set_to_none=True)
@@ -58,7 +59,7 @@ def prefill(model, memory, data: Data, device) -> None:
     """Fill the memory with the warmed-up model's embeddings of a random training subset
     (the xbm.py of seed 001); msight-tech/research-xbm itself starts empty (``queue``)."""
     model.eval()
-    for x, y, sc in data.batches():
+    for b in data.batches(PREFILL_EPOCH):
         if memory.has_been_filled:
             break
-        memory.enqueue(model(x.to(device)).float(), y.to(device), sc.to(device))
+        memory.enqueue(model(b.x.to(device)).float(), b.y.to(device), b.sc.to(device))

@@ -3,7 +3,8 @@
 How many DataLoader workers does a GPU need? The pipeline is the trainer's own: JPEG decode as
 ``ManifestDataset`` does it (PIL open + convert RGB), then the profile's train transforms from
 ``bench.engine.data`` (timm's RandomResizedCrop 224 + flip + RandAugment ``rand-m9-mstd0.5`` +
-normalise + random erasing 0.2), batched by a torch DataLoader.
+normalise + random erasing 0.2), each image's draws seeded from its key as the trainer's keyed
+draws do (bench/engine/draws.py ``KeyedDataset``), batched by a torch DataLoader.
 
 Method:
 - ``images`` JPEGs (quality 90, sides drawn uniformly in 256-500 px, smooth random content plus
@@ -18,7 +19,7 @@ Method:
 - per-worker rate: images/s with one worker (W = 1) where it was measured, else the best
   images/s / max(W, 1); the workers a GPU needs at ``TARGETS`` img/s follow from it, assuming
   workers scale linearly up to the cores there are (they do not beyond them);
-- decode only: the same pass in this process with the decode and no transform.
+- decode only: the same pass in this process with the decode and no transform (and no keys).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from bench.engine.draws import KeyedDataset, pack
 from common import atomic_write
 
 SIDES = (256, 500)  # JPEG sides drawn uniformly in this range (px), as web product photos
@@ -105,16 +107,27 @@ def paper_train_transform() -> Callable:
 
 
 def loader_rate(
-    paths: Sequence[Path], transform: Callable, workers: int, batch_size: int
+    paths: Sequence[Path], transform: Callable, workers: int, batch_size: int, keyed: bool = True
 ) -> dict[str, float]:
-    """Images/s of one DataLoader pass, without and with worker start-up (see the module)."""
+    """Images/s of one DataLoader pass, without and with worker start-up (see the module);
+    ``keyed``: each image drawn under its key (epoch 0, its position), as the trainer draws."""
     skip = max(workers, 1)
     if len(paths) < batch_size * (skip + 1):
         raise ValueError(
             f"need at least {batch_size * (skip + 1)} images for {workers} workers at batch "
             f"{batch_size}, got {len(paths)}"
         )
-    loader = DataLoader(JpegFiles(paths, transform), batch_size=batch_size, num_workers=workers)
+    files = JpegFiles(paths, transform)
+    if keyed:
+        keys = pack(0, torch.arange(len(files))).tolist()
+        loader = DataLoader(
+            KeyedDataset(files, seed=0),
+            batch_size=batch_size,
+            sampler=list(enumerate(keys)),
+            num_workers=workers,
+        )
+    else:
+        loader = DataLoader(files, batch_size=batch_size, num_workers=workers)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a worker process
     try:
@@ -174,7 +187,7 @@ def run(images: int, workers: Sequence[int], batch_size: int, seed: int, root: P
         write_jpegs(paths, seed)
         transform = paper_train_transform()
         shape = tuple(transform(decode(paths[0])).shape)
-        decode_only = loader_rate(paths, _image_size, 0, batch_size)
+        decode_only = loader_rate(paths, _image_size, 0, batch_size, keyed=False)
         rows = [loader_rate(paths, transform, w, batch_size) for w in workers]
     config = {
         "images": images,
@@ -184,7 +197,7 @@ def run(images: int, workers: Sequence[int], batch_size: int, seed: int, root: P
         "seed": seed,
         "output_shape": list(shape),
         "transform": "paper profile train transform (bench.engine.data): RandomResizedCrop 224, "
-        "flip, RandAugment rand-m9-mstd0.5, normalise, random erasing 0.2",
+        "flip, RandAugment rand-m9-mstd0.5, normalise, random erasing 0.2; keyed draws",
         "cpu_threads_main": torch.get_num_threads(),
         "torch": torch.__version__,
     }

@@ -173,8 +173,8 @@ def pipeline_rate(cfg, data_dir: str) -> dict[str, float]:
     start = time.perf_counter()
     n = n0 = 0
     t0 = start
-    for i, (x, _, _) in enumerate(data.batches()):
-        n += len(x)
+    for i, batch in enumerate(data.batches(0)):  # main epoch 0's keys
+        n += len(batch.x)
         if i + 1 == max(cfg.num_workers, 1):  # every worker has delivered its first batch
             t0, n0 = time.perf_counter(), n
     end = time.perf_counter()

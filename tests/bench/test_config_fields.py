@@ -199,6 +199,12 @@ def test_launchers_are_the_launch_modules():
     assert CHOICES["launcher"] == launch.LAUNCHERS
 
 
+def test_augment_draws_are_the_engines_draw_modes():
+    from bench.engine.draws import DRAW_MODES
+
+    assert CHOICES["augment_draws"] == DRAW_MODES
+
+
 def test_miner_distances_are_the_variants():
     from variants.miners import MINER_DISTANCES
 

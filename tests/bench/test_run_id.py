@@ -1,5 +1,8 @@
-"""Run ids that survive upgrades: today's ids are frozen in tests/fixtures/legacy_v0, and adding a
-RunConfig field with a default keeps every one of them (results/README.md, "run_id")."""
+"""Run ids that survive upgrades: the ids of commit c18673d are frozen in tests/fixtures/legacy_v0,
+and adding a RunConfig field with a default keeps every one of them (results/README.md,
+"run_id"). Issue 14's keyed augmentation draws changed the numbers of every cell on purpose:
+today's cells (``augment_draws="keyed"``) have new ids, and the same cells with the draws of
+before (``augment_draws="global"``) have exactly the frozen ones."""
 
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ from pathlib import Path
 import pytest
 
 import bench.config as C
-from bench import spec
+from bench import reproduce, spec
 from bench.config import RunConfig, make_config
 from bench.fields import Field
 from bench.reproduce import plan
+from bench.store import RunDir
 from bench.studies import STUDIES, cells
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0"
@@ -23,13 +27,18 @@ LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu, written at
 FROZEN = json.loads((LEGACY / "run_ids.json").read_text())["run_ids"]
 
 
-def _with_field(name: str, default, absent=None, version: int = 2):
+def _with_field(name: str, default, absent=None, version: int = 3):
     """RunConfig plus one field (as a later issue would add it), registered in the schema."""
     sub = dataclasses.make_dataclass(
         "RunConfigPlus", [(name, type(default), dataclasses.field(default=default))],
         bases=(RunConfig,), frozen=True,
     )  # fmt: skip
-    return sub, {name: (version, default if absent is None else absent)}
+    return sub, {**C.SCHEMA_ADDED, name: (version, default if absent is None else absent)}
+
+
+def _global(cfgs):
+    """The cells with the augmentation draws of every run before issue 14."""
+    return [dataclasses.replace(c, augment_draws="global") for c in cfgs]
 
 
 def _as(cls, cfg: RunConfig, **changes):
@@ -39,28 +48,43 @@ def _as(cls, cfg: RunConfig, **changes):
 
 @pytest.mark.parametrize("study", sorted(STUDIES))
 def test_every_run_id_of_every_study_is_the_one_before_versioning(study):
-    assert [c.run_id for c in cells(study)] == FROZEN[study]
+    """With the draws of before, every cell keeps its id; with keyed draws (today's default,
+    other numbers) every cell has a new one, and no two cells share one."""
+    today = cells(study)
+    assert [c.run_id for c in _global(today)] == FROZEN[study]
+    assert {c.augment_draws for c in today} == {"keyed"}
+    ids = [c.run_id for c in today]
+    assert len(set(ids)) == len(ids) and not set(ids) & set(FROZEN[study])
+    assert all(c.to_dict()["augment_draws"] == "keyed" for c in today)
+    assert all("augment_draws" not in c.to_dict() for c in _global(today))
 
 
 def test_the_id_of_schema_v1_is_the_hash_of_every_field():
-    """The rule before versioning, written out: sha256 of every field, sorted JSON, 16 hex."""
-    cfg = make_config("fashion-mnist", "pc_xbn", 2, "cpu", {"lambda_mu": 0.2}, epochs=3)
+    """The rule before versioning, written out: sha256 of every field, sorted JSON, 16 hex; a
+    later field enters the hash only away from its absent value."""
+    cfg = make_config(
+        "fashion-mnist", "pc_xbn", 2, "cpu", {"lambda_mu": 0.2}, epochs=3, augment_draws="global"
+    )
     every = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RunConfig)}
     every.update(variant_options={"lambda_mu": 0.2}, eval_ks=[1, 10], deviations=[])
+    del every["augment_draws"]  # schema 2, at its absent value
     blob = json.dumps(every, sort_keys=True, default=str).encode()
     assert cfg.run_id == hashlib.sha256(blob).hexdigest()[:16]
-    assert cfg.to_dict()["schema"] == 1
+    keyed = dataclasses.replace(cfg, augment_draws="keyed")
+    blob = json.dumps({**every, "augment_draws": "keyed"}, sort_keys=True, default=str).encode()
+    assert keyed.run_id == hashlib.sha256(blob).hexdigest()[:16] != cfg.run_id
+    assert cfg.to_dict()["schema"] == keyed.to_dict()["schema"] == 2
 
 
 def test_a_field_added_at_its_absent_value_keeps_every_demo_id(monkeypatch):
     sub, added = _with_field("label_smoothing", 0.0)
     monkeypatch.setattr(C, "SCHEMA_ADDED", added)
-    demo = cells("demo")
+    demo = _global(cells("demo"))
     assert len(demo) == 30 and [c.run_id for c in demo] == FROZEN["demo"]
     for cfg in demo:
         plus = _as(sub, cfg)
         assert plus.run_id == cfg.run_id
-        assert "label_smoothing" not in plus.to_dict() and plus.to_dict()["schema"] == 2
+        assert "label_smoothing" not in plus.to_dict() and plus.to_dict()["schema"] == 3
     changed = _as(sub, demo[0], label_smoothing=0.1)
     assert changed.run_id != demo[0].run_id and changed.to_dict()["label_smoothing"] == 0.1
 
@@ -83,7 +107,8 @@ def test_an_unregistered_field_is_an_error_naming_it():
 def test_the_legacy_record_reads_back_to_its_id(monkeypatch):
     record = json.loads((LEGACY / "runs" / LEGACY_ID / "config.json").read_text())
     assert "schema" not in record  # written before versioning
-    assert RunConfig.from_dict(record).run_id == LEGACY_ID
+    legacy = RunConfig.from_dict(record)
+    assert legacy.run_id == LEGACY_ID and legacy.augment_draws == "global"  # its absent value
     sub, added = _with_field("label_smoothing", 0.0)
     monkeypatch.setattr(C, "SCHEMA_ADDED", added)
     plus = sub.from_dict(record)
@@ -103,6 +128,12 @@ def test_from_dict_refuses_what_it_cannot_read(change, message):
 
 def test_reproduce_finds_the_legacy_run_done_after_a_field_is_added(tmp_path, monkeypatch):
     shutil.copytree(LEGACY / "runs", tmp_path / "runs")
+    # today's cell draws its augmentation otherwise: another experiment, planned afresh
+    todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
+    assert counts == {"missing": 2} and [c.seed for c in todo] == [0, 1]
+    assert RunDir(tmp_path, todo[0]).path != RunDir(tmp_path, _global(todo)[0]).path
+    # the same cells with the draws of before are the legacy run: done, not run again
+    monkeypatch.setattr(reproduce, "cells", lambda *a, **k: _global(cells(*a, **k)))
     todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
     assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
     sub, added = _with_field("label_smoothing", 0.0)

@@ -72,3 +72,25 @@ def test_running_run_with_only_its_warmup_row(results):
     (results / "runs" / rid / "metrics.csv").write_text("epoch,phase,loss\n0,warmup,1.5\n")
     store = load_store(results)
     assert store.runs["status"].tolist() == ["running"] and len(store.epochs) == 1
+
+
+def test_the_phase_of_each_summary(results):
+    """A record of today's engine names its summaries' phases; one written before the init
+    evaluation takes them from metrics.csv, so a best at the warm-up is still seen as one."""
+    init = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=81.0, last_r1=79.0,
+                    best_epoch=-1, phases=True)  # fmt: skip
+    warm = make_run(results, dataset="sop", variant="xbn", seed=1, best_r1=82.0, best_epoch=0)
+    main = make_run(results, dataset="sop", variant="xbn", seed=2, best_r1=83.0, phases=True)
+    runs = load_store(results).done.set_index("run_id")
+    got = runs[["best_epoch", "best_phase", "best_recall@1", "best_recall@10", "last_phase"]]
+    assert got.loc[init].tolist() == [-1, "init", 81.0, 91.0, "main"]
+    assert got.loc[warm].tolist() == [0, "warmup", 82.0, 92.0, "main"]
+    assert got.loc[main].tolist() == [2, "main", 83.0, 93.0, "main"]
+    record = json.loads((results / "runs" / warm / "result.json").read_text())
+    assert "phase" not in record["best"]  # the old format: the phase came from metrics.csv
+    epochs = load_store(results).epochs
+    assert epochs[epochs["run_id"] == init]["epoch"].tolist()[:3] == [-1, 0, 1]
+    best = select_epoch(load_store(results).done, "best").set_index("run_id")
+    assert best.loc[init, ["phase", "recall@1"]].tolist() == ["init", 81.0]
+    last = select_epoch(load_store(results).done, "last").set_index("run_id")
+    assert last.loc[init, ["phase", "recall@1"]].tolist() == ["main", 79.0]

@@ -9,7 +9,7 @@ import statistics
 import pytest
 from scipy import stats as sps
 
-from reports.build import compute
+from reports.build import compute, write
 from reports.commands import study_cells
 from reports.configs import label_runs
 from reports.load import load_store, select_epoch
@@ -234,3 +234,40 @@ def test_group_table_refuses_a_seed_twice(results):
     runs = label_runs(_runs(results), None)
     with pytest.raises(ValueError, match=r"seed\(s\) \[0\] counted twice"):
         group_table(runs)
+
+
+# paper table 3, xbm+l2_bn on SOP: per seed (best epoch, its Recall@1); epoch -1 is the network
+# as loaded, 0 the warm-up (XBN paper footnote 6: that row's best is the pre-trained network)
+L2_BN = {0: (-1, 48.9), 1: (-1, 49.1), 2: (0, 48.5), 3: (4, 47.0)}
+
+
+def test_best_at_the_network_as_loaded_is_reported_and_table3_says_so(results):
+    for seed, (epoch, r1) in L2_BN.items():
+        make_run(results, dataset="sop", variant="xbm", head="l2_bn", seed=seed, best_r1=r1,
+                 last_r1=r1 - 3, best_epoch=epoch, phases=True)  # fmt: skip
+    report = compute(results, with_figures=False, cells=study_cells(STUDIES))
+    t3 = report.tables["paper table 3"]
+    row = t3[(t3["variant"] == "xbm+l2_bn") & (t3["metric"] == "recall@1")].iloc[0]
+    r1s = [r1 for _, r1 in L2_BN.values()]
+    assert row["n"] == 4 and row["ours_mean"] == pytest.approx(statistics.mean(r1s))
+    assert (row["n_init"], row["n_warmup"]) == (2, 1)
+    shown = display_table(t3).set_index(["variant", "metric"])
+    note = shown.loc[("xbm+l2_bn", "recall@1"), "selected epoch"]
+    assert note == ("best = network as loaded (epoch −1) in 2 of 4 seeds; "
+                    "best = after the warm-up (epoch 0) in 1 of 4 seeds")  # fmt: skip
+    assert shown.loc[("xbm+l2_ln", "recall@1"), "selected epoch"] == ""  # not run: nothing
+    text = write(report).read_text()
+    assert "| best = network as loaded (epoch −1) in 2 of 4 seeds; best = after" in text
+    assert "footnote 6" in text
+    stem = report.results / "report" / "tables" / "paper_table3"
+    assert "network as loaded" in stem.with_suffix(".md").read_text()
+    assert "n_init" in stem.with_suffix(".csv").read_text()
+    last = compute(results, "last", with_figures=False, cells=study_cells(STUDIES))
+    t3_last = last.tables["paper table 3"]
+    assert (t3_last["n_init"] == 0).all() and "selected epoch" not in display_table(t3_last)
+    row = t3_last[(t3_last["variant"] == "xbm+l2_bn") & (t3_last["metric"] == "recall@1")]
+    assert row["ours_mean"].iloc[0] == pytest.approx(statistics.mean(r1s) - 3)
+
+
+def test_no_selected_epoch_column_when_every_best_is_trained(grid):
+    assert "selected epoch" not in display_table(_tables(grid)["paper table 1"])

@@ -67,13 +67,13 @@ def moco_step(
 
 
 def train_epoch(
-    query, key, queue, opt, data: MocoData, cfg: RunConfig, device, step0: int, bar
+    query, key, queue, opt, data: MocoData, cfg: RunConfig, device, step0: int, bar, *, epoch: int
 ) -> tuple[dict[str, float], int]:
     losses, images, step = [], 0, step0
     start = time.perf_counter()
     query.train()
     key.train()  # batch statistics for the keys too, as in MoCo
-    for xq, xk in data.batches():
+    for xq, xk, _, _ in data.batches(epoch):
         loss = moco_step(query, key, queue, xq.to(device), xk.to(device))
         step += 1
         check_finite(loss, step)
@@ -170,7 +170,16 @@ class MocoTask(Task):
         self.memory.set_epoch(epoch)
         lr = self.opt.param_groups[0]["lr"]
         row, step = train_epoch(
-            self.query, self.key, self.memory, self.opt, self.data, self.cfg, self.device, step, bar
+            self.query,
+            self.key,
+            self.memory,
+            self.opt,
+            self.data,
+            self.cfg,
+            self.device,
+            step,
+            bar,
+            epoch=epoch,
         )
         self.sched.step()
         return {**row, "lr": lr}, step
