@@ -149,7 +149,7 @@ class MemoryBase(CrossBatchMemory):
             state_dict.setdefault(prefix + name, torch.full_like(getattr(self, name), -1))
         if prefix + "raw_memory" in state_dict:
             self.track_raw()
-        elif self.tracks_raw:
+        elif self.tracks_raw and prefix + "embedding_memory" in state_dict:
             state_dict[prefix + "raw_memory"] = state_dict[prefix + "embedding_memory"].clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
