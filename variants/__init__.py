@@ -5,6 +5,11 @@
                 miner=PairMarginMiner(0.2, 0.8))
     loss = mem(embeddings, labels)                    # same call as CrossBatchMemory
     loss = mem(embeddings, labels, superclasses=sc)   # SC-XBN needs superclass ids
+    loss = mem(embeddings, labels, indices=idx, keys=keys)  # each entry's image, recorded
+
+``oracle_xbm`` (beyond the sources: the re-embedding bound) is the trainer's only: it needs
+``memory.reembed`` (``TRAINER_ONLY``). ``DROP_IN_VARIANTS``: those that work as a PML loss alone;
+``SOURCED_VARIANTS``: those the paper or the thesis describe (not ``BEYOND_SOURCES``).
 
 Every module is imported here explicitly, which registers it.
 """
@@ -14,6 +19,7 @@ from . import (  # noqa: F401  (imported for registration)
     centre_xbn,
     delayed_xbn,
     no_xbm,
+    oracle_xbm,
     pc_xbn,
     sc_xbn,
     scaled_xbn,
@@ -36,9 +42,21 @@ _ORDER = (
     "delayed_xbn",
     "centre_xbn",
     "scaled_xbn",
+    "oracle_xbm",  # beyond the sources, last: the sources' cells keep their order and ids
 )
 VARIANTS: tuple[str, ...] = tuple(n for n in _ORDER if n in registered()) + tuple(
     n for n in registered() if n not in _ORDER
 )
 
-__all__ = ["VARIANTS", "MemoryBase", "build", "get_variant", "variant_options"]
+DROP_IN_VARIANTS: tuple[str, ...] = tuple(v for v in VARIANTS if not get_variant(v).TRAINER_ONLY)
+SOURCED_VARIANTS: tuple[str, ...] = tuple(v for v in VARIANTS if not get_variant(v).BEYOND_SOURCES)
+
+__all__ = [
+    "DROP_IN_VARIANTS",
+    "SOURCED_VARIANTS",
+    "VARIANTS",
+    "MemoryBase",
+    "build",
+    "get_variant",
+    "variant_options",
+]

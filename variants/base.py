@@ -16,7 +16,16 @@ Differences from PML, all deliberate:
   ``state_dict()`` (``get_extra_state``), so a resumed run continues from the same memory;
 - ``superclasses=`` is accepted by every variant (used by SC-XBN, ignored elsewhere), so the
   trainer calls every variant the same way;
-- ``last_mined`` holds the number of positive and negative pairs mined in the last step.
+- ``last_mined`` holds the number of positive and negative pairs mined in the last step;
+- each entry knows where it came from (issue 14): ``index_memory`` (its image's position in the
+  caller's training set), ``key_memory`` (its augmentation key) and ``step_memory`` (the value of
+  ``enqueue_count``, the 1-based number of enqueue calls, when it was enqueued; its age is
+  ``enqueue_count - step_memory``), -1 where unknown (``indices=``/``keys=`` not passed, or a slot
+  never written). ``track_raw()`` keeps a copy of every entry as enqueued, never adapted (what
+  plain XBM would hold), for measuring what the adaptation changes (``raw_view()``).
+
+A state_dict written before these buffers existed still loads: the missing ones read as -1
+(unknown), ``enqueue_count`` as 0, and a tracked raw copy starts as the loaded memory.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ class MemoryBase(CrossBatchMemory):
     NORMALISING: ClassVar[bool] = False  # adapts the memory, hence understands delay_epochs
     DEFAULT_DELAY: ClassVar[int] = 0
     NEEDS_SUPERCLASS: ClassVar[bool] = False
+    TRAINER_ONLY: ClassVar[bool] = False  # needs the trainer's images (no drop-in PML use)
+    BEYOND_SOURCES: ClassVar[bool] = False  # in neither paper nor thesis (a bound, not a method)
 
     @classmethod
     def option_specs(cls) -> dict[str, Option]:
@@ -86,8 +97,33 @@ class MemoryBase(CrossBatchMemory):
             setattr(self, key, value)
         self.epoch = 0
         self.last_mined = (0, 0)
+        self.adapted_this_step = False  # whether the last forward adapted the memory
         if self.NEEDS_SUPERCLASS:
             self.register_buffer("superclass_memory", torch.zeros(memory_size, dtype=torch.long))
+
+    def reset_queue(self) -> None:
+        """Empty the memory (PML's, called by its ``__init__``) and every record of its entries."""
+        super().reset_queue()
+        for name in SOURCE_BUFFERS:
+            self.register_buffer(name, torch.full((self.memory_size,), -1, dtype=torch.long))
+        self.enqueue_count = 0
+        if getattr(self, "raw_memory", None) is not None:
+            self.raw_memory = torch.zeros_like(self.embedding_memory)
+
+    def track_raw(self) -> None:
+        """Keep ``raw_memory``: every entry as enqueued, never adapted (a buffer, so it travels
+        in ``state_dict()``: call this before ``load_state_dict``). Starts as the memory now."""
+        if getattr(self, "raw_memory", None) is None:
+            self.register_buffer("raw_memory", self.embedding_memory.clone())
+
+    @property
+    def tracks_raw(self) -> bool:
+        return getattr(self, "raw_memory", None) is not None
+
+    def raw_view(self) -> torch.Tensor:
+        """``[:num_stored]`` of the entries as enqueued (tracked) or as they are (untracked)."""
+        memory = self.raw_memory if self.tracks_raw else self.embedding_memory
+        return memory[: self.num_stored]
 
     # ----- state ---------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
@@ -95,6 +131,7 @@ class MemoryBase(CrossBatchMemory):
             "queue_idx": int(self.queue_idx),
             "has_been_filled": bool(self.has_been_filled),
             "epoch": int(self.epoch),
+            "enqueue_count": int(self.enqueue_count),
             **self.variant_state(),
         }
 
@@ -102,7 +139,19 @@ class MemoryBase(CrossBatchMemory):
         self.queue_idx = state["queue_idx"]
         self.has_been_filled = state["has_been_filled"]
         self.epoch = state["epoch"]
+        self.enqueue_count = state.get("enqueue_count", 0)  # absent before issue 14: unknown
         self.load_variant_state(state)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # a state_dict from before the entry records: they read as unknown (-1); a raw copy
+        # tracked by one side only is started from the loaded memory (old state) or adopted
+        for name in SOURCE_BUFFERS:
+            state_dict.setdefault(prefix + name, torch.full_like(getattr(self, name), -1))
+        if prefix + "raw_memory" in state_dict:
+            self.track_raw()
+        elif self.tracks_raw and prefix + "embedding_memory" in state_dict:
+            state_dict[prefix + "raw_memory"] = state_dict[prefix + "embedding_memory"].clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def variant_state(self) -> dict[str, Any]:
         """Python-side state of a variant (tensors belong in buffers)."""
@@ -164,11 +213,24 @@ class MemoryBase(CrossBatchMemory):
                     f"got {tuple(superclasses.shape)}"
                 )
 
+    @staticmethod
+    def _check_sources(labels, indices, keys) -> None:
+        for name, values in (("indices", indices), ("keys", keys)):
+            if values is not None and values.shape != labels.shape:
+                raise ValueError(
+                    f"{name} must have the shape of labels {tuple(labels.shape)}, "
+                    f"got {tuple(values.shape)}"
+                )
+
     def _to_device(self, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
         # the memory is float32, or float64 for a float64 caller (``compute_dtype``)
         if self.embedding_memory.device != device or self.embedding_memory.dtype != dtype:
             self.embedding_memory = self.embedding_memory.to(device, dtype)
             self.label_memory = self.label_memory.to(device)
+            for name in SOURCE_BUFFERS:
+                setattr(self, name, getattr(self, name).to(device))
+            if self.tracks_raw:
+                self.raw_memory = self.raw_memory.to(device, dtype)
             if self.NEEDS_SUPERCLASS:
                 self.superclass_memory = self.superclass_memory.to(device)
 
@@ -177,22 +239,39 @@ class MemoryBase(CrossBatchMemory):
         embeddings: torch.Tensor,
         labels: torch.Tensor,
         superclasses: torch.Tensor | None = None,
+        indices: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
     ) -> None:
         """Add detached embeddings to the memory (FIFO), without adaptation or loss.
 
         Also the way to prefill the memory (DESIGN: memory initialisation ``prefill``).
+        ``indices``/``keys``: each embedding's image position and augmentation key (-1: None).
         """
+        self._check_sources(labels, indices, keys)
         dtype = compute_dtype(embeddings)
         self._to_device(embeddings.device, dtype)
         labels = labels.to(embeddings.device)
-        self.add_to_memory(embeddings.detach().to(dtype), labels, len(embeddings))
+        embeddings = embeddings.detach().to(dtype)
+        self.add_to_memory(embeddings, labels, len(embeddings))
+        slots = self.curr_batch_idx
+        self.enqueue_count += 1
+        self.step_memory[slots] = self.enqueue_count
+        for memory, values in ((self.index_memory, indices), (self.key_memory, keys)):
+            memory[slots] = -1 if values is None else values.to(memory.device, torch.long)
+        if self.tracks_raw:
+            self.raw_memory[slots] = embeddings
         if self.NEEDS_SUPERCLASS:
-            self.superclass_memory[self.curr_batch_idx] = superclasses.to(embeddings.device)
+            self.superclass_memory[slots] = superclasses.to(embeddings.device)
 
-    def _adapt_memory(self, batch, batch_labels, batch_superclasses) -> None:
+    def refresh(self) -> bool:
+        """Replace stored entries before the step's adaptation (``oracle_xbm``); return whether
+        the memory changed. Plain memories never do."""
+        return False
+
+    def _adapt_memory(self, batch, batch_labels, batch_superclasses) -> bool:
         n = self.num_stored
         if n == 0 or not self.adapting:
-            return
+            return False
         sc_mem = self.superclass_memory[:n] if self.NEEDS_SUPERCLASS else None
         with torch.no_grad():
             view = self.embedding_memory[:n]
@@ -201,11 +280,22 @@ class MemoryBase(CrossBatchMemory):
             )
             if out is not view:  # a variant may adapt in place and return the view
                 view.copy_(out)
+        return True
 
-    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None, superclasses=None):
+    def forward(
+        self,
+        embeddings,
+        labels,
+        indices_tuple=None,
+        enqueue_mask=None,
+        superclasses=None,
+        indices=None,
+        keys=None,
+    ):
         if indices_tuple is not None and enqueue_mask is not None:
             raise ValueError("indices_tuple and enqueue_mask are mutually exclusive")
         self._check(embeddings, labels, enqueue_mask, superclasses)
+        self._check_sources(labels, indices, keys)
         self.reset_stats()
         device = embeddings.device
         self._to_device(device, compute_dtype(embeddings))
@@ -213,17 +303,19 @@ class MemoryBase(CrossBatchMemory):
         embeddings = embeddings.to(compute_dtype(embeddings))
         if superclasses is not None:
             superclasses = superclasses.to(device)
+        queued = (embeddings, labels, superclasses, indices, keys)
         if enqueue_mask is not None:
             enqueue_mask = enqueue_mask.to(device).bool()
-            q_emb, q_lab = embeddings[enqueue_mask], labels[enqueue_mask]
-            q_sc = superclasses[enqueue_mask] if superclasses is not None else None
+            queued = tuple(None if t is None else t[enqueue_mask.to(t.device)] for t in queued)
             embeddings, labels = embeddings[~enqueue_mask], labels[~enqueue_mask]
             remove_self = False
         else:
-            q_emb, q_lab, q_sc = embeddings, labels, superclasses
             remove_self = True
-        self._adapt_memory(q_emb.detach(), q_lab, q_sc)
-        self.enqueue(q_emb, q_lab, q_sc)
+        q_emb, q_lab, q_sc, q_idx, q_keys = queued
+        refreshed = self.refresh()
+        adapted = self._adapt_memory(q_emb.detach(), q_lab, q_sc)
+        self.adapted_this_step = refreshed or adapted
+        self.enqueue(q_emb, q_lab, q_sc, indices=q_idx, keys=q_keys)
         n = self.num_stored
         e_mem, l_mem = self.embedding_memory[:n], self.label_memory[:n]
         indices_tuple = self.create_indices_tuple(
@@ -237,6 +329,9 @@ def compute_dtype(embeddings: torch.Tensor) -> torch.dtype:
     """The dtype of the memory and of the loss: float64 for float64 embeddings, else float32
     (float16/bfloat16 are widened, so the memory never holds half precision)."""
     return torch.float64 if embeddings.dtype == torch.float64 else torch.float32
+
+
+SOURCE_BUFFERS = ("index_memory", "key_memory", "step_memory")  # per entry, -1: unknown
 
 
 def _pair_counts(indices_tuple) -> tuple[int, int]:

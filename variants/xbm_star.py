@@ -19,10 +19,21 @@ class XBMStar(MemoryBase):
         )
     }
 
-    def forward(self, embeddings, labels, indices_tuple=None, enqueue_mask=None, superclasses=None):
+    def forward(
+        self,
+        embeddings,
+        labels,
+        indices_tuple=None,
+        enqueue_mask=None,
+        superclasses=None,
+        indices=None,
+        keys=None,
+    ):
         if enqueue_mask is not None:
             raise ValueError("xbm_star needs the whole batch as anchors; enqueue_mask must be None")
-        memory_loss = super().forward(embeddings, labels, indices_tuple, None, superclasses)
+        memory_loss = super().forward(
+            embeddings, labels, indices_tuple, None, superclasses, indices=indices, keys=keys
+        )
         mined = self.last_mined
         batch_loss, _ = minibatch_loss(
             self.loss,

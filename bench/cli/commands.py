@@ -132,15 +132,16 @@ def grid() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="print the cells' configs as JSON")
 def grid_list(study, datasets, variants, seeds, results, as_json):
-    """Print the cells of a study (after the filters)."""
+    """Print the cells of a study (after the filters); an optional block's cells (run only when
+    --variant names them) are marked with the block's label."""
     import json
 
     from bench.store import RunDir
     from bench.studies import cell_info, cells, seed_spec
 
-    cfgs = cells(study, datasets, variants, seed_spec(seeds))
-    if as_json:  # each cell's config, and its block's label and reported targets
-        info = cell_info(study, datasets, variants, seed_spec(seeds))
+    info = cell_info(study, datasets, variants, seed_spec(seeds), optional=True)
+    cfgs = cells(study, datasets, variants, seed_spec(seeds), optional=True)
+    if as_json:  # each cell's config, and its block's label, reported targets, optional flag
         click.echo(
             json.dumps(
                 [{"run_id": c.run_id, **c.to_dict(), **info[c.run_id]} for c in cfgs], indent=1
@@ -159,9 +160,11 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
             else f" margins={c.pos_margin}/{c.neg_margin}"
         )
         status = f"  {RunDir(results, c).status() or 'missing'}" if results else ""
+        block = info[c.run_id]
+        optional = f"  (optional, --variant {c.variant}: {block['block']})" * block["optional"]
         click.echo(
             f"{c.run_id}  {c.dataset:13} {c.variant:12} {c.seed:4} {c.profile:7} "
-            f"{c.batch_size:5} {c.memory_ratio:6g} {c.head:6} {opts}{margins}{status}"
+            f"{c.batch_size:5} {c.memory_ratio:6g} {c.head:6} {opts}{margins}{status}{optional}"
         )
     click.echo(f"{len(cfgs)} cells")
 
@@ -172,7 +175,9 @@ def grid_studies():
     from bench.studies import STUDIES, cells
 
     for name, s in STUDIES.items():
-        click.echo(f"{name:16} {len(cells(name)):4} cells  {s.reproduces}")
+        n, listed = len(cells(name)), len(cells(name, optional=True))
+        more = f" (+{listed - n} optional)" if listed > n else ""
+        click.echo(f"{name:16} {n:4} cells  {s.reproduces}{more}")
 
 
 @click.command("reproduce")

@@ -21,6 +21,7 @@ from bench.fields import Field
 from bench.reproduce import plan
 from bench.store import RunDir
 from bench.studies import STUDIES, cells
+from variants import SOURCED_VARIANTS
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0"
 LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu, written at commit c18673d
@@ -48,10 +49,15 @@ def _as(cls, cfg: RunConfig, **changes):
 
 @pytest.mark.parametrize("study", sorted(STUDIES))
 def test_every_run_id_of_every_study_is_the_one_before_versioning(study):
-    """With the draws of before, every cell keeps its id; with keyed draws (today's default,
-    other numbers) every cell has a new one, and no two cells share one."""
+    """With the draws of before, every cell of the sources' variants keeps its id and its place;
+    only the demo adds the cells of a variant beyond the sources (oracle_xbm, issue 14), after
+    them. With keyed draws (today's default, other numbers) every cell has a new id, and no two
+    cells share one."""
     today = cells(study)
-    assert [c.run_id for c in _global(today)] == FROZEN[study]
+    olds = [c.run_id for c in _global(today)]
+    assert olds[: len(FROZEN[study])] == FROZEN[study]
+    added = {c.variant for c in today[len(FROZEN[study]) :]}
+    assert added == ({"oracle_xbm"} if study == "demo" else set())
     assert {c.augment_draws for c in today} == {"keyed"}
     ids = [c.run_id for c in today]
     assert len(set(ids)) == len(ids) and not set(ids) & set(FROZEN[study])
@@ -79,7 +85,7 @@ def test_the_id_of_schema_v1_is_the_hash_of_every_field():
 def test_a_field_added_at_its_absent_value_keeps_every_demo_id(monkeypatch):
     sub, added = _with_field("label_smoothing", 0.0)
     monkeypatch.setattr(C, "SCHEMA_ADDED", added)
-    demo = _global(cells("demo"))
+    demo = _global(cells("demo", variants=SOURCED_VARIANTS))
     assert len(demo) == 30 and [c.run_id for c in demo] == FROZEN["demo"]
     for cfg in demo:
         plus = _as(sub, cfg)

@@ -16,6 +16,7 @@ from bench.studies import STUDIES, Block, Study, cells
 from cli import main
 from common import UserError
 from tests.conftest import TINY
+from variants import SOURCED_VARIANTS
 
 EXPECTED = {
     "paper-table1": 4 * 3 * 3,  # {no_xbm, xbm, xbn, axbn} x {sop, inshop, df2} x 3 seeds
@@ -29,7 +30,7 @@ EXPECTED = {
     "thesis": (8 * 5 + 5 + 4 + 2) * 3,  # + SC-XBN at the thesis margins (issue 16)
     # 6 lambda_mu + 6 lambda_sigma values, one of which (sigma 1.0) is the default, + adjusted
     "thesis-pc-sweep": 12 * 3 + 12 * 3 + 3,  # both margin readings + std_correction=1
-    "demo": 10 * 3,
+    "demo": (10 + 1) * 3,  # the sources' 10 variants and the re-embedding bound (oracle_xbm)
     # 4 variants x 2 batch sizes + 3 variants x 4 memory ratios, one seed, less the 3 cells
     # both sweeps contain (batch 40, memory 0.5)
     "demo-fig1": 4 * 2 + 3 * 4 - 3,
@@ -84,6 +85,61 @@ def test_filters():
     assert r.exit_code == 0
     rows = json.loads(r.output)
     assert len(rows) == 3 and {row["variant"] for row in rows} == {"axbn"}
+
+
+# the optional blocks: oracle_xbm (beyond the sources) on the paper's and the thesis' datasets
+OPTIONAL = {"paper-table1": 3 * 3, "thesis": 5 * 3}
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_the_sources_studies_run_only_sourced_variants_unless_named(name):
+    """The bound never enters a paper or thesis grid by default; the demo runs it."""
+    beyond = {c.variant for c in cells(name)} - set(SOURCED_VARIANTS)
+    assert beyond == ({"oracle_xbm"} if name == "demo" else set())
+    listed = cells(name, optional=True)
+    assert len(listed) - len(cells(name)) == OPTIONAL.get(name, 0)
+    extra = [c for c in listed if c.run_id not in {d.run_id for d in cells(name)}]
+    assert {c.variant for c in extra} <= {"oracle_xbm"}
+
+
+def test_an_optional_block_runs_only_when_its_variant_is_named(tmp_path):
+    from bench.reproduce import plan
+
+    todo, counts = plan("paper-table1", str(tmp_path))
+    assert len(todo) == 36 and "oracle_xbm" not in {c.variant for c in todo}
+    todo, counts = plan("paper-table1", str(tmp_path), variants=["oracle_xbm"])
+    assert len(todo) == counts["missing"] == 9 and {c.variant for c in todo} == {"oracle_xbm"}
+    assert {c.dataset for c in todo} == {"sop", "inshop", "deepfashion2"}
+    assert {c.options.get("refresh_interval", 1) for c in todo} == {1}
+    todo, _ = plan("thesis", str(tmp_path), variants=["xbm", "oracle_xbm"], seeds=[0])
+    assert sorted(c.variant for c in todo) == ["oracle_xbm"] * 5 + ["xbm"] * 5
+    todo, _ = plan("thesis", str(tmp_path), variants=["xbm"])
+    assert {c.variant for c in todo} == {"xbm"}
+    demo, _ = plan("demo", str(tmp_path))  # the demo runs it without being asked
+    assert [c.variant for c in demo][-3:] == ["oracle_xbm"] * 3
+
+
+def test_grid_list_shows_the_optional_cells_labelled():
+    def listing(*args):
+        r = CliRunner().invoke(main, ["grid", "list", "--study", "paper-table1", *args])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    rows = json.loads(listing("--json"))
+    assert len(rows) == 36 + 9
+    bound = [row for row in rows if row["variant"] == "oracle_xbm"]
+    assert len(bound) == 9 and all(row["optional"] for row in bound)
+    assert {row["block"] for row in bound} == {"beyond the sources: re-embedding bound"}
+    assert not any(row["optional"] for row in rows if row["variant"] != "oracle_xbm")
+    text = listing().splitlines()
+    marked = [line for line in text if "optional, --variant oracle_xbm" in line]
+    assert len(marked) == 9 and all("re-embedding bound" in line for line in marked)
+    assert text[-1] == "45 cells"
+    named = json.loads(listing("--variant", "oracle_xbm", "--dataset", "sop", "--json"))
+    assert len(named) == 3 and {row["variant"] for row in named} == {"oracle_xbm"}
+    assert json.loads(listing("--variant", "xbn", "--json"))[0]["optional"] is False
+    studies_out = CliRunner().invoke(main, ["grid", "studies"]).output
+    assert "paper-table1       36 cells  paper table 1 (+9 optional)" in studies_out
 
 
 @pytest.fixture
@@ -156,7 +212,8 @@ def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
 
     assert DEFAULT_STUDIES == ("demo", "demo-moco")
     todo, counts = plan(DEFAULT_STUDIES, str(tmp_path))
-    assert len(todo) == 30 + 6 and counts["missing"] == 36  # 10 variants x 3 + 2 MoCo arms x 3
+    # 10 variants + oracle_xbm, x 3 seeds; 2 MoCo arms x 3
+    assert len(todo) == 33 + 6 and counts["missing"] == 39
     assert {c.dataset for c in todo} == {"fashion-mnist"} and {c.profile for c in todo} == {"cpu"}
 
 

@@ -7,10 +7,33 @@ import torch
 from pytorch_metric_learning.losses import SupConLoss
 from pytorch_metric_learning.miners import PairMarginMiner
 
+import variants
+
 
 def make_loss_miner():
     # the paper's pipeline: SupConLoss (cosine), PairMarginMiner(0.2, 0.8) with PML's LpDistance
     return SupConLoss(), PairMarginMiner(pos_margin=0.2, neg_margin=0.8)
+
+
+def still_model(mem) -> torch.Tensor:
+    """A trainer's ``reembed`` for a model that does not change: each stored image's fresh
+    embedding is the one it was enqueued with."""
+    return mem.raw_view().clone()
+
+
+def build_any(name, *args, **kwargs):
+    """``variants.build``, and a TRAINER_ONLY variant gets the trainer's re-embedding of a model
+    that does not change (``still_model``), so registry-wide tests can run its forward. Its
+    forwards need ``indices=`` (the oracle refuses entries without an image)."""
+    mem = variants.build(name, *args, **kwargs)
+    if mem.TRAINER_ONLY:
+        mem.reembed = still_model
+    return mem
+
+
+def batch_indices(step: int, batch: int) -> torch.Tensor:
+    """Image positions for the ``step``-th batch of ``batch`` images: every image new."""
+    return torch.arange(step * batch, (step + 1) * batch)
 
 
 class StepStream:

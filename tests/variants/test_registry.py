@@ -15,12 +15,26 @@ EXPECTED = {
     "delayed_xbn",
     "centre_xbn",
     "scaled_xbn",
+    "oracle_xbm",
 }
+BEYOND = {"oracle_xbm"}  # in neither source, and the trainer's only
 
 
-def test_all_ten_variants_registered():
+def test_all_eleven_variants_registered():
     assert set(variants.VARIANTS) == EXPECTED
-    assert len(variants.VARIANTS) == 10
+    assert len(variants.VARIANTS) == 11
+
+
+def test_the_sources_variants_come_first_and_the_bound_is_marked():
+    assert variants.VARIANTS[-1] == "oracle_xbm"  # last: the sources' cells keep their order
+    assert set(variants.SOURCED_VARIANTS) == EXPECTED - BEYOND
+    assert set(variants.DROP_IN_VARIANTS) == EXPECTED - BEYOND
+    assert variants.VARIANTS[:10] == variants.SOURCED_VARIANTS
+    for name in EXPECTED:
+        cls = variants.get_variant(name)
+        assert cls.TRAINER_ONLY is (name in BEYOND) and cls.BEYOND_SOURCES is (name in BEYOND)
+    marked = "beyond the sources: the upper bound of drift correction; needs the trainer"
+    assert marked in variants.oracle_xbm.__doc__
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -56,6 +70,10 @@ def test_option_names_and_defaults():
         "r": 0.01,
         "gain_interval": 100,
     }
+    assert variants.variant_options("oracle_xbm") == {
+        "miner_distance": None,
+        "refresh_interval": 1,
+    }
     assert variants.variant_options("pc_xbn")["lambda_mu"] == 0.5
     assert variants.variant_options("pc_xbn")["lambda_sigma"] == 1.0
     assert variants.variant_options("sc_xbn")["normalize_absent"] is True
@@ -66,7 +84,7 @@ def test_option_names_and_defaults():
     for name in ("xbn", "axbn", "pc_xbn", "sc_xbn", "delayed_xbn", "scaled_xbn"):
         spec = option_specs(name)["std_correction"]
         assert (spec.default, spec.kind, spec.choices, spec.ge, spec.le) == (0, int, (0, 1), 0, 1)
-    for name in ("xbm", "no_xbm", "xbm_star", "centre_xbn"):
+    for name in ("xbm", "no_xbm", "xbm_star", "centre_xbn", "oracle_xbm"):
         assert "std_correction" not in variants.variant_options(name)
 
 
@@ -123,4 +141,6 @@ def test_declared_ranges():
     assert (axbn["gain_interval"].kind, axbn["gain_interval"].ge) == (int, 1)
     assert (axbn["delay_epochs"].kind, axbn["delay_epochs"].ge) == (int, 0)
     assert option_specs("xbm_star")["memory_weight"].ge == 0
+    refresh = option_specs("oracle_xbm")["refresh_interval"]
+    assert (refresh.kind, refresh.ge, refresh.default) == (int, 1, 1)
     assert option_specs("xbm")["miner_distance"].choices == ("euclidean", "euclidean_raw", "cosine")

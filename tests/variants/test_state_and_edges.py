@@ -9,7 +9,7 @@ from pytorch_metric_learning.miners import PairMarginMiner
 
 import variants
 
-from .conftest import StepStream
+from .conftest import StepStream, batch_indices, build_any
 
 NORMALISING = [v for v in variants.VARIANTS if "delay_epochs" in variants.variant_options(v)]
 
@@ -21,7 +21,7 @@ def _build(name, **kw):
     if name == "axbn":
         opts["gain_interval"] = 3
     opts.update(kw)
-    return variants.build(name, SupConLoss(), 16, 40, PairMarginMiner(0.2, 0.8), **opts)
+    return build_any(name, SupConLoss(), 16, 40, PairMarginMiner(0.2, 0.8), **opts)
 
 
 def _steps(mem, stream, n, start):
@@ -29,7 +29,7 @@ def _steps(mem, stream, n, start):
     for step in range(start, start + n):
         mem.set_epoch(step // 3)
         x, y, sc = stream()
-        losses.append(mem(x, y, superclasses=sc).item())
+        losses.append(mem(x, y, superclasses=sc, indices=batch_indices(step, len(x))).item())
     return losses
 
 
@@ -98,6 +98,7 @@ def test_no_nan_or_inf(name, case):
     mem = _build(name, delay_epochs=0) if name in NORMALISING else _build(name)
     x, y = _degenerate_batches()[case]
     for step in range(4):  # first step: empty memory; later: the degenerate memory adapts
-        loss = mem(x.clone().requires_grad_(True), y, superclasses=y // 2)
+        idx = batch_indices(step, len(x))
+        loss = mem(x.clone().requires_grad_(True), y, superclasses=y // 2, indices=idx)
         assert torch.isfinite(loss), (name, case, step)
         assert torch.isfinite(mem.embedding_memory).all(), (name, case, step)
