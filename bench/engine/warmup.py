@@ -62,4 +62,10 @@ def prefill(model, memory, data: Data, device) -> None:
     for b in data.batches(PREFILL_EPOCH):
         if memory.has_been_filled:
             break
-        memory.enqueue(model(b.x.to(device)).float(), b.y.to(device), b.sc.to(device))
+        memory.enqueue(
+            model(b.x.to(device)).float(),
+            b.y.to(device),
+            b.sc.to(device),
+            indices=b.idx.to(device),
+            keys=b.keys.to(device),
+        )

@@ -184,7 +184,7 @@ def test_an_affine_drift_is_undone_by_xbn_and_not_by_xbm():
     assert all(r["gain"] > 1e3 for r in xbn)
     # older entries are further off under the drift (age buckets: youngest first)
     last = xbm[-1]
-    assert last["err_l2_age1"] < last["err_l2_age3"]
+    assert last["err_l2_age1"] < last["err_l2_age2"]  # ages 1 and 2 of a 3-step span
 
 
 def test_reembed_leaves_the_model_and_the_rngs_as_they_were():
@@ -258,7 +258,11 @@ def test_the_oracle_holds_the_current_embeddings_at_every_probe(tiny_data, tmp_p
     rows = _rows(tmp_path, cfg)
     assert len(rows) > 0
     assert rows["err_l2_mean"].abs().max() < 1e-5
-    assert (rows["raw_l2_mean"] > 1e-4).any()  # the entries as enqueued did go stale
+    # its "un-adapted" copy is refreshed too (variants/oracle_xbm.py): no gain to show
+    assert rows["raw_l2_mean"].abs().max() < 1e-5
+    xbm = _cfg("xbm")  # the same run without the refresh: its entries do go stale
+    run(xbm, tiny_data, tmp_path, progress=False)
+    assert (_rows(tmp_path, xbm)["err_l2_mean"] > 1e-3).all()
 
 
 def test_a_resumed_run_writes_the_same_rows(tiny_data, tmp_path):
