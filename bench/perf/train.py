@@ -3,7 +3,11 @@
 The loop is the trainer's (forward, memory loss, backward, clipping, AdamW step) on synthetic
 class-structured batches of the profile's shape, with the memory full (``--memory-size``,
 default: the profile's ratio of SOP's 59,551 training images for ``paper``, of the 4,000-image
-Fashion-MNIST subset for ``cpu``); ``no_xbm`` is the loop without memory.
+Fashion-MNIST subset for ``cpu``); ``no_xbm`` is the loop without memory. ``oracle_xbm``
+re-embeds its whole memory every ``refresh_interval`` steps, one forward per stored batch in
+train mode without gradients, as the trainer does (bench.engine.memory_probe.reembed); here each
+of those forwards takes a fixed synthetic batch, so the timing holds the oracle's compute but
+no data loading.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 import variants
 from bench.config import PROFILES, make_config
 from bench.engine.metric import build_memory
+from bench.engine.memory_probe import reembed
 from bench.engine.metric_epoch import optimizer_step
 from bench.engine.model import build_model
 
@@ -58,7 +63,13 @@ def measure(
         emb = torch.nn.functional.normalize(
             centres[labels] + 0.3 * torch.randn(len(labels), cfg.embedding_size, generator=g), dim=1
         )
-        memory.enqueue(emb.to(dev), labels.to(dev), (labels % 12).to(dev))
+        n = len(labels)
+        memory.enqueue(
+            emb.to(dev), labels.to(dev), (labels % 12).to(dev), indices=torch.arange(n).to(dev)
+        )
+    if getattr(memory, "TRAINER_ONLY", False):  # oracle_xbm: re-embeds from the images
+        fixed = _batch(cfg, in_chans, n_classes, g)[0]
+        memory.reembed = _synthetic_reembed(model, fixed, cfg, dev)
     use_amp = cfg.amp and dev.type == "cuda"  # as the trainer: fp16 autocast + GradScaler
     scaler = torch.amp.GradScaler(dev.type, enabled=use_amp)
     times = []
@@ -68,8 +79,9 @@ def measure(
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
+        idx = torch.arange(len(y), device=dev) + i * len(y)
         with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
-            loss = memory(model(x), y, superclasses=sc)
+            loss = memory(model(x), y, superclasses=sc, indices=idx)
         optimizer_step(loss, model, opt, scaler, cfg.grad_clip)
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -83,6 +95,29 @@ def measure(
         "memory_size": 0 if variant == "no_xbm" else memory.memory_size,
         "amp_used": use_amp,  # fp16 autocast and GradScaler: the profile asks and on CUDA
     }
+
+
+class _FixedImages:
+    """Data.images for the timing: every stored batch is re-made from one fixed batch."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def images(self, idx, keys):
+        return self.x[: len(idx)]
+
+
+def _synthetic_reembed(model, fixed: torch.Tensor, cfg, dev):
+    """The oracle's refresh with the trainer's re-embedding (one train-mode forward per stored
+    batch, buffers untouched), on a fixed synthetic batch."""
+    data, amp = _FixedImages(fixed), cfg.amp and dev.type == "cuda"
+
+    def refresh(mem) -> torch.Tensor:
+        n, b = mem.num_stored, cfg.batch_size
+        groups = [torch.arange(s, min(s + b, n)) for s in range(0, n, b)]
+        return reembed(model, data, mem, groups, dev, amp)
+
+    return refresh
 
 
 def run(

@@ -19,7 +19,7 @@ from bench.perf.memory import (
     summarise,
 )
 from bench.perf.memory_config import MemoryBenchConfig
-from variants import VARIANTS
+from variants import DROP_IN_VARIANTS as VARIANTS
 
 # threads=1: the tiny sizes are dominated by thread synchronisation on a busy machine
 TINY = dict(memory_size=256, batch=16, dim=16, classes=32, reps=2, warmup=1, threads=1)

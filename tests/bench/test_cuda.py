@@ -148,7 +148,7 @@ def test_amp_is_used_and_recorded(tiny_data, tmp_path, monkeypatch):
     assert not any(d.startswith("amp:") for d in result["deviations"])  # CPU runs carry this note
 
 
-@pytest.mark.parametrize("name", variants.VARIANTS)
+@pytest.mark.parametrize("name", variants.DROP_IN_VARIANTS)
 def test_memory_stays_float32_under_autocast(name):
     mem, lin, batches = _setup(name)
     for x, y in batches:
@@ -163,7 +163,7 @@ def test_memory_stays_float32_under_autocast(name):
             assert torch.equal(mem.embedding_memory[mem.curr_batch_idx], emb.detach().float())
 
 
-@pytest.mark.parametrize("name", variants.VARIANTS)
+@pytest.mark.parametrize("name", variants.DROP_IN_VARIANTS)
 def test_amp_loss_is_within_tolerance_of_fp32(name):
     fp32, lin, batches = _setup(name)
     amp = copy.deepcopy(fp32)
@@ -179,7 +179,7 @@ def test_amp_loss_is_within_tolerance_of_fp32(name):
         )
 
 
-@pytest.mark.parametrize("name", variants.VARIANTS)
+@pytest.mark.parametrize("name", variants.DROP_IN_VARIANTS)
 def test_state_dict_round_trip_on_cuda(name):
     mem, lin, batches = _setup(name, memory_size=80)  # 3 batches of 32 wrap around 80 entries
     for x, y in batches[:2]:
