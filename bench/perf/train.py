@@ -19,8 +19,8 @@ import torch
 
 import variants
 from bench.config import PROFILES, make_config
-from bench.engine.metric import build_memory
 from bench.engine.memory_probe import reembed
+from bench.engine.metric import build_memory
 from bench.engine.metric_epoch import optimizer_step
 from bench.engine.model import build_model
 
