@@ -27,8 +27,9 @@ that remains (the probe prefers complete batches).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 from torch.func import functional_call
 
 from bench.engine.lifecycle import preserved_rng
+from bench.engine.moco.model import SplitBatchNorm2d
 
 AGE_BUCKETS = 4  # quarters of the memory's span
 
@@ -87,25 +89,80 @@ def select_batches(groups: list[torch.Tensor], size: int, full: int) -> list[tor
     return [complete[r] for r in ranks]
 
 
+# at most this many images in one forward of the grouped re-embedding (memory bound)
+MAX_GROUPED_IMAGES = 1024
+
+
+def _splittable(model) -> bool:
+    """Whether every BatchNorm of ``model`` is a plain BatchNorm2d, which
+    bench.engine.moco.model.SplitBatchNorm2d can split into per-batch statistics."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    return all(type(m) is torch.nn.BatchNorm2d for m in norms)
+
+
+@contextlib.contextmanager
+def _split_batchnorm(model, splits: int) -> Iterator[None]:
+    """Every BatchNorm2d normalises ``splits`` interleaved sub-batches with their own statistics
+    for the block, then is a BatchNorm2d again."""
+    swapped = [m for m in model.modules() if type(m) is torch.nn.BatchNorm2d]
+    for m in swapped:
+        m.__class__, m.splits = SplitBatchNorm2d, splits
+    try:
+        yield
+    finally:
+        for m in swapped:
+            m.__class__ = torch.nn.BatchNorm2d
+            del m.splits
+
+
+def _chunks(groups: Sequence[torch.Tensor], grouped: bool) -> list[list[torch.Tensor]]:
+    """Consecutive runs of groups forwarded together: equal-sized groups up to
+    MAX_GROUPED_IMAGES images where the model allows it, else one group at a time."""
+    if not grouped:
+        return [[g] for g in groups]
+    out: list[list[torch.Tensor]] = []
+    for g in groups:
+        last = out[-1] if out else None
+        if last and len(last[0]) == len(g) and (len(last) + 1) * len(g) <= MAX_GROUPED_IMAGES:
+            last.append(g)
+        else:
+            out.append([g])
+    return out
+
+
 @torch.no_grad()
 def reembed(model, data, memory, groups: Sequence[torch.Tensor], device, amp: bool) -> torch.Tensor:
     """Fresh embeddings of the stored entries in ``groups`` (concatenated in that order), each
-    group one forward in train mode with the same images and augmentation draws it was made
-    from; the model's buffers and every RNG are as they were before the call."""
+    group normalised in train mode as one batch, with the same images and augmentation draws it
+    was made from; the model's buffers and every RNG are as they were before the call.
+
+    Speed: equal-sized groups go through one forward together, interleaved, with every
+    BatchNorm2d split into per-group statistics (the MoCo encoders' SplitBatchNorm2d): each
+    group sees the statistics of its own batch, as in its training forward, at the cost of one
+    large forward instead of many small ones (the same numbers to float rounding; a model with
+    another kind of BatchNorm is re-embedded one group at a time)."""
     params = dict(model.named_parameters())
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     was_training = model.training
+    dev = memory.index_memory.device
     out = []
     with preserved_rng():
         model.train()
         try:
-            for pos in groups:
-                pos_dev = pos.to(memory.index_memory.device)
-                x = data.images(
-                    memory.index_memory[pos_dev].cpu(), memory.key_memory[pos_dev].cpu()
-                )
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            for chunk in _chunks(groups, _splittable(model)):
+                xs = [
+                    data.images(
+                        memory.index_memory[p.to(dev)].cpu(), memory.key_memory[p.to(dev)].cpu()
+                    )
+                    for p in chunk
+                ]
+                x = torch.stack(xs, 1).flatten(0, 1)  # interleaved: sample i is in group i % G
+                with (
+                    _split_batchnorm(model, len(chunk)),
+                    torch.autocast(device.type, dtype=torch.float16, enabled=amp),
+                ):
                     emb = functional_call(model, {**params, **buffers}, (x.to(device),))
+                emb = emb.view(len(xs[0]), len(chunk), -1).transpose(0, 1).flatten(0, 1)
                 out.append(emb.to(memory.embedding_memory.dtype))
         finally:
             model.train(was_training)

@@ -285,3 +285,32 @@ def test_the_rows_agree_with_a_plain_recomputation(tiny_data, tmp_path):
     for _, r in rows.iterrows():
         present = [r[c] for c in ages if not np.isnan(r[c])]
         assert min(present) - 1e-9 <= r["err_l2_mean"] <= max(present) + 1e-9
+
+
+@pytest.mark.parametrize("head", ["l2", "l2_bn"])  # l2_bn: a BatchNorm1d, one group at a time
+def test_the_grouped_reembedding_equals_one_forward_per_stored_batch(head):
+    """Each stored batch normalised with its own statistics, whether forwarded alone (a plain
+    loop here) or interleaved with others (bench.engine.memory_probe.reembed)."""
+    from bench.engine.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("test_resnet", 16, head, 1, False, None)
+    model.eval()
+    images = torch.randn(60, 1, 28, 28)
+    data = TableData(images)
+    mem = variants.build("xbm", SupConLoss(), 16, 60)
+    for s in range(0, 60, 12):
+        idx = torch.arange(s, s + 12)
+        with torch.no_grad():
+            mem.enqueue(model(images[idx]), idx % 3, indices=idx, keys=torch.zeros(12).long())
+    groups = mp.stored_batches(mem, include_current=True)
+    assert [len(g) for g in groups] == [12] * 5
+    got = mp.reembed(model, data, mem, groups, torch.device("cpu"), amp=False)
+    by_hand = []
+    for g in groups:
+        m = __import__("copy").deepcopy(model).train()
+        with torch.no_grad():
+            by_hand.append(m(images[mem.index_memory[g]]))
+    torch.testing.assert_close(got, torch.cat(by_hand), rtol=1e-5, atol=1e-5)
+    assert not model.training and isinstance(next(iter(model.modules())), torch.nn.Module)
+    assert all(type(m) is not mp.SplitBatchNorm2d for m in model.modules())
