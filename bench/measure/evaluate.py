@@ -1,14 +1,20 @@
 """Retrieval evaluation: exact cosine k-nearest neighbours, Recall@K and a k-NN classifier.
 
-Everything is computed in chunks of queries, so memory stays bounded: one chunk holds a
-``chunk_size x n_gallery`` similarity block, never the full ``n x n`` matrix (60k x 60k on SOP
-would be 14 GB in float32).
+Everything is computed in blocks, so memory stays bounded, never the full ``n x n`` matrix
+(60k x 60k on SOP would be 14 GB in float32): against a gallery, one block of ``chunk_size``
+queries x the gallery at a time; a set against itself (self excluded), two square tiles
+(a block of the similarity matrix and its transpose) and at most ``MERGE_EVERY x k``
+candidates per row, computing only the tiles on and above the diagonal (the matrix is
+symmetric: half the matrix product, see ``_knn_self``). Both give, bit for bit, the
+similarities of one plain matrix product of the whole set (BLAS computes each dot product in
+the same order whatever block holds it).
 
 Tie rule (used everywhere in this module): neighbours are ranked by decreasing cosine
 similarity and, among exactly equal similarities, the lower gallery index ranks first. It is
 the order of a stable descending sort of each similarity row. ``torch.topk`` alone leaves the
 order of ties unspecified, so rows whose top-k+1 similarities contain a tie are re-ranked with
-a stable sort (rare on real embeddings, every row on heavily duplicated ones).
+a stable sort (rare on real embeddings, every row on heavily duplicated ones); in the self
+protocol this is done per tile, and the tiles' candidates are merged under the same rule.
 
 faiss (``IndexFlatIP``, checked by experiment on faiss 1.15.1) agrees with this rule only in
 part: its heap keeps the first-seen (lowest-index) item for k = 1, and for k > 1 when the tied
@@ -22,6 +28,7 @@ loop everywhere.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 
@@ -30,6 +37,9 @@ import torch.nn.functional as F
 
 # Byte budget of one similarity chunk (chunk rows x gallery size x element size).
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+# Self protocol: tiles whose candidates a block row holds before merging them (each merge is a
+# small parallel sort; holding all would make the memory grow with N^2 / tile side).
+MERGE_EVERY = 16
 
 
 def _as_embeddings(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -57,9 +67,22 @@ def _as_labels(y: torch.Tensor, n: int, name: str) -> torch.Tensor:
 def _chunk_rows(n_gallery: int, element_size: int, chunk_size: int | None) -> int:
     if chunk_size is None:
         return max(1, DEFAULT_CHUNK_BYTES // (n_gallery * element_size))
+    _check_chunk_size(chunk_size)
+    return chunk_size
+
+
+def _tile_side(element_size: int, chunk_size: int | None) -> int:
+    """Side of the square similarity tiles of the self protocol: two tiles (a block and its
+    transposed copy) fit the byte budget."""
+    if chunk_size is None:
+        return max(1, math.isqrt(DEFAULT_CHUNK_BYTES // (2 * element_size)))
+    _check_chunk_size(chunk_size)
+    return chunk_size
+
+
+def _check_chunk_size(chunk_size) -> None:
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-    return chunk_size
 
 
 def _check_k(k: int, n_candidates: int) -> None:
@@ -82,6 +105,66 @@ def _topk_tie_rule(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
     return values[:, :k], indices[:, :k]
 
 
+def _blocks(n: int, side: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of ``ceil(n / side)`` blocks of near-equal size covering ``0..n``
+    (near-equal, so that no block is a sliver: see ``_knn_self``)."""
+    count = -(-n // side)
+    bounds = [i * n // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _first_k(
+    lists: list[tuple[torch.Tensor, torch.Tensor]], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first k, under the tie rule, of candidate lists (values, indices) of the same rows.
+    Each list is in tie-rule order and every index in a list is below every index in the next,
+    so a stable descending sort of the concatenated values is the tie rule's order."""
+    if len(lists) == 1:
+        return lists[0]
+    values, indices = torch.cat([v for v, _ in lists], 1), torch.cat([i for _, i in lists], 1)
+    values, order = torch.sort(values, dim=1, descending=True, stable=True)
+    return values[:, :k], indices.gather(1, order[:, :k])
+
+
+def _knn_self(q: torch.Tensor, k: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """k-NN of ``q`` (normalised) against itself, self excluded, by square tiles.
+
+    The similarity matrix is symmetric, so only the tiles on and above the diagonal are
+    computed (about half the matrix product of a row-by-row search): tile (I, J) gives block
+    I's candidates among columns J and, transposed, block J's among columns I. Each row keeps
+    its candidates, the first k of each tile under the tie rule, in increasing column order,
+    and they are merged at the end (every ``MERGE_EVERY`` tiles on large inputs). The
+    product of a tile equals, bit for bit, the same rows and columns of a row-by-row product
+    (BLAS computes each dot product in the same order whatever block it is in; a transposed
+    tile holds the same dot products with their factors swapped), except for slivers of a few
+    rows that BLAS may compute as matrix-vector products, which near-equal blocks avoid.
+    """
+    blocks = _blocks(q.shape[0], side)
+    longest = max(stop - start for start, stop in blocks)
+    # two preallocated tiles: a fresh tensor per tile would fault its pages in every time
+    tile, flipped = q.new_empty(longest * longest), q.new_empty(longest * longest)
+    held: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in blocks]
+
+    def add(block: int, sims: torch.Tensor, col0: int) -> None:
+        v, i = _topk_tie_rule(sims, k)
+        held[block].append((v, i + col0))
+        if len(held[block]) == MERGE_EVERY:  # bounds the candidates a row holds
+            held[block] = [_first_k(held[block], k)]
+
+    for bi, (i0, i1) in enumerate(blocks):
+        for bj in range(bi, len(blocks)):
+            j0, j1 = blocks[bj]
+            sims = tile[: (i1 - i0) * (j1 - j0)].view(i1 - i0, j1 - j0)
+            torch.mm(q[i0:i1], q[j0:j1].T, out=sims)
+            if bi == bj:
+                sims.fill_diagonal_(float("-inf"))
+            add(bi, sims, j0)
+            if bj != bi:
+                add(bj, flipped[: sims.numel()].view(j1 - j0, i1 - i0).copy_(sims.T), i0)
+    first = [_first_k(lists, k) for lists in held]
+    return torch.cat([v for v, _ in first]), torch.cat([i for _, i in first])
+
+
 def knn(
     queries: torch.Tensor,
     k: int,
@@ -91,9 +174,11 @@ def knn(
     """Exact cosine k-NN: ``(similarities, gallery indices)``, each ``(n_queries, k)``.
 
     ``gallery=None`` searches the queries against themselves with each query's own row
-    excluded. Both sides are L2-normalised here. Rows are ordered by the tie rule of the module
-    docstring. ``chunk_size`` is the number of query rows per similarity block (default: from a
-    64 MiB budget).
+    excluded, by square tiles of at most ``chunk_size`` rows and columns (default: two tiles in
+    a 64 MiB budget), using the symmetry of the similarities (``_knn_self``). With a gallery,
+    ``chunk_size`` is the number of query rows per similarity block (default: from a 64 MiB
+    budget). Both sides are L2-normalised here. Rows are ordered by the tie rule of the module
+    docstring.
     """
     q = _as_embeddings(queries, "queries")
     exclude_self = gallery is None
@@ -104,17 +189,17 @@ def knn(
     q = F.normalize(q.to(dtype), dim=1)
     g = q if exclude_self else F.normalize(g.to(device=q.device, dtype=dtype), dim=1)
     _check_k(k, g.shape[0] - int(exclude_self))
+    if exclude_self:
+        return _knn_self(q, k, _tile_side(q.element_size(), chunk_size))
     rows = _chunk_rows(g.shape[0], q.element_size(), chunk_size)
+    block = q.new_empty(min(rows, q.shape[0]) * g.shape[0])  # reused: see _knn_self
     out_v, out_i = [], []
     for start in range(0, q.shape[0], rows):
-        sims = q[start : start + rows] @ g.T
-        if exclude_self:
-            r = torch.arange(sims.shape[0], device=sims.device)
-            sims[r, r + start] = float("-inf")
-        v, i = _topk_tie_rule(sims, k)
+        chunk = q[start : start + rows]
+        sims = block[: chunk.shape[0] * g.shape[0]].view(chunk.shape[0], g.shape[0])
+        v, i = _topk_tie_rule(torch.mm(chunk, g.T, out=sims), k)
         out_v.append(v)
         out_i.append(i)
-        del sims  # free this block before the next one is allocated
     return torch.cat(out_v), torch.cat(out_i)
 
 

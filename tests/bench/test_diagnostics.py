@@ -50,6 +50,20 @@ def test_inter_distance_matches_loop(rand, chunk_size):
     assert got == pytest.approx(sum(pairs) / len(pairs), rel=1e-5)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 7, 64, 299])
+def test_inter_distance_blocks_match_float64(chunk_size):
+    """Row blocks (each computing only its columns >= its first row) cover every pair i < j
+    once: 300 points with duplicates (zero distances) against numpy in float64."""
+    rng = np.random.default_rng(2)
+    emb = rng.standard_normal((300, 8)).astype(np.float32)
+    emb[50:60] = emb[7]
+    x = emb.astype(np.float64)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    want = d[np.triu_indices(300, k=1)].mean()
+    got = inter_distance(torch.from_numpy(emb), chunk_size=chunk_size)
+    assert got == pytest.approx(want, rel=1e-6)
+
+
 def test_inter_distance_hand():
     # unit square corners: 4 sides of 1, 2 diagonals of sqrt(2)
     sq = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])

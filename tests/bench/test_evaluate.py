@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.measure.evaluate import knn, knn_accuracy, recall_at_k
+from bench.measure.evaluate import MERGE_EVERY, knn, knn_accuracy, recall_at_k
 
 # The 16 vectors of {-0.5, 0.5}^4: unit norm exactly, every dot product a multiple of 0.25, so
 # similarities are exact in float32 whatever the summation order and ties are real ties.
@@ -140,6 +140,78 @@ def test_recall_at_1_with_ties_matches_faiss():
     ql, gl = rng.integers(0, 3, 50), rng.integers(0, 3, 40)
     expected = _recall_from_neighbours(_faiss_neighbours(q, g, 1, False), ql, gl, (1,))
     _assert_recall_equal(_ours(q, ql, (1,), g, gl), expected)
+
+
+def _sorted_product(q: np.ndarray, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tie rule by its definition: one plain product of the whole (normalised) set, self
+    set to -inf, a stable descending sort of each row."""
+    x = torch.nn.functional.normalize(torch.from_numpy(q), dim=1)
+    sims = x @ x.T
+    sims.fill_diagonal_(float("-inf"))
+    values, indices = torch.sort(sims, dim=1, descending=True, stable=True)
+    return values[:, :k], indices[:, :k]
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4, 9, 50])
+@pytest.mark.parametrize("data", ["ties", "random"])
+def test_self_tiles_match_one_sorted_product(data, chunk_size):
+    """The self protocol's tiles (only those on and above the diagonal, transposed for the
+    blocks below it) and their merge give the rows of one sorted product: the same neighbours
+    in the same order, ties included; with 150 rows, chunk_size 4 and 9 make more blocks than
+    MERGE_EVERY, so candidates are merged along the way too."""
+    rng = np.random.default_rng(6)
+    if data == "ties":
+        q = SIGNS[rng.integers(0, 16, 150)]
+    else:
+        q = rng.standard_normal((150, 12)).astype(np.float32)
+    assert MERGE_EVERY < 150 / 4  # chunk_size 4 and 9 merge along the way
+    want_v, want_i = _sorted_product(q, 20)
+    got_v, got_i = knn(torch.from_numpy(q), 20, chunk_size=chunk_size)
+    assert torch.equal(got_i, want_i)
+    if data == "ties" or chunk_size is None:  # exact sums, or the same product shapes
+        assert torch.equal(got_v, want_v)
+    else:  # BLAS may sum small blocks in another order
+        torch.testing.assert_close(got_v, want_v, rtol=0, atol=1e-6)
+
+
+def _min_gap(q: np.ndarray, g: np.ndarray, k: int, self_excluded: bool) -> float:
+    """Smallest difference between consecutive similarities among each row's first k+1, in
+    float64: how far the inputs are from a tie."""
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    gn = g / np.linalg.norm(g, axis=1, keepdims=True)
+    sims = qn.astype(np.float64) @ gn.astype(np.float64).T
+    if self_excluded:
+        np.fill_diagonal(sims, -np.inf)
+    top = -np.sort(-sims, axis=1)[:, : k + 1]
+    return float(np.min(top[:, :-1] - top[:, 1:]))
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+@pytest.mark.parametrize("chunk_size", [None, 48])
+@pytest.mark.parametrize("self_protocol", [True, False])
+def test_neighbours_match_faiss_flat_indexes(self_protocol, chunk_size, metric):
+    """Without ties, the neighbour lists are faiss' exact brute force ones: IndexFlatIP, and
+    IndexFlatL2 on the normalised vectors (the same order for unit vectors), over several
+    tiles (chunk_size 48: 17 blocks of 800 rows, more than MERGE_EVERY) or blocks of queries."""
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((800, 16)).astype(np.float32)
+    g = q if self_protocol else rng.standard_normal((900, 16)).astype(np.float32)
+    k = 10
+    # no ties, nor near-ties that float32 rounding (~1e-7 here) could swap
+    assert _min_gap(q, g, k, self_protocol) > 2e-6
+    index = faiss.IndexFlatIP(16) if metric == "ip" else faiss.IndexFlatL2(16)
+    index.add(_unit(g))
+    _, ids = index.search(_unit(q), k + int(self_protocol))
+    if self_protocol:
+        assert (ids[:, 0] == np.arange(len(q))).all()  # each query's nearest is itself
+        ids = ids[:, 1:]
+    _, got = knn(
+        torch.from_numpy(q),
+        k,
+        gallery=None if self_protocol else torch.from_numpy(g),
+        chunk_size=chunk_size,
+    )
+    assert got.tolist() == ids.tolist()
 
 
 def test_unnormalised_inputs_and_chunking():
