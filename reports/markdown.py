@@ -18,6 +18,7 @@ from reports.inference import (
     TOO_FEW,
 )  # fmt: skip
 from reports.load import DONE
+from reports.provenance import provenance_note
 from reports.render import (
     NOT_REPRODUCED,
     NOT_RUN,
@@ -195,6 +196,7 @@ def _tables_section(report: Report) -> str:
     for name, table in report.tables.items():
         stem = table_file_stem(name)
         links = " · ".join(f"[{x}](tables/{stem}.{x})" for x in ("md", "csv", "tex"))
+        links += provenance_note(report.results, table)  # runs of other code, versions, CPUs
         parts.append(f"### {name}\n\n{links}\n\n" + to_markdown(display_table(table)))
     if report.missing_tables:
         parts.append("Source tables with no runs yet (they show only the reported numbers):\n")
