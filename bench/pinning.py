@@ -41,11 +41,15 @@ PORTABLE: dict[str, str] = {
     # Intel and AMD CPUs (its AVX2 branch holds only on Intel CPUs: oneMKL developer guide,
     # "Getting Started with Conditional Numerical Reproducibility")
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's own vectorised kernels: AVX2
+    # torch's thread count (reductions split by thread): the count of the machine that made the
+    # shipped reference, two cores; torch's default would be this machine's core count
+    "OMP_NUM_THREADS": "2",
 }
 ALIASES: dict[str, tuple[str, ...]] = {
     "ONEDNN_MAX_CPU_ISA": ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"),
     "MKL_CBWR": ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS"),
     "ATEN_CPU_CAPABILITY": ("ATEN_CPU_CAPABILITY",),
+    "OMP_NUM_THREADS": ("OMP_NUM_THREADS",),
 }
 # the capability torch must report when the pinning is in effect on a CPU with AVX2
 PINNED_CAPABILITY = "AVX2"

@@ -58,11 +58,17 @@ def _flat(env: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"malformed run record {path}: {e}") from e
+
+
 def cell_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the reference entry, the env) of one done run folder."""
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    env = json.loads((run_dir / "env.json").read_text(encoding="utf-8"))
+    config, result = _json(run_dir / "config.json"), _json(run_dir / "result.json")
+    env = _json(run_dir / "env.json")
     rows = read_rows(run_dir)
     entry = {
         "run_id": config["run_id"], "variant": config["variant"], "seed": config["seed"],
@@ -85,11 +91,11 @@ def export(results: str | Path, run_ids: Iterable[str] | None = None,
     cells, envs, missing = [], [], []
     for folder in folders:
         result = folder / "result.json"
-        done = result.is_file() and json.loads(result.read_text())["status"] == "done"
+        done = result.is_file() and _json(result).get("status") == "done"
         if not done or not (folder / METRICS_FILE).is_file():
             missing.append(folder.name)
             continue
-        if json.loads((folder / "config.json").read_text()).get("task", "metric") != "metric":
+        if _json(folder / "config.json").get("task", "metric") != "metric":
             continue
         entry, env = cell_record(folder)
         cells.append(entry)
@@ -163,14 +169,13 @@ def check(cell: Mapping[str, Any], ref_env: Mapping[str, Any], run_dir: Path) ->
     and the data fingerprint), ``status`` (identical / differs / not run)."""
     out: dict[str, Any] = {k: cell[k] for k in ("run_id", "variant", "seed")}
     result = run_dir / "result.json"
-    status = json.loads(result.read_text())["status"] if result.is_file() else None
+    status = _json(result).get("status") if result.is_file() else None
     if status != "done":
         return {**out, "status": "not run", "identical": False, "differences": [], "env": [],
                 "note": f"no done run in {run_dir} (status {status})"}  # fmt: skip
     rows = read_rows(run_dir)
-    env = json.loads((run_dir / "env.json").read_text(encoding="utf-8"))
-    diffs = env_differences(ref_env, env)
-    fingerprint = json.loads(result.read_text()).get("data_fingerprint")
+    diffs = env_differences(ref_env, _json(run_dir / "env.json"))
+    fingerprint = _json(result).get("data_fingerprint")
     if cell.get("data_fingerprint") and fingerprint != cell["data_fingerprint"]:
         diffs.append({"field": "data_fingerprint", "reference": cell["data_fingerprint"],
                       "here": fingerprint, "deciding": True})  # fmt: skip

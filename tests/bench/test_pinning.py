@@ -49,7 +49,7 @@ from bench import pinning
 before = pinning.apply(MODE)
 import torch
 print(json.dumps({{"state": pinning.state(), "capability": torch.backends.cpu.get_cpu_capability(),
-                  "env": {ENV_OF}}}))
+                  "threads": torch.get_num_threads(), "env": {ENV_OF}}}))
 """
 
 
@@ -64,14 +64,18 @@ def test_portable_mode_pins_before_torch_and_torch_dispatches_to_avx2():
     assert got["state"]["mode"] == "portable" and got["state"]["applied"]
     assert got["state"]["pinned"] == pinning.PORTABLE and got["state"]["user"] == {}
     assert {k: got["env"][k] for k in pinning.PORTABLE} == pinning.PORTABLE
+    assert got["threads"] == int(pinning.PORTABLE["OMP_NUM_THREADS"])  # whatever the cores
 
 
 def test_a_value_the_user_set_is_kept_and_recorded_as_the_users():
-    got = _apply(MKL_CBWR="AUTO", DNNL_MAX_CPU_ISA="AVX512_CORE")
+    got = _apply(MKL_CBWR="AUTO", DNNL_MAX_CPU_ISA="AVX512_CORE", OMP_NUM_THREADS="1")
     assert got["env"]["MKL_CBWR"] == "AUTO" and got["env"]["DNNL_MAX_CPU_ISA"] == "AVX512_CORE"
     # oneDNN's other name was the user's: xbmbench did not set the one that would override it
     assert got["env"]["ONEDNN_MAX_CPU_ISA"] is None
-    assert got["state"]["user"] == {"DNNL_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AUTO"}
+    assert got["threads"] == 1
+    assert got["state"]["user"] == {
+        "DNNL_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AUTO", "OMP_NUM_THREADS": "1",
+    }  # fmt: skip
     assert got["state"]["pinned"] == {"ATEN_CPU_CAPABILITY": "avx2"}
 
 

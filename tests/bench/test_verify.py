@@ -175,4 +175,4 @@ def test_the_reference_ships_as_package_data():
     cfg.read(Path(V.__file__).parents[1] / "setup.cfg")
     globs = cfg["options.package_data"]["bench"].split()
     assert any(fnmatch("reference/demo.json", g) for g in globs)
-    assert V.DEMO_REFERENCE == Path(V.__file__).parent / "reference" / "demo.json"
+    assert Path(V.__file__).parent / "reference" / "demo.json" == V.DEMO_REFERENCE
