@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from bench.cli.commands import grid, reproduce_command, run_command
+from bench import pinning
+from bench.cli.commands import grid, reproduce_command, run_command, verify_command
 from bench.cli.perf import bench_group
 from data_prep.commands import data
 from reports.commands import compare, report
@@ -20,8 +21,20 @@ CONTEXT = dict(help_option_names=["-h", "--help"])
 
 
 @click.group(context_settings=CONTEXT)
-def main() -> None:
+@click.option(
+    "--cpu-mode",
+    type=click.Choice(pinning.MODES),
+    envvar=pinning.MODE_VAR,
+    default=pinning.DEFAULT_MODE,
+    show_default=True,
+    help="portable: pin the CPU kernels to the AVX2 level, so that a CPU run gives the same "
+    "numbers on any x86-64 machine with AVX2; native: this CPU's fastest kernels "
+    f"[${pinning.MODE_VAR}]",
+)
+def main(cpu_mode: str) -> None:
     """Reproducibility benchmark suite for Cross-Batch Memory and its variants."""
+    # first of all, before any command imports torch: the kernels are chosen when it loads
+    pinning.apply(cpu_mode)
 
 
 main.add_command(bench_group)
@@ -29,6 +42,7 @@ main.add_command(data)
 main.add_command(run_command)
 main.add_command(grid)
 main.add_command(reproduce_command)
+main.add_command(verify_command)
 main.add_command(report)
 main.add_command(compare)
 

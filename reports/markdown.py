@@ -20,6 +20,7 @@ from reports.inference import (
 )  # fmt: skip
 from reports.load import DONE
 from reports.mechanism_page import mechanism_section
+from reports.provenance import provenance_note
 from reports.render import (
     NOT_REPRODUCED,
     NOT_RUN,
@@ -201,6 +202,7 @@ def _tables_section(report: Report) -> str:
     for name, table in report.tables.items():
         stem = table_file_stem(name)
         links = " · ".join(f"[{x}](tables/{stem}.{x})" for x in ("md", "csv", "tex"))
+        links += provenance_note(report.results, table)  # runs of other code, versions, CPUs
         shown = display_table(table)
         parts.append(f"### {name}\n\n{links}\n\n" + to_markdown(shown))
         if SELECTED in shown:

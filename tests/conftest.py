@@ -9,7 +9,12 @@ import struct
 import numpy as np
 import pytest
 
+from bench import pinning
 from data_prep import prepare
+
+# The tests run pinned, as the command line does (bench/pinning.py): set before anything imports
+# torch (nothing above does; tests/bench/test_pinning.py checks that it took effect).
+PINNING = pinning.apply()
 
 
 def _idx(array: np.ndarray) -> bytes:

@@ -1,0 +1,289 @@
+"""The shipped reference results and ``xbmbench verify``: does this machine give the numbers
+the project published, to the last digit, and if not, what in the environment explains it?
+
+A reference file (``bench/reference/demo.json``, made by ``export`` from a results folder) holds,
+per cell, the config that rebuilds it, every metrics.csv row's epoch, Recall@1, Recall@10 and
+loss, the best and last summaries, the data fingerprint, and the env.json that produced them
+(the fields every cell shares once, at the top). ``check`` compares one run with its reference
+cell; ``rerun`` trains chosen cells again (bench/engine) and checks them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.store import EPOCH_CHOICES, METRICS_FILE, RUNS_DIR
+from common import UserError, atomic_write_text
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+DEMO_REFERENCE = REFERENCE_DIR / "demo.json"
+FORMAT = 1
+COMPARED = ("recall@1", "recall@10", "loss")  # per metrics.csv row
+# env.json fields that describe the machine or the moment, not what decides the numbers: shown
+# when they differ, never a failure by themselves (the point of pinning is that the CPU model
+# may change); every other field (library versions, the kernels torch dispatches to, the
+# oneDNN/MKL settings, the pinning mode, the thread count, the device) must match
+INFORMATIONAL = (
+    "host", "platform", "device_name", "git_commit", "pandas", "cuda", "cudnn", "cpu_model",
+    "cpu_vendor", "cpu_isa", "cpu_pinning.requested", "cpu_pinning.applied",
+    "cpu_pinning.reason", "cpu_pinning.pinned", "cpu_pinning.user",
+)  # fmt: skip
+NOT_STORED = ("started_at",)
+
+
+def _value(x: Any) -> float | None:
+    """A metrics value as JSON holds it: NaN (an epoch without that number) is None."""
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def read_rows(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / METRICS_FILE)
+
+
+def _flat(env: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested env.json blocks as dotted keys: {"cpu_env": {"MKL_CBWR": x}} -> cpu_env.MKL_CBWR."""
+    out: dict[str, Any] = {}
+    for k, v in env.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"malformed run record {path}: {e}") from e
+
+
+def cell_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the reference entry, the env) of one done run folder."""
+    config, result = _json(run_dir / "config.json"), _json(run_dir / "result.json")
+    env = _json(run_dir / "env.json")
+    rows = read_rows(run_dir)
+    entry = {
+        "run_id": config["run_id"], "variant": config["variant"], "seed": config["seed"],
+        "dataset": config["dataset"], "config": config,
+        "epochs": [int(e) for e in rows["epoch"]],
+        **{m: [_value(x) for x in rows[m]] for m in COMPARED},
+        **{w: {k: result[w][k] for k in ("epoch", "recall@1", "recall@10")} for w in EPOCH_CHOICES},
+        "data_fingerprint": result.get("data_fingerprint"),
+    }  # fmt: skip
+    return entry, {k: v for k, v in env.items() if k not in NOT_STORED}
+
+
+def export(results: str | Path, run_ids: Iterable[str] | None = None,
+           study: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """The reference of the done metric-learning runs under ``results`` (only ``run_ids``, every
+    one of which must be done, when given)."""
+    runs = Path(results) / RUNS_DIR
+    wanted = None if run_ids is None else list(run_ids)
+    folders = [runs / r for r in wanted] if wanted is not None else sorted(runs.glob("*"))
+    cells, envs, missing = [], [], []
+    for folder in folders:
+        result = folder / "result.json"
+        done = result.is_file() and _json(result).get("status") == "done"
+        if not done or not (folder / METRICS_FILE).is_file():
+            missing.append(folder.name)
+            continue
+        if _json(folder / "config.json").get("task", "metric") != "metric":
+            continue
+        entry, env = cell_record(folder)
+        cells.append(entry)
+        envs.append(env)
+    if wanted is not None and missing:
+        raise UserError(f"cannot export {study or 'the reference'}: run(s) not done under "
+                        f"{runs}: {', '.join(missing)}")  # fmt: skip
+    if not cells:
+        raise UserError(f"no done metric-learning run under {runs} to export")
+    shared = {k: v for k, v in envs[0].items() if all(e.get(k) == v for e in envs)}
+    for entry, env in zip(cells, envs):
+        entry["env"] = {k: v for k, v in env.items() if k not in shared}
+    return {"format": FORMAT, "study": study, "env": shared, "cells": cells}
+
+
+def write_reference(reference: dict[str, Any], path: str | Path) -> Path:
+    return atomic_write_text(path, json.dumps(reference, indent=1, sort_keys=True) + "\n")
+
+
+def load_reference(path: str | Path | None = None) -> dict[str, Any]:
+    """A reference file (the shipped demo's by default); a missing or malformed one is a
+    UserError naming it."""
+    path = Path(path or DEMO_REFERENCE)
+    if not path.is_file():
+        raise UserError(f"no reference file {path} (make one with `xbmbench verify --export "
+                        f"RESULTS --study demo --out {path}`)")  # fmt: skip
+    try:
+        ref = json.loads(path.read_text(encoding="utf-8"))
+        if ref.get("format") != FORMAT or not ref["cells"]:
+            raise ValueError(f"format {ref.get('format')!r} with {len(ref['cells'])} cells")
+        for c in ref["cells"]:
+            for k in ("run_id", "config", "epochs", *COMPARED, "env"):
+                c[k]  # noqa: B018  (a KeyError names the missing field)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"malformed reference file {path}: {e!r}") from e
+    return ref
+
+
+def cell_env(reference: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[str, Any]:
+    return {**reference["env"], **cell["env"]}
+
+
+def select(reference: Mapping[str, Any], n: int) -> list[dict[str, Any]]:
+    """``n`` cells spread over the variants and seeds: the cells ordered by (variant as first
+    listed, seed), every (len / n)-th taken; all of them when n >= len."""
+    order = {v: i for i, v in reversed(list(enumerate(c["variant"] for c in reference["cells"])))}
+    ranked = sorted(reference["cells"], key=lambda c: (order[c["variant"]], c["seed"]))
+    if n >= len(ranked):
+        return ranked
+    return [ranked[(i * len(ranked)) // n] for i in range(n)]
+
+
+def env_differences(ref_env: Mapping[str, Any], env: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every env field the reference recorded whose value differs here, and whether it is one
+    that decides the numbers (not ``INFORMATIONAL``)."""
+    ref, here = _flat(ref_env), _flat(env)
+    return [
+        {"field": k, "reference": v, "here": here.get(k),
+         "deciding": not any(k == i or k.startswith(f"{i}.") for i in INFORMATIONAL)}
+        for k, v in sorted(ref.items()) if k not in NOT_STORED and here.get(k) != v
+    ]  # fmt: skip
+
+
+def _differs(a: float | None, b: float | None) -> bool:
+    return (a is None) != (b is None) or (a is not None and a != b)
+
+
+def check(cell: Mapping[str, Any], ref_env: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    """One run folder against its reference cell: ``identical`` (every compared number of every
+    epoch equal), ``differences`` (metric, epochs, max |difference|), ``env`` (env_differences,
+    and the data fingerprint), ``status`` (identical / differs / not run)."""
+    out: dict[str, Any] = {k: cell[k] for k in ("run_id", "variant", "seed")}
+    result = run_dir / "result.json"
+    status = _json(result).get("status") if result.is_file() else None
+    if status != "done":
+        return {**out, "status": "not run", "identical": False, "differences": [], "env": [],
+                "note": f"no done run in {run_dir} (status {status})"}  # fmt: skip
+    rows = read_rows(run_dir)
+    diffs = env_differences(ref_env, _json(run_dir / "env.json"))
+    fingerprint = _json(result).get("data_fingerprint")
+    if cell.get("data_fingerprint") and fingerprint != cell["data_fingerprint"]:
+        diffs.append({"field": "data_fingerprint", "reference": cell["data_fingerprint"],
+                      "here": fingerprint, "deciding": True})  # fmt: skip
+    epochs = [int(e) for e in rows["epoch"]]
+    differences = []
+    if epochs != cell["epochs"]:
+        differences.append({"metric": "epochs", "epochs": epochs, "max_abs": math.nan})
+    else:
+        for m in COMPARED:
+            here = [_value(x) for x in rows[m]]
+            bad = [i for i, (a, b) in enumerate(zip(cell[m], here)) if _differs(a, b)]
+            if bad:
+                gaps = [abs(cell[m][i] - here[i]) for i in bad if None not in (cell[m][i], here[i])]
+                differences.append({"metric": m, "epochs": [epochs[i] for i in bad],
+                                    "max_abs": max(gaps, default=math.nan)})  # fmt: skip
+    identical = not differences
+    return {**out, "status": "identical" if identical else "differs", "identical": identical,
+            "differences": differences, "env": diffs}  # fmt: skip
+
+
+def check_results(reference: Mapping[str, Any], results: str | Path) -> list[dict[str, Any]]:
+    """Every reference cell against the run of the same id under ``results``."""
+    runs = Path(results) / RUNS_DIR
+    return [check(c, cell_env(reference, c), runs / c["run_id"]) for c in reference["cells"]]
+
+
+def rerun(
+    reference: Mapping[str, Any],
+    chosen: list[dict[str, Any]],
+    data_dir: str,
+    results: str | Path,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train each chosen cell again under ``results`` (on the reference's device, with its
+    thread count) and check it against the reference."""
+    import torch
+
+    from bench.config import RunConfig
+    from bench.engine.metric import run
+    from data_prep import ensure_fashion_mnist
+
+    if any(c["dataset"] == "fashion-mnist" for c in chosen):
+        ensure_fashion_mnist(data_dir)
+    before, checks = torch.get_num_threads(), []
+    try:
+        for cell in chosen:
+            env = cell_env(reference, cell)
+            cfg = RunConfig.from_dict(cell["config"])
+            torch.set_num_threads(int(env.get("torch_threads") or before))
+            run(cfg, data_dir, str(results), device=env.get("device", "cpu"), progress=False)
+            checks.append(check(cell, env, Path(results) / RUNS_DIR / cfg.run_id))
+            log(check_line(checks[-1]))
+    finally:
+        torch.set_num_threads(before)
+    return checks
+
+
+def failed(checks: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The checks that fail: numbers that differ, no run, or a deciding env field changed."""
+    return [c for c in checks if not c["identical"] or any(d["deciding"] for d in c["env"])]
+
+
+def _epochs(epochs: list[int]) -> str:
+    return ", ".join(map(str, epochs[:8])) + (
+        f" and {len(epochs) - 8} more" if len(epochs) > 8 else ""
+    )
+
+
+def check_line(c: Mapping[str, Any]) -> str:
+    """One cell's verdict, its differences, and the env fields that explain them."""
+    head = f"{c['variant']} seed {c['seed']} ({c['run_id']}): {c['status']}"
+    parts = [f"{d['metric']} at epoch(s) {_epochs(d['epochs'])} (max |diff| {d['max_abs']:.6g})"
+             for d in c["differences"]]  # fmt: skip
+    text = (
+        head
+        + (": " + "; ".join(parts) if parts else "")
+        + (f" ({c['note']})" if "note" in c else "")
+    )
+    if c["env"]:
+        shown = "; ".join(
+            f"{d['field']}: {d['reference']!r} (reference) vs {d['here']!r} (here)"
+            + ("" if d["deciding"] else " [informational]")
+            for d in c["env"]
+        )
+        text += f"\n    env differs from the reference's: {shown}"
+    return text
+
+
+def report_section(checks: list[Mapping[str, Any]], source: str) -> str:
+    """REPORT.md's section: whether this demo equals the shipped reference, cell by cell."""
+    counts = {s: sum(c["status"] == s for c in checks) for s in ("identical", "differs", "not run")}
+    text = (
+        "## Equal to the shipped reference?\n\n"
+        f"The demo's {len(checks)} reference cells ({source}, the numbers README shows) against "
+        f"this run: **{counts['identical']} identical** to the last digit (Recall@1, Recall@10 "
+        f"and loss of every epoch), {counts['differs']} differ, {counts['not run']} not run.\n"
+    )
+    shown = [c for c in checks if c["status"] != "identical" or c["env"]]
+    if shown:
+        text += "\n" + "\n".join(f"- {check_line(c)}".replace("\n    ", "\n  ") for c in shown)
+        text += "\n"
+    return text
+
+
+def annotate_report(report: str | Path, checks: list[Mapping[str, Any]], source: str) -> Path:
+    """Insert ``report_section`` into REPORT.md before its first section."""
+    path = Path(report)
+    text = path.read_text(encoding="utf-8")
+    at = text.find("\n## ")
+    at = len(text) if at < 0 else at + 1
+    return atomic_write_text(path, text[:at] + report_section(checks, source) + "\n" + text[at:])
