@@ -39,7 +39,7 @@ import torch.nn.functional as F
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 # Self protocol: tiles whose candidates a block row holds before merging them (each merge is a
 # small parallel sort; holding all would make the memory grow with N^2 / tile side).
-MERGE_EVERY = 16
+MERGE_EVERY = 8
 
 
 def _as_embeddings(x: torch.Tensor, name: str) -> torch.Tensor:
