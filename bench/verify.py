@@ -27,12 +27,12 @@ FORMAT = 1
 COMPARED = ("recall@1", "recall@10", "loss")  # per metrics.csv row
 # env.json fields that describe the machine or the moment, not what decides the numbers: shown
 # when they differ, never a failure by themselves (the point of pinning is that the CPU model
-# may change); every other field (library versions, the kernels torch dispatches to, the
-# oneDNN/MKL settings, the pinning mode, the thread count, the device) must match
+# may change; how the variables came to be set is informational, the variables themselves are
+# not); every other field (library versions, the kernels torch dispatches to, the oneDNN, MKL,
+# ATen and thread variables, the thread count, the device) must match
 INFORMATIONAL = (
     "host", "platform", "device_name", "git_commit", "pandas", "cuda", "cudnn", "cpu_model",
-    "cpu_vendor", "cpu_isa", "cpu_pinning.requested", "cpu_pinning.applied",
-    "cpu_pinning.reason", "cpu_pinning.pinned", "cpu_pinning.user",
+    "cpu_vendor", "cpu_isa", "cpu_pinning",  # the pinning's effect is in cpu_env, cpu_capability
 )  # fmt: skip
 NOT_STORED = ("started_at",)
 
@@ -51,7 +51,7 @@ def _flat(env: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested env.json blocks as dotted keys: {"cpu_env": {"MKL_CBWR": x}} -> cpu_env.MKL_CBWR."""
     out: dict[str, Any] = {}
     for k, v in env.items():
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict):  # an empty block adds no key
             out.update(_flat(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
@@ -254,13 +254,16 @@ def check_line(c: Mapping[str, Any]) -> str:
         + (": " + "; ".join(parts) if parts else "")
         + (f" ({c['note']})" if "note" in c else "")
     )
-    if c["env"]:
-        shown = "; ".join(
-            f"{d['field']}: {d['reference']!r} (reference) vs {d['here']!r} (here)"
-            + ("" if d["deciding"] else " [informational]")
-            for d in c["env"]
+    deciding = [d for d in c["env"] if d["deciding"]]
+    if deciding:
+        text += "\n    env differs from the reference's in what decides the numbers:"
+        text += "".join(f"\n      {d['field']}: {d['reference']!r} (reference) vs "
+                        f"{d['here']!r} (here)" for d in deciding)  # fmt: skip
+    other = [d for d in c["env"] if not d["deciding"]]
+    if other:
+        text += "\n    also differs (informational): " + "; ".join(
+            f"{d['field']} {d['reference']!r} -> {d['here']!r}" for d in other
         )
-        text += f"\n    env differs from the reference's: {shown}"
     return text
 
 

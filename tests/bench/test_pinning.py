@@ -206,3 +206,32 @@ def test_environment_of_an_unpinned_process_says_so(monkeypatch):
     env = environment("cpu")
     assert env["cpu_pinning"]["applied"] is False and env["cpu_pinning"]["in_effect"] is False
     assert "torch was imported" in env["cpu_pinning"]["reason"]
+
+
+def _cli_run(tiny_data, results, **env):
+    """A tiny cell through the command line in a fresh interpreter; its metrics and env.json."""
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    proc = subprocess.run(
+        [sys.executable, "cli.py", "run", "--dataset", "fashion-mnist", "--variant", "xbm",
+         "--data", tiny_data, "--results", str(results), *args],
+        cwd=ROOT, capture_output=True, text=True, env={**CLEAN, **env}, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rd = RunDir(results, make_config("fashion-mnist", "xbm", 0, "cpu", **TINY))
+    metrics = pd.read_csv(rd.metrics).drop(columns=["seconds", "images_per_s"])
+    return metrics, json.loads(rd.env.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("avx2" not in CPU_FLAGS, reason="portable mode pins the AVX2 level")
+def test_the_command_line_pins_and_equals_avx2_forced_from_outside(tiny_data, tmp_path):
+    """`xbmbench run` pins before torch loads (env.json says so), and its numbers are those of
+    native mode with every library held at AVX2 by the user's own variables."""
+    pinned, env = _cli_run(tiny_data, tmp_path / "portable")
+    assert env["cpu_capability"] == "AVX2" and env["cpu_pinning"]["in_effect"] is True
+    assert env["cpu_pinning"]["pinned"] == pinning.PORTABLE and env["torch_threads"] == 2
+    forced, env = _cli_run(tiny_data, tmp_path / "forced", XBMBENCH_CPU_MODE="native",
+                           MKL_ENABLE_INSTRUCTIONS="AVX2", **pinning.PORTABLE)  # fmt: skip
+    assert env["cpu_pinning"]["mode"] == "native" and env["cpu_pinning"]["pinned"] == {}
+    assert env["cpu_capability"] == "AVX2"
+    pd.testing.assert_frame_equal(pinned, forced)
