@@ -65,7 +65,15 @@ class MetricTask(Task):
         if getattr(self.memory, "TRAINER_ONLY", False):  # oracle_xbm: re-embeds its entries
             self.memory.reembed = lambda mem: reembed_all(self.model, self.data, mem, device, amp)
         self.memory_probe = None
-        if cfg.memory_probe and cfg.variant != "no_xbm":  # no_xbm never stores anything
+        # the probe and the oracle re-make training inputs: only keyed draws can (a run with
+        # augment_draws="global" and random augmentation is not probed)
+        remakeable = cfg.augment_draws == "keyed" or cfg.augment == "none"
+        if getattr(self.memory, "TRAINER_ONLY", False) and not remakeable:
+            raise UserError(
+                f"{cfg.variant} re-embeds its entries from their training inputs, which "
+                f"augment_draws={cfg.augment_draws!r} cannot re-create: use augment_draws='keyed'"
+            )
+        if cfg.memory_probe and cfg.variant != "no_xbm" and remakeable:  # no_xbm stores nothing
             self.memory.track_raw()  # before a resume loads the memory's state
             self.memory_probe = MemoryProbe(
                 cfg, self.data, self.memory, self.model, device, self.steps_per_epoch()

@@ -38,8 +38,9 @@ def _with_field(name: str, default, absent=None, version: int = 3):
 
 
 def _global(cfgs):
-    """The cells with the augmentation draws of every run before issue 14."""
-    return [dataclasses.replace(c, augment_draws="global") for c in cfgs]
+    """The cells as every run before issue 14 made them: global augmentation draws, no memory
+    probe (both fields at their absent values)."""
+    return [dataclasses.replace(c, augment_draws="global", memory_probe=False) for c in cfgs]
 
 
 def _as(cls, cfg: RunConfig, **changes):
@@ -69,11 +70,19 @@ def test_the_id_of_schema_v1_is_the_hash_of_every_field():
     """The rule before versioning, written out: sha256 of every field, sorted JSON, 16 hex; a
     later field enters the hash only away from its absent value."""
     cfg = make_config(
-        "fashion-mnist", "pc_xbn", 2, "cpu", {"lambda_mu": 0.2}, epochs=3, augment_draws="global"
+        "fashion-mnist",
+        "pc_xbn",
+        2,
+        "cpu",
+        {"lambda_mu": 0.2},
+        epochs=3,
+        augment_draws="global",
+        memory_probe=False,
     )
     every = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RunConfig)}
     every.update(variant_options={"lambda_mu": 0.2}, eval_ks=[1, 10], deviations=[])
-    del every["augment_draws"]  # schema 2, at its absent value
+    for name in ("augment_draws", "memory_probe", "memory_probe_points", "memory_probe_size"):
+        del every[name]  # schema 2, at their absent values
     blob = json.dumps(every, sort_keys=True, default=str).encode()
     assert cfg.run_id == hashlib.sha256(blob).hexdigest()[:16]
     keyed = dataclasses.replace(cfg, augment_draws="keyed")

@@ -19,7 +19,10 @@ LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu
 
 def _demo_cells_as_before() -> list[dict]:
     """The demo's cells with the draws every run before issue 14 made."""
-    configs = (dataclasses.replace(c, augment_draws="global") for c in study_configs("demo"))
+    configs = (
+        dataclasses.replace(c, augment_draws="global", memory_probe=False)
+        for c in study_configs("demo")
+    )
     return [{"run_id": c.run_id, **c.to_dict()} for c in configs]
 
 
