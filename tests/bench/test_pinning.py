@@ -235,3 +235,21 @@ def test_the_command_line_pins_and_equals_avx2_forced_from_outside(tiny_data, tm
     assert env["cpu_pinning"]["mode"] == "native" and env["cpu_pinning"]["pinned"] == {}
     assert env["cpu_capability"] == "AVX2"
     pd.testing.assert_frame_equal(pinned, forced)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    PINNING["mode"] != "portable" or "avx2" not in CPU_FLAGS,
+    reason="needs this test process pinned (tests/conftest.py) on a CPU with AVX2",
+)
+def test_a_submitit_job_runs_pinned(tiny_data, tmp_path):
+    """The Slurm code path (submitit's local executor): the job inherits the pinning."""
+    from bench.launch import launch_submitit
+
+    cfg = make_config("fashion-mnist", "xbm", 0, "cpu", **TINY)
+    seen = []
+    launch_submitit([cfg], tiny_data, str(tmp_path), lambda c, r: seen.append(r), poll_s=0.2)
+    assert seen[0]["status"] == "done", seen
+    env = json.loads(RunDir(tmp_path, cfg).env.read_text())
+    assert env["cpu_capability"] == "AVX2" and env["cpu_pinning"]["in_effect"] is True
+    assert env["cpu_pinning"]["pinned"] == pinning.PORTABLE
