@@ -10,8 +10,9 @@ from __future__ import annotations
 import click
 
 from bench import pinning
-from bench.cli.commands import grid, reproduce_command, run_command, verify_command
+from bench.cli.commands import grid, reproduce_command, run_command
 from bench.cli.perf import bench_group
+from bench.cli.verify import verify_command
 from data_prep.commands import data
 from reports.commands import compare, report
 

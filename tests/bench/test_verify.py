@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench import verify as V
-from bench.cli import commands
+from bench.cli import verify as commands
 from bench.config import make_config
 from bench.engine.metric import run
 from cli import main
