@@ -6,7 +6,12 @@ import os
 
 import click
 
-from bench.cli.options import config_options, parse_overrides, parse_variant_options
+from bench.cli.options import (
+    config_options,
+    data_option,
+    parse_overrides,
+    parse_variant_options,
+)
 from bench.config import CHOICES, PROFILES, make_config
 from common import UserError
 
@@ -23,13 +28,7 @@ from common import UserError
     metavar="NAME=VALUE",
     help="a variant option, e.g. --opt lambda_mu=0.6 (repeatable)",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="where `data prepare` wrote manifests [$XBMBENCH_DATA, else ./data]",
-)
+@data_option
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
 @click.option(
@@ -202,13 +201,7 @@ def grid_studies():
     help="local: worker processes (each gets cores // jobs torch threads)",
 )
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="prepared datasets [$XBMBENCH_DATA, else ./data]",
-)
+@data_option
 @click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
 @click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")
 @click.option("--partition", default=None, help="slurm partition")

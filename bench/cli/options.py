@@ -20,6 +20,15 @@ from bench.spec import FIELDS
 # fields set by dedicated arguments, or not meant for the command line
 SKIP = {"dataset", "variant", "seed", "profile", "variant_options", "deviations"}
 
+# ``--data``: the prepared datasets of every command that trains (run, reproduce, verify)
+data_option = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="prepared datasets (where `data prepare` wrote manifests) [$XBMBENCH_DATA, else ./data]",
+)
+
 SEEDS = Field(tuple, item=int, ge=0, why="seeds number the repetitions 0, 1, 2, ...")
 
 

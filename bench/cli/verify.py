@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from bench.cli.options import data_option
 from common import UserError
 
 
@@ -39,13 +40,7 @@ def compare_with_reference(studies, results: str, report: str) -> None:
     default=None,
     help="the reference file [the shipped bench/reference/demo.json]",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="prepared datasets [$XBMBENCH_DATA, else ./data]",
-)
+@data_option
 @click.option(
     "--keep",
     type=click.Path(file_okay=False),
