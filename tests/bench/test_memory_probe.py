@@ -314,3 +314,18 @@ def test_the_grouped_reembedding_equals_one_forward_per_stored_batch(head):
     torch.testing.assert_close(got, torch.cat(by_hand), rtol=1e-5, atol=1e-5)
     assert not model.training and isinstance(next(iter(model.modules())), torch.nn.Module)
     assert all(type(m) is not mp.SplitBatchNorm2d for m in model.modules())
+
+
+def test_the_oracle_refuses_draws_it_cannot_remake(tiny_data, tmp_path):
+    from common import UserError
+
+    cfg = _cfg("oracle_xbm", augment_draws="global")
+    with pytest.raises(UserError, match="augment_draws='global' cannot re-create"):
+        run(cfg, tiny_data, tmp_path / "res", progress=False)
+    assert not (tmp_path / "res").exists()  # refused before anything was written
+
+
+def test_global_draws_with_random_augmentation_are_not_probed(tiny_data, tmp_path):
+    cfg = _cfg("xbm", augment_draws="global", epochs=1)
+    assert run(cfg, tiny_data, tmp_path, progress=False)["status"] == "done"
+    assert not (RunDir(tmp_path, cfg).path / MEMORY_ERROR_FILE).exists()
