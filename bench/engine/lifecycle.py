@@ -51,21 +51,31 @@ def seed_everything(seed: int, epoch: int) -> None:
     torch.manual_seed(s)
 
 
+def rng_state() -> tuple:
+    """Every RNG's state: python, numpy, torch, and CUDA's where CUDA is in use."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def set_rng_state(states: tuple) -> None:
+    """Put back what ``rng_state`` returned."""
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.set_rng_state(states[2])
+    if states[3] is not None:
+        torch.cuda.set_rng_state_all(states[3])
+
+
 @contextlib.contextmanager
 def preserved_rng() -> Iterator[None]:
     """Every RNG (python, numpy, torch, CUDA) as it was before the block: an evaluation or a
     probe inside it cannot shift what training draws afterwards (a DataLoader draws its base
     seed from torch's generator even for an unshuffled split)."""
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    states = rng_state()
     try:
         yield
     finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
+        set_rng_state(states)
 
 
 class NonFinite(Exception):
