@@ -2,7 +2,8 @@
 
 The store is the only shared state, so any launcher can resume any other's grid.
 - ``local``: in this process, one cell after another; with ``jobs`` > 1, a pool of worker
-  processes, each with its own torch thread count (cores // jobs).
+  processes, each with its own torch thread count (the pinned one, 1, in portable mode;
+  cores // jobs in native mode: ``bench.pinning.cell_threads``).
 - ``submitit-local``: the Slurm code path through submitit's local executor (tested here).
 - ``slurm``: one job per cell in a job array (``partition``, ``gpus_per_job``, ``timeout_min``,
   ``array_parallelism``).
@@ -15,7 +16,6 @@ process holds the cell's claim: skipped, not failed).
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from bench import pinning
 from bench.config import RunConfig
 from bench.store import CellBusy, RunDir
 from common import UserError
@@ -103,7 +104,7 @@ def launch_local(
         for cfg in cells:
             on_done(cfg, run_cell(cfg.to_dict(), data_dir, results, None, device))
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = pinning.cell_threads(jobs)  # portable mode: the pinned count, 1
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         futures = {
             pool.submit(run_cell, c.to_dict(), data_dir, results, threads, device): c for c in cells
@@ -135,7 +136,7 @@ def launch_submitit(
     if kind == "submitit-local":
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=timeout_min)
-        threads, device = max(1, os.cpu_count() or 1), None
+        threads, device = pinning.cell_threads(), None  # portable mode: the pinned count
     elif kind == "slurm":
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
         params: dict[str, Any] = dict(

@@ -41,9 +41,11 @@ PORTABLE: dict[str, str] = {
     # Intel and AMD CPUs (its AVX2 branch holds only on Intel CPUs: oneMKL developer guide,
     # "Getting Started with Conditional Numerical Reproducibility")
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's own vectorised kernels: AVX2
-    # torch's thread count (reductions split by thread): the count of the machine that made the
-    # shipped reference, two cores; torch's default would be this machine's core count
-    "OMP_NUM_THREADS": "2",
+    # torch's thread count (reductions split by thread): one per cell, on any machine, so that
+    # the numbers do not depend on the core count; `xbmbench reproduce` runs one cell per core
+    # side by side instead (two single-thread cells do 1.3x the work of one two-thread cell on
+    # the reference machine's two cores: README, "Where a demo cell's time goes")
+    "OMP_NUM_THREADS": "1",
 }
 ALIASES: dict[str, tuple[str, ...]] = {
     "ONEDNN_MAX_CPU_ISA": ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"),
@@ -117,6 +119,33 @@ def apply(mode: str | None = None) -> dict[str, Any]:
     os.environ[PINNED_VAR] = f"{mode}:{','.join(ours)}"
     _state = None
     return state()
+
+
+def cell_threads(jobs: int = 1) -> int:
+    """Torch threads for each of ``jobs`` cells run side by side: the pinned (or the user's)
+    ``OMP_NUM_THREADS`` where set, else the cores shared out."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.strip().isdigit() and int(value) >= 1:
+        return int(value)
+    return max(1, cores() // max(1, jobs))
+
+
+def default_jobs(cuda: bool) -> int:
+    """Cells run side by side by default: one on a GPU; on CPUs, as many as the cores hold at
+    ``cell_threads()`` threads each (native mode, no thread pin: one cell on every core)."""
+    if cuda:
+        return 1
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    per_cell = int(value) if value.strip().isdigit() and int(value) >= 1 else cores()
+    return max(1, cores() // per_cell)
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system says)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return os.cpu_count() or 1
 
 
 def state() -> dict[str, Any]:

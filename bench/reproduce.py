@@ -16,7 +16,7 @@ from common import UserError
 from data_prep import ensure_fashion_mnist
 
 # `xbmbench reproduce` with no arguments: every variant on Fashion-MNIST (demo) and MoCo with
-# and without XBN (demo-moco, the CPU version of paper figure 2); about 11 minutes on 2 cores
+# and without XBN (demo-moco, the CPU version of paper figure 2); README says how long it takes
 DEFAULT_STUDIES = ("demo", "demo-moco")
 
 

@@ -196,9 +196,10 @@ def grid_studies():
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="local: worker processes (each gets cores // jobs torch threads)",
+    default=None,
+    help="local: cells run side by side, each in its own worker process [on CPUs: one per "
+    "core, each on one torch thread in portable mode (the pinned count; native mode: cores // "
+    "jobs threads); with CUDA: 1]",
 )
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
 @data_option
@@ -238,6 +239,12 @@ def reproduce_command(
         slurm.update(
             partition=partition, gpus_per_job=gpus_per_job, array_parallelism=array_parallelism
         )
+    if jobs is None:  # one cell per core on CPUs, at the pinned thread count (bench/pinning.py)
+        import torch
+
+        from bench import pinning
+
+        jobs = pinning.default_jobs(torch.cuda.is_available())
     summary = reproduce(
         studies or DEFAULT_STUDIES,
         results,

@@ -232,7 +232,7 @@ def test_the_command_line_pins_and_equals_avx2_forced_from_outside(tiny_data, tm
     native mode with every library held at AVX2 by the user's own variables."""
     pinned, env = _cli_run(tiny_data, tmp_path / "portable")
     assert env["cpu_capability"] == "AVX2" and env["cpu_pinning"]["in_effect"] is True
-    assert env["cpu_pinning"]["pinned"] == pinning.PORTABLE and env["torch_threads"] == 2
+    assert env["cpu_pinning"]["pinned"] == pinning.PORTABLE and env["torch_threads"] == 1
     forced, env = _cli_run(tiny_data, tmp_path / "forced", XBMBENCH_CPU_MODE="native",
                            MKL_ENABLE_INSTRUCTIONS="AVX2", **pinning.PORTABLE)  # fmt: skip
     assert env["cpu_pinning"]["mode"] == "native" and env["cpu_pinning"]["pinned"] == {}
@@ -256,3 +256,24 @@ def test_a_submitit_job_runs_pinned(tiny_data, tmp_path):
     env = json.loads(RunDir(tmp_path, cfg).env.read_text())
     assert env["cpu_capability"] == "AVX2" and env["cpu_pinning"]["in_effect"] is True
     assert env["cpu_pinning"]["pinned"] == pinning.PORTABLE
+
+
+@pytest.mark.parametrize(
+    "omp,cores,cuda,threads,jobs",
+    [
+        ("1", 2, False, 1, 2),  # portable mode on the reference machine: two one-thread cells
+        ("1", 16, False, 1, 16),  # a bigger machine: more cells side by side, same numbers
+        ("1", 16, True, 1, 1),  # a GPU: one cell
+        (None, 8, False, 4, 1),  # native mode: one cell on every core (4 each when 2 share)
+        ("4", 16, False, 4, 4),  # a user's own count: cells of that many threads
+        ("x", 6, False, 3, 1),  # not a count: as if unset
+    ],
+)
+def test_cells_side_by_side_share_the_cores(monkeypatch, omp, cores, cuda, threads, jobs):
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.setattr(pinning, "cores", lambda: cores)
+    assert pinning.cell_threads(2) == threads
+    assert pinning.default_jobs(cuda) == jobs

@@ -15,7 +15,7 @@ from bench.store import RunDir
 from bench.studies import STUDIES, Block, Study, cells
 from cli import main
 from common import UserError
-from tests.conftest import TINY
+from tests.conftest import PINNING, TINY
 from variants import SOURCED_VARIANTS
 
 EXPECTED = {
@@ -219,14 +219,16 @@ def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
 
 @pytest.mark.slow
 def test_local_worker_pool_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
-    """--jobs 2: two spawned worker processes, one torch thread each; same records as in-process."""
+    """--jobs 2: two spawned worker processes, one torch thread each (portable mode's pin; native
+    mode: the cores shared out); same records as in-process."""
     pooled = reproduce(
         tiny_study, str(tmp_path / "pool"), tiny_data, jobs=2, progress=False, report=False
     )
     assert pooled["done"] == 4 and pooled["failed"] == 0
     for cfg in cells(tiny_study):
         env = json.loads(RunDir(tmp_path / "pool", cfg).env.read_text())
-        assert env["torch_threads"] == max(1, (os.cpu_count() or 1) // 2)
+        native = max(1, len(os.sched_getaffinity(0)) // 2)
+        assert env["torch_threads"] == (1 if PINNING["mode"] == "portable" else native)
 
 
 def test_slurm_launcher_passes_its_options_to_submitit(tiny_study, tmp_path, monkeypatch):
