@@ -69,9 +69,7 @@ def test_a_shared_start_gives_the_record_the_cell_computes_alone(
     variant, tiny_data, tmp_path, monkeypatch, sharing
 ):
     first = "xbn" if variant == "xbm" else "xbm"  # another variant of the same seed
-    shared, alone = _shared_and_alone(
-        tiny_data, tmp_path, monkeypatch, _cfg(first), _cfg(variant)
-    )
+    shared, alone = _shared_and_alone(tiny_data, tmp_path, monkeypatch, _cfg(first), _cfg(variant))
     assert any(SHARED_NOTE in n for n in shared[2])  # it did share
     assert not any(SHARED_NOTE in n for n in alone[2])
     _assert_same(shared, alone)
