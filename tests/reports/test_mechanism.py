@@ -225,7 +225,7 @@ def test_oracle_bounds_each_variant_on_recall_and_staleness_gap(results):
         half = sps.t.ppf(0.5 + row["level"] / 2, 2) * d.std(ddof=1) / math.sqrt(3)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
         assert row["verdict"] == verdict, row[["ci_low", "ci_high", "level"]]
-    gap = _row(judged, MECH.STALENESS_CLAIM.text)
+    gap = _row(judged, MECH.staleness_claim().text)  # no option recorded: the default, 1
     ref = sps.ttest_rel(oracle, xbm)
     assert gap["diff"] == pytest.approx(np.mean(oracle) - np.mean(xbm))
     assert gap["p"] == pytest.approx(ref.pvalue)  # A > B: two-sided p of the directional test
