@@ -1,6 +1,8 @@
 """The mechanism, measured (issue 14): how far each variant's memory is from the current
 embeddings, what its adaptation gains over the un-adapted copy (what plain XBM would hold), and
-the bound that a memory re-embedded every step (``oracle_xbm``) puts on Recall@1.
+the bound that a memory re-embedded every ``refresh_interval`` steps (``oracle_xbm``; default 1,
+every step) puts on Recall@1. Every text that says how often the oracle re-embeds takes the
+interval from the runs' variant options (``refresh_interval``), never assumes it.
 
 Reads the store's ``memory`` frame (memory_error.csv, one row per probe point,
 bench.store.MEMORY_ERROR_COLUMNS) and a runs frame (reports.load.select_epoch). Pure: frames in,
@@ -17,22 +19,37 @@ Per run (``run_stats``), over its probe points:
 
 Runs without memory_error.csv (records from before the probe, MoCo runs) have no statistics:
 ``unprobed`` lists them, the report says so, nothing fails.
+
+The oracle's claims (``oracle_claim_rows``) compare an oracle config's runs with the runs of each
+other variant at the (profile, dataset)'s reference cell (variants at their default options, as
+every claim's side) whose config is the oracle's apart from the variant and the variant's own
+options (reports.pairing.pairable: the same training setting, so the arms pair by seed): the
+oracle's refresh_interval never keeps it from its comparison, another epochs, memory ratio, lr ...
+does. Oracle configs with different intervals are kept apart: each has its own rows, whose claim
+text and source name its interval.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from reports import style as S
-from reports.claims import Claim, claim_row, judge, reference_cell, side
+from reports.claims import METRIC, Claim, claim_row, reference_cell, reported_diff, side
+from reports.pairing import pairable
 from reports.render import fmt_pm
+from reports.reported import PAPER_PROFILE, run_label
 from reports.stats import summarize
 
-ORACLE = "oracle_xbm"  # re-embeds the stored entries every refresh_interval steps (default 1)
+ORACLE = "oracle_xbm"  # re-embeds the stored entries every refresh_interval steps
+# oracle_xbm's option and its default (variants/oracle_xbm.py; reports never imports variants):
+# the store drops an option at its default, so a run without it re-embedded every step
+REFRESH, DEFAULT_REFRESH = "refresh_interval", 1
 # the variants whose whole point is adapting the memory (DESIGN.md's table; delayed_xbn is xbn
 # after its delay and is left to the table and figures)
 ADAPTING = ("xbn", "axbn", "pc_xbn", "sc_xbn", "centre_xbn", "scaled_xbn")
@@ -42,7 +59,8 @@ NAMES = {
 }  # fmt: skip
 LOG_GAIN = "log_gain"
 MECHANISM_SOURCE = "XBN paper sec. 3, eqs. 3-6 (the drift the normalisation corrects)"
-ORACLE_SOURCE = "beyond the sources: oracle_xbm re-embeds the memory every step"
+ORACLE_SOURCE = ("beyond the sources: oracle_xbm re-embeds the memory every refresh_interval "
+                 "steps")  # fmt: skip
 CLOSER_CLAIMS: tuple[Claim, ...] = tuple(
     Claim(f"{v}:closer",
           f"{NAMES[v]} brings the memory closer to the current embeddings than XBM "
@@ -64,10 +82,42 @@ TABLE_COLUMNS = [
 UNPROBED_COLUMNS = ["run_id", "profile", "dataset", "variant", "seed"]
 
 
-def bound_claim(variant: str) -> Claim:
-    """BOUND_CLAIM against one variant: oracle_xbm at least matches it (within the margin)."""
-    return Claim(f"oracle>={variant}", f"{BOUND_CLAIM.text} (vs {variant})", BOUND_CLAIM.source,
-                 ORACLE, variant, BOUND_CLAIM.relation)  # fmt: skip
+def refresh_interval(options: str | Mapping[str, Any]) -> int:
+    """An oracle run's refresh_interval from its variant_options (dict or canonical JSON);
+    ``DEFAULT_REFRESH`` where the record has none (the store drops an option at its default)."""
+    opts = json.loads(options) if isinstance(options, str) else dict(options)
+    return int(opts.get(REFRESH, DEFAULT_REFRESH))
+
+
+def every(interval: int) -> str:
+    """1 -> 'every step', 5 -> 'every 5 steps'."""
+    return "every step" if interval == 1 else f"every {interval} steps"
+
+
+def refresh_text(interval: int) -> str:
+    """How often the oracle re-embeds: 1 -> 'every step (refresh_interval=1)',
+    5 -> 'every 5 steps (refresh_interval=5)'."""
+    return f"{every(interval)} ({REFRESH}={interval})"
+
+
+def oracle_source(interval: int) -> str:
+    """``ORACLE_SOURCE`` with the interval the runs used."""
+    return f"beyond the sources: oracle_xbm re-embeds the memory {refresh_text(interval)}"
+
+
+def bound_claim(variant: str, interval: int = DEFAULT_REFRESH) -> Claim:
+    """BOUND_CLAIM against one variant: oracle_xbm, re-embedding every ``interval`` steps, at
+    least matches it (within the margin)."""
+    return Claim(f"oracle[{interval}]>={variant}",
+                 f"{BOUND_CLAIM.text} (vs {variant}; oracle re-embeds {every(interval)})",
+                 oracle_source(interval), ORACLE, variant, BOUND_CLAIM.relation)  # fmt: skip
+
+
+def staleness_claim(interval: int = DEFAULT_REFRESH) -> Claim:
+    """STALENESS_CLAIM for an oracle re-embedding every ``interval`` steps."""
+    return Claim(f"oracle[{interval}]>xbm",
+                 f"{STALENESS_CLAIM.text} (oracle re-embeds {every(interval)})",
+                 oracle_source(interval), ORACLE, "xbm", STALENESS_CLAIM.relation)  # fmt: skip
 
 
 def point_log_gains(probe: pd.DataFrame) -> pd.Series:
@@ -185,20 +235,56 @@ def closer_claim_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str
     return rows
 
 
+def oracle_configs(runs: pd.DataFrame, batch: int, memory: float) -> Iterator[pd.DataFrame]:
+    """The oracle runs of one (profile, dataset) at its reference cell (batch size, memory
+    ratio), whatever their variant options, one frame per config (config_key order)."""
+    at_cell = (
+        (runs["variant"] == ORACLE)
+        & (runs["batch_size"].astype(int) == int(batch))
+        & np.isclose(runs["memory_ratio"].astype(float), memory, rtol=1e-9, atol=1e-9)
+    )
+    for _, oracle in runs[at_cell].groupby("config_key", sort=True):
+        yield oracle
+
+
+def same_setting(runs: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The runs trained as config ``key`` apart from the variant and its options
+    (reports.pairing.pairable)."""
+    mask = [pairable(k, key) for k in runs["config_key"]]
+    return runs[pd.Series(mask, index=runs.index, dtype=bool)]
+
+
+def _oracle_row(claim: Claim, oracle: pd.DataFrame, b: pd.DataFrame, batch: int,
+                reported: pd.DataFrame) -> dict[str, Any]:  # fmt: skip
+    """One oracle claim's unjudged row; column ``a`` names the oracle with its options."""
+    profile, dataset = oracle["profile"].iloc[0], oracle["dataset"].iloc[0]
+    rep = reported_diff(claim, dataset, reported) if profile == PAPER_PROFILE else math.nan
+    return claim_row(claim.text, claim.source, claim.relation, run_label(oracle.iloc[0]),
+                     claim.b, profile, dataset, float(batch), oracle, b, METRIC, rep)  # fmt: skip
+
+
 def oracle_claim_rows(runs: pd.DataFrame, reported: pd.DataFrame) -> list[dict[str, Any]]:
-    """Where ``oracle_xbm`` has runs at a (profile, dataset)'s reference cell: ``bound_claim``
-    against every other variant with runs there, and ``STALENESS_CLAIM`` (the Recall@1 gap
-    xbm -> oracle_xbm), unjudged (reports.claims.judge: paired by seed where the runs pair)."""
+    """For each ``oracle_xbm`` config at a (profile, dataset)'s reference cell (any
+    refresh_interval, each config apart): ``bound_claim`` against every other variant with runs
+    there, and ``staleness_claim`` (the Recall@1 gap xbm -> oracle_xbm), side B only its runs of
+    the oracle's training setting (``same_setting``); unjudged, A − B paired by seed where the
+    runs pair (reports.claims.claim_row). Column ``a``: the oracle's label with its options
+    (reports.reported.run_label: ``oracle_xbm[refresh_interval=5]``)."""
     rows = []
     for _, grp in _groups(runs):
         batch, ratio = reference_cell(grp)
-        if side(grp, ORACLE, batch, ratio).empty:
-            continue
         variants = sorted({v for v in grp["variant"] if v != ORACLE}, key=_variant_rank)
-        for claim in (*map(bound_claim, variants), STALENESS_CLAIM):
-            row = judge(claim, grp, reported)
-            if row["n_b"]:
-                rows.append(row)
+        # intervals kept apart, never pooled: a 1-step and a 5-step oracle are different
+        # bounds, an arm holds one config (reports.pairing.one_config), and each row set's
+        # claim text and source name its own interval
+        for oracle in oracle_configs(grp, batch, ratio):
+            key = oracle["config_key"].iloc[0]
+            interval = refresh_interval(oracle["variant_options"].iloc[0])
+            claims = (*(bound_claim(v, interval) for v in variants), staleness_claim(interval))
+            for claim in claims:
+                b = same_setting(side(grp, claim.b, batch, ratio), key)
+                if not b.empty:
+                    rows.append(_oracle_row(claim, oracle, b, batch, reported))
     return rows
 
 
@@ -216,13 +302,24 @@ def untested(judged: pd.DataFrame) -> list[Claim]:
     out = [c for c in CLOSER_CLAIMS if c.text not in seen]
     if not any(t.startswith(BOUND_CLAIM.text) for t in seen):
         out.append(BOUND_CLAIM)
-    if STALENESS_CLAIM.text not in seen:
+    if not any(t.startswith(STALENESS_CLAIM.text) for t in seen):
         out.append(STALENESS_CLAIM)
     return out
 
 
 def mechanism_claims(judged: pd.DataFrame) -> pd.DataFrame:
     """The rows of the judged claims table that are mechanism claims."""
-    texts = {c.text for c in (*CLOSER_CLAIMS, STALENESS_CLAIM)}
-    mask = judged["claim"].isin(texts) | judged["claim"].str.startswith(BOUND_CLAIM.text)
-    return judged[mask]
+    texts = {c.text for c in CLOSER_CLAIMS}
+    oracle = tuple(c.text for c in (BOUND_CLAIM, STALENESS_CLAIM))
+    return judged[judged["claim"].isin(texts) | judged["claim"].str.startswith(oracle)]
+
+
+def staleness_rows(judged: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the judged claims table that are ``staleness_claim`` rows (any interval)."""
+    return judged[judged["claim"].str.startswith(STALENESS_CLAIM.text)]
+
+
+def refresh_intervals(runs: pd.DataFrame) -> list[int]:
+    """The refresh_interval values of the ``oracle_xbm`` runs in ``runs``, ascending."""
+    oracle = runs.loc[runs["variant"] == ORACLE, "variant_options"]
+    return sorted({refresh_interval(o) for o in oracle})

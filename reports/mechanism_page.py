@@ -29,10 +29,32 @@ INTRO = (
     "the points where the memory was adapted. **Pair agreement**: Jaccard overlap of the pairs "
     "the miner selects against the stored and against the re-embedded memory (1: the loss sees "
     "the pairs a fresh memory would give). `oracle_xbm` (beyond the sources) re-embeds its "
-    "memory every step: its Recall@1 is the bound any adaptation can reach, and its gap to "
-    "`xbm` is what staleness costs at this scale.\n"
+    "memory {refresh}: its Recall@1 is the bound any adaptation can reach, and its gap to "
+    "`xbm` is what staleness costs at this scale.{stale}\n"
 )
 CLAIM_COLUMNS = ["claim", "where", "verdict", "A − B [CI]", "CI level", "p (Holm)", "n"]
+
+
+def oracle_refresh(intervals: list[int]) -> str:
+    """How often the oracle runs re-embed their memory, for the intro: each interval the runs
+    used (``MECH.refresh_text``), joined when several are present (their claims are kept
+    apart, one row each); without oracle runs, the option and its default."""
+    if not intervals:
+        return (f"every `{MECH.REFRESH}` steps (default {MECH.DEFAULT_REFRESH}: every step; "
+                "no run of it here)")  # fmt: skip
+    return " in some runs and ".join(MECH.refresh_text(k) for k in intervals)
+
+
+def intro(intervals: list[int]) -> str:
+    """``INTRO`` with the oracle's refresh interval(s) of the runs (``oracle_refresh``); where
+    one is above 1, a note that between refreshes its entries go stale as XBM's do."""
+    stale = (
+        " Between two refreshes its entries go stale as XBM's do, so an interval above 1 makes "
+        "it a looser bound than a memory re-embedded every step."
+        if any(k > 1 for k in intervals)
+        else ""
+    )
+    return INTRO.format(refresh=oracle_refresh(intervals), stale=stale)
 
 
 def _figure(name: str, report: Report) -> str:
@@ -53,9 +75,9 @@ def _tables(report: Report) -> str:
 
 
 def _staleness(claims: pd.DataFrame) -> str:
-    rows = claims[claims["claim"] == MECH.STALENESS_CLAIM.text]
+    rows = MECH.staleness_rows(claims)
     lines = [
-        f"- {r['dataset']} ({r['profile']} profile): oracle_xbm − xbm = "
+        f"- {r['dataset']} ({r['profile']} profile): {r['a']} − xbm = "
         f"{fmt_ci(r['diff'], r['ci_low'], r['ci_high'])} Recall@1 points, n = {r['n']} "
         f'(CI at the level Holm tested it, {r["level"]:.1%}); "the oracle beats XBM": '
         f"{r['verdict']}."
@@ -107,7 +129,9 @@ def _unprobed(report: Report) -> str:
 
 def mechanism_section(report: Report) -> str:
     """The section's Markdown; a short note where no run was probed."""
-    head = f"{TITLE}\n\n{INTRO}\n"
+    done = report.store.done
+    intervals = MECH.refresh_intervals(done[done["task"] == "metric"])
+    head = f"{TITLE}\n\n{intro(intervals)}\n"
     if report.memory is None or report.memory.empty:
         return head + (
             "No done run has memory_error.csv yet: runs recorded before the probe existed have "

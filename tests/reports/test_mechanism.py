@@ -21,6 +21,7 @@ from bench.store import MEMORY_ERROR_COLUMNS, MOCO_COLUMNS, RunDir
 from common import TMP_NAME, UserError
 from reports import build as B
 from reports import mechanism as MECH
+from reports import mechanism_page as MP
 from reports import style as S
 from reports.build import compute, write
 from reports.claims import judge_all
@@ -39,12 +40,15 @@ N = EPOCHS * POINTS  # probe points per run
 AGE_FACTOR = np.array([1.0, 1.2, 1.5, 1.9])  # error grows with the entry's age
 
 
-def config(variant: str, seed: int) -> RunConfig:
-    """The cpu-profile config; ``oracle_xbm`` as xbm's config under its own name until the
-    variant is registered (its one option, refresh_interval, at its default is dropped)."""
+def config(variant: str, seed: int, options: dict | None = None, **overrides) -> RunConfig:
+    """The cpu-profile config (``options``: variant options, ``overrides``: config fields);
+    ``oracle_xbm`` as xbm's config under its own name until the variant is registered (its one
+    option, refresh_interval, at its default is dropped)."""
     if variant == MECH.ORACLE and MECH.ORACLE not in VARIANTS:
-        return dataclasses.replace(make_config(DATASET, "xbm", seed, PROFILE), variant=variant)
-    return make_config(DATASET, variant, seed, PROFILE)
+        base = make_config(DATASET, "xbm", seed, PROFILE, **overrides)
+        return dataclasses.replace(base, variant=variant, variant_options=tuple(
+            sorted((options or {}).items())))  # fmt: skip
+    return make_config(DATASET, variant, seed, PROFILE, options, **overrides)
 
 
 def probe_rows(err: np.ndarray, raw: np.ndarray, adapting: np.ndarray,
@@ -67,12 +71,12 @@ def probe_rows(err: np.ndarray, raw: np.ndarray, adapting: np.ndarray,
 
 
 def probed_run(root: Path, variant: str, seed: int, r1: float, log_gain: float | None,
-               adapting: bool = True) -> dict:  # fmt: skip
+               adapting: bool = True, options: dict | None = None) -> dict:  # fmt: skip
     """A done run with a memory_error.csv whose points have err = 0.1 + 0.01 * (i + seed) and
     raw = err * exp(log_gain + small per-point wiggle that sums to 0) where adapting (the run's
     mean log gain over its adapting points is exactly ``log_gain``), raw = err elsewhere.
-    Returns the arrays written."""
-    cfg = config(variant, seed)
+    ``options``: the variant's options. Returns the arrays written."""
+    cfg = config(variant, seed, options)
     make_run(root, cfg, best_r1=r1, best_epoch=EPOCHS)
     i = np.arange(N)
     err = 0.1 + 0.01 * (i + seed)
@@ -225,11 +229,148 @@ def test_oracle_bounds_each_variant_on_recall_and_staleness_gap(results):
         half = sps.t.ppf(0.5 + row["level"] / 2, 2) * d.std(ddof=1) / math.sqrt(3)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
         assert row["verdict"] == verdict, row[["ci_low", "ci_high", "level"]]
-    gap = _row(judged, MECH.STALENESS_CLAIM.text)
+    gap = _row(judged, MECH.staleness_claim().text)  # no option recorded: the default, 1
     ref = sps.ttest_rel(oracle, xbm)
     assert gap["diff"] == pytest.approx(np.mean(oracle) - np.mean(xbm))
     assert gap["p"] == pytest.approx(ref.pvalue)  # A > B: two-sided p of the directional test
     assert not any(c.text.startswith(MECH.BOUND_CLAIM.text) for c in MECH.untested(judged))
+
+
+REFRESH5 = {"refresh_interval": 5}  # the demo study's oracle (bench.studies.DEMO_REFRESH)
+DEMO_R1 = {  # Recall@1 per seed; the oracle re-embeds every 5 steps, the others at defaults
+    MECH.ORACLE: [79.9, 79.2, 79.6], "xbm": [79.1, 78.9, 79.3], "xbn": [79.4, 79.0, 79.8],
+    "delayed_xbn": [80.5, 80.9, 80.1], "no_xbm": [70.2, 71.0, 70.5],
+}  # fmt: skip
+
+
+def demo_runs(root: Path, r1: dict[str, list[float]] = DEMO_R1) -> dict[str, list[str]]:
+    """The runs of ``r1``, seed s with Recall@1 r1[variant][s]: the oracle with
+    refresh_interval=5, every other variant with its default options (delayed_xbn's delay is
+    the profile's, a protocol option). Returns the run ids per variant."""
+    return {
+        v: [make_run(root, config(v, s, REFRESH5 if v == MECH.ORACLE else None), best_r1=x)
+            for s, x in enumerate(values)]
+        for v, values in r1.items()
+    }  # fmt: skip
+
+
+def paired_by_hand(a: list[float], b: list[float], level: float) -> dict[str, float]:
+    """The paired t of a - b over seeds, in a plain loop: mean difference, its CI at ``level``,
+    the two-sided p."""
+    d = [x - y for x, y in zip(a, b)]
+    n = len(d)
+    mean = sum(d) / n
+    se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n)
+    half = sps.t.ppf(0.5 + level / 2, n - 1) * se
+    return {"diff": mean, "low": mean - half, "high": mean + half,
+            "p": 2 * sps.t.sf(abs(mean) / se, n - 1)}  # fmt: skip
+
+
+def verdict_by_hand(low: float, high: float, null: float) -> str:
+    """A directional claim's verdict read from its CI (reports.inference.read_ci): holds above
+    the null, refuted below it, else not resolved."""
+    return HOLDS if low > null else REFUTED if high < null else NOT_RESOLVED
+
+
+def test_oracle_every_5_steps_is_judged_against_the_variants_at_defaults(results):
+    """The demo study's cells: the oracle's own option does not keep it from its comparison;
+    every number below is recomputed from the Recall@1 values given."""
+    ids = demo_runs(results)
+    judged = _mechanism_claims(results)
+    others = [v for v in DEMO_R1 if v != MECH.ORACLE]
+    oracle_rows = MECH.mechanism_claims(judged)
+    assert len(oracle_rows) == len(others) + 1  # one bound per variant, one staleness gap
+    for variant in others:
+        row = _row(judged, MECH.bound_claim(variant, 5).text)
+        ref = paired_by_hand(DEMO_R1[MECH.ORACLE], DEMO_R1[variant], row["level"])
+        assert row["method"] == "paired" and row["n"] == 3, variant
+        assert row["diff"] == pytest.approx(ref["diff"])
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((ref["low"], ref["high"]))
+        margin = 1.0  # the claims' non-inferiority margin in Recall@1 points (DEFAULT_MARGIN)
+        assert row["verdict"] == verdict_by_hand(ref["low"], ref["high"], -margin), variant
+        assert set(row["run_ids"].split()) == {*ids[MECH.ORACLE], *ids[variant]}
+    gap = _row(judged, MECH.staleness_claim(5).text)
+    ref = paired_by_hand(DEMO_R1[MECH.ORACLE], DEMO_R1["xbm"], gap["level"])
+    assert gap["method"] == "paired" and gap["n"] == 3
+    assert gap["diff"] == pytest.approx(ref["diff"]) and gap["p"] == pytest.approx(ref["p"])
+    assert (gap["ci_low"], gap["ci_high"]) == pytest.approx((ref["low"], ref["high"]))
+    assert gap["verdict"] == verdict_by_hand(ref["low"], ref["high"], 0.0)
+    assert _row(judged, MECH.bound_claim("no_xbm", 5).text)["verdict"] == HOLDS  # ~9 points
+    # the rows name the interval the runs used
+    assert gap["a"] == "oracle_xbm[refresh_interval=5]"
+    assert "every 5 steps (refresh_interval=5)" in gap["source"]
+    assert "every 5 steps" in gap["claim"] and "every step" not in gap["source"]
+    assert not {MECH.BOUND_CLAIM.id, MECH.STALENESS_CLAIM.id} & {
+        c.id for c in MECH.untested(judged)
+    }
+
+
+@pytest.mark.parametrize("setting", [{"epochs": 3}, {"memory_ratio": 1.0}, {"lr": 0.01}])
+def test_an_oracle_trained_otherwise_is_not_matched(results, setting):
+    """An oracle config that differs from the other variants' in anything but its own options
+    is no bound on them: alone, the oracle claims are untested; beside the matching oracle,
+    only the matching one's runs enter the rows."""
+    r1 = {v: DEMO_R1[v] for v in ("xbm", "xbn", "no_xbm")}
+    demo_runs(results, r1)
+    other = [make_run(results, config(MECH.ORACLE, s, REFRESH5, **setting), best_r1=90.0)
+             for s in range(3)]  # fmt: skip
+    judged = _mechanism_claims(results)
+    assert MECH.mechanism_claims(judged).empty
+    assert {MECH.BOUND_CLAIM.id, MECH.STALENESS_CLAIM.id} <= {c.id for c in MECH.untested(judged)}
+    matching = demo_runs(results, {MECH.ORACLE: DEMO_R1[MECH.ORACLE]})[MECH.ORACLE]
+    judged = _mechanism_claims(results)
+    rows = MECH.mechanism_claims(judged)
+    assert len(rows) == len(r1) + 1
+    for run_ids in rows["run_ids"]:
+        assert set(matching) <= set(run_ids.split()) and not set(other) & set(run_ids.split())
+    gap = _row(judged, MECH.staleness_claim(5).text)
+    assert gap["mean_a"] == pytest.approx(np.mean(DEMO_R1[MECH.ORACLE]))
+
+
+def test_oracle_configs_with_different_intervals_are_kept_apart(results):
+    """Oracle runs re-embedding every step and every 5 steps: one row set each, its own
+    numbers, and the intro names both intervals."""
+    every_step = [80.6, 80.1, 80.4]
+    demo_runs(results, {v: DEMO_R1[v] for v in (MECH.ORACLE, "xbm")})
+    for s, x in enumerate(every_step):
+        make_run(results, config(MECH.ORACLE, s), best_r1=x)
+    judged = _mechanism_claims(results)
+    for interval, values in ((1, every_step), (5, DEMO_R1[MECH.ORACLE])):
+        gap = _row(judged, MECH.staleness_claim(interval).text)
+        assert gap["diff"] == pytest.approx(np.mean(values) - np.mean(DEMO_R1["xbm"]))
+        assert gap["n_a"] == 3 and f"refresh_interval={interval})" in gap["source"]
+    assert len(MECH.mechanism_claims(judged)) == 4  # bound vs xbm and the gap, per interval
+    runs = load_store(results).done
+    assert MECH.refresh_intervals(runs) == [1, 5]
+    text = MP.intro(MECH.refresh_intervals(runs))
+    assert "re-embeds its memory every step (refresh_interval=1) in some runs and every 5 steps " \
+        "(refresh_interval=5):" in text  # fmt: skip
+
+
+def test_the_section_names_the_interval_the_oracle_runs_used(tmp_path):
+    """REPORT.md on demo-like probed runs (the oracle every 5 steps): the intro says so, the
+    oracle's claims are judged and the staleness line shows the hand-computed gap."""
+    root = tmp_path / "results"
+    root.mkdir()
+    for v in (MECH.ORACLE, "xbm", "xbn"):
+        for s, x in enumerate(DEMO_R1[v]):
+            opts = REFRESH5 if v == MECH.ORACLE else None
+            probed_run(root, v, s, x, 0.2 if v == "xbn" else None, v == "xbn", options=opts)
+    text = write(compute(root)).read_text()
+    section = text[text.index("## The mechanism") :]
+    section = section[: section.index("\n## ", 1)]
+    assert "`oracle_xbm` (beyond the sources) re-embeds its memory every 5 steps " \
+        "(refresh_interval=5):" in section  # fmt: skip
+    assert "re-embeds its memory every step" not in section
+    gap = np.mean(DEMO_R1[MECH.ORACLE]) - np.mean(DEMO_R1["xbm"])
+    assert f"- fashion-mnist (cpu profile): oracle_xbm[refresh_interval=5] − xbm = {gap:+.2f} [" \
+        in section  # fmt: skip
+    assert MECH.staleness_claim(5).text in section and MECH.bound_claim("xbn", 5).text in section
+    assert "no `oracle_xbm` and `xbm` runs side by side" not in section
+    not_tested = [ln for ln in section.splitlines() if ln.startswith("Not tested")]
+    assert not_tested  # the closer-memory claims of the variants without runs
+    for claim in (MECH.BOUND_CLAIM, MECH.STALENESS_CLAIM):
+        assert all(claim.text not in ln for ln in not_tested), claim.id
 
 
 def test_no_oracle_or_probe_means_the_mechanism_claims_are_untested(results):
@@ -324,6 +465,7 @@ def test_report_section_table_claims_and_the_runs_left_out(report):
     assert "Left out: 1 done run(s) without memory_error.csv" in section and "no_xbm ×1" in section
     assert "MoCo runs are not probed" in section
     assert re.search(r"oracle_xbm − xbm = [+-]\d+\.\d\d \[", section)
+    assert "re-embeds its memory every step (refresh_interval=1):" in section  # no option: 1
     assert set(rep.unprobed["run_id"]) == {old}  # the MoCo run is no metric run
     closer = rep.claims[rep.claims["claim"] == _closer("xbn")]
     assert closer["verdict"].tolist() == [HOLDS]
@@ -364,5 +506,6 @@ def test_a_store_without_any_probe_record_still_reports(tmp_path):
     assert "No done run has memory_error.csv yet" in text
     assert "Not tested (no probed runs of the variant, or no `oracle_xbm` runs)" in text
     assert MECH.BOUND_CLAIM.text in text and MECH.STALENESS_CLAIM.text in text
+    assert "re-embeds its memory every `refresh_interval` steps (default 1" in text  # no oracle
     assert "fashion-mnist (cpu): no_xbm ×2, xbm ×2, xbn ×2." in text
     assert not (rep.results / "report" / "figures" / f"{MEMORY_AGE}.png").exists()
