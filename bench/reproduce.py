@@ -57,6 +57,21 @@ def plan(
     return todo, counts
 
 
+def longest_first(todo: list) -> list:
+    """The cells in the order a pool of workers should take them: those that train longest
+    first, so that no long cell is left running alone while the other workers idle at the end;
+    the study's order otherwise (a stable sort). Cost: epochs (warm-up included), doubled for a
+    variant that re-embeds its memory (``oracle_xbm``: about twice a metric cell in the demo;
+    a MoCo epoch costs about a metric epoch there, README "Where a demo cell's time goes")."""
+    from variants import DROP_IN_VARIANTS, VARIANTS
+
+    def cost(cfg) -> int:
+        reembeds = cfg.variant in VARIANTS and cfg.variant not in DROP_IN_VARIANTS
+        return (cfg.epochs + cfg.warmup_epochs) * (2 if reembeds else 1)
+
+    return sorted(todo, key=cost, reverse=True)
+
+
 def _listed(values: Iterable | None) -> list | None:
     return None if values is None else list(values)  # a generator would be spent by one study
 
@@ -137,7 +152,9 @@ def reproduce(
         postfix()
 
     if launcher == "local":
-        launch_local(todo, data_dir, results, on_done, jobs=jobs)
+        launch_local(
+            longest_first(todo) if jobs > 1 else todo, data_dir, results, on_done, jobs=jobs
+        )
     else:
         launch_submitit(todo, data_dir, results, on_done, kind=launcher, **slurm)
     bar.close()

@@ -254,3 +254,20 @@ def test_the_failed_record_is_json_the_report_reads(three, tmp_path, monkeypatch
     assert list(runs["status"]) == ["failed"]
     assert runs["error"].iloc[0] == "IndexError: list index out of range"
     assert json.loads(RunDir(tmp_path, cfg).result.read_text())["error_type"] == "IndexError"
+
+
+def test_a_worker_pool_takes_the_longest_cells_first():
+    """The demo for a pool: the oracle's cells (6 epochs, each re-embedding the memory) first,
+    then the study's order (metric cells of 6 epochs before MoCo's 4), each group as planned."""
+    from bench.reproduce import DEFAULT_STUDIES, longest_first
+    from bench.studies import cells as study_cells
+
+    planned = [c for s in DEFAULT_STUDIES for c in study_cells(s)]
+    ordered = longest_first(planned)
+    assert sorted(c.run_id for c in ordered) == sorted(c.run_id for c in planned)
+    oracle = [c for c in planned if c.variant == "oracle_xbm"]
+    assert len(oracle) == 3 and ordered[:3] == oracle
+    rest = [c for c in planned if c.variant != "oracle_xbm"]
+    metric = [c for c in rest if c.task == "metric"]
+    moco = [c for c in rest if c.task == "moco"]
+    assert ordered[3:] == metric + moco
