@@ -33,9 +33,6 @@ SOURCED = SOURCED_VARIANTS  # those the paper or the thesis describe, in the sam
 BEYOND = tuple(v for v in ALL_VARIANTS if v not in SOURCED)  # oracle_xbm
 BEYOND_LABEL = "beyond the sources: re-embedding bound"
 DEMO_REFRESH = 10  # the demo's oracle_xbm refresh_interval (the sources' studies: 1)
-# the demo's memory probe: 2 points within each epoch and its end (the default is 4), for the
-# demo's 12 minutes (README, "Where a demo cell's time goes"); the probe changes no Recall
-DEMO_PROBE = {"memory_probe_points": 2}
 LAMBDAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # thesis table 5.14
 # paper fig. 1: the axis values were lost in the text; these cover the plotted range around the
 # table setting (batch 64, memory 50% / 100% for DeepFashion2)
@@ -211,11 +208,11 @@ STUDIES: dict[str, Study] = {
             # fit the demo's 12 minutes (README, "The memory error"); staleness <= 10 steps
             # against plain XBM's 50
             (
-                Block(("fashion-mnist",), SOURCED, (dict(DEMO_PROBE),), profile="cpu"),
+                Block(("fashion-mnist",), SOURCED, profile="cpu"),
                 Block(
                     ("fashion-mnist",),
                     BEYOND,
-                    ({**DEMO_PROBE, "options": {"refresh_interval": DEMO_REFRESH}},),
+                    ({"options": {"refresh_interval": DEMO_REFRESH}},),
                     profile="cpu",
                     label=f"{BEYOND_LABEL} (refresh every {DEMO_REFRESH} steps)",
                 ),

@@ -285,7 +285,7 @@ def _moco_section(report: Report) -> str:
         "the queue to the keys being enqueued. k-NN accuracy (k = 200, t = 0.1) of the test "
         "set against the training set, query encoder. The claim row above is judged on it at "
         f"the early epoch: {M.EARLY_EPOCH['paper']} for the paper profile (the paper's "
-        f"epoch 15 of 200), {M.EARLY_EPOCH['cpu']} for the cpu profile (of its 10). "
+        f"epoch 15 of 200), {M.EARLY_EPOCH['cpu']} for the cpu profile. "
         "MoCo runs never enter the metric-learning tables.\n\n"
     )
     if report.moco.empty:

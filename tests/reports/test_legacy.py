@@ -9,6 +9,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from bench.config import SCHEMA_ADDED
 from bench.studies import cells as study_configs
 from reports.build import build_report, compute
 from reports.commands import study_cells
@@ -18,11 +19,10 @@ LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu
 
 
 def _demo_cells_as_before() -> list[dict]:
-    """The demo's cells with the draws every run before issue 14 made."""
-    configs = (
-        dataclasses.replace(c, augment_draws="global", memory_probe=False)
-        for c in study_configs("demo")
-    )
+    """The demo's cells as every run before issue 14 was: each field added since at its absent
+    value (the global draws, no memory probe and so the probe settings' defaults)."""
+    absent = {name: value for name, (_, value) in SCHEMA_ADDED.items()}
+    configs = (dataclasses.replace(c, **absent) for c in study_configs("demo"))
     return [{"run_id": c.run_id, **c.to_dict()} for c in configs]
 
 
