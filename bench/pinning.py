@@ -121,13 +121,16 @@ def apply(mode: str | None = None) -> dict[str, Any]:
     return state()
 
 
+def _thread_pin() -> int | None:
+    """``OMP_NUM_THREADS`` as a count (pinned or the user's), or None where unset or not one."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else None
+
+
 def cell_threads(jobs: int = 1) -> int:
     """Torch threads for each of ``jobs`` cells run side by side: the pinned (or the user's)
     ``OMP_NUM_THREADS`` where set, else the cores shared out."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    if value.strip().isdigit() and int(value) >= 1:
-        return int(value)
-    return max(1, cores() // max(1, jobs))
+    return _thread_pin() or max(1, cores() // max(1, jobs))
 
 
 def default_jobs(cuda: bool) -> int:
@@ -135,9 +138,7 @@ def default_jobs(cuda: bool) -> int:
     ``cell_threads()`` threads each (native mode, no thread pin: one cell on every core)."""
     if cuda:
         return 1
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    per_cell = int(value) if value.strip().isdigit() and int(value) >= 1 else cores()
-    return max(1, cores() // per_cell)
+    return max(1, cores() // (_thread_pin() or cores()))
 
 
 def cores() -> int:

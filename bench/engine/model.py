@@ -9,6 +9,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from common import UserError
 
@@ -77,10 +78,6 @@ class ExactMaxPool2d(nn.MaxPool2d):
                     else:
                         torch.maximum(o, view, out=o)
         return out
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def exact_max_pools(net: nn.Module) -> nn.Module:
