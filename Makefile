@@ -21,7 +21,7 @@ fashion-mnist:
 	  || echo "warning: could not install dataset-fashion-mnist; the demo will need 'xbmbench data fetch fashion-mnist'"; \
 	else echo "note: dataset-fashion-mnist not installed (no root apt-get); the demo will need 'xbmbench data fetch fashion-mnist'"; fi
 
-demo: setup fashion-mnist
+demo: setup
 	$(VENV)/bin/xbmbench reproduce
 
 # lint, then the import contracts of setup.cfg ([importlinter]), then every test

@@ -13,11 +13,11 @@ from bench.launch import launch_local, launch_submitit
 from bench.store import CellBusy, RunDir
 from bench.studies import cells
 from common import UserError
-from data_prep import ensure_fashion_mnist
+from data_prep import ensure_prepared
 
-# `xbmbench reproduce` with no arguments: every variant on Fashion-MNIST (demo) and MoCo with
-# and without XBN (demo-moco, the CPU version of paper figure 2); README says how long it takes
-DEFAULT_STUDIES = ("demo", "demo-moco")
+# `xbmbench reproduce` with no arguments: every variant on Omniglot (demo); the Fashion-MNIST
+# demo (demo-fashion) and MoCo (demo-moco) are named studies; README says how long it takes
+DEFAULT_STUDIES = ("demo",)
 
 
 def plan(
@@ -108,8 +108,7 @@ def reproduce(
 ) -> dict[str, Any]:
     todo, counts = plan(study, results, datasets, variants, seeds, retry_failed)
     name = study if isinstance(study, str) else "+".join(study)
-    if any(c.dataset == "fashion-mnist" for c in todo):
-        ensure_fashion_mnist(data_dir)
+    ensure_prepared((c.dataset for c in todo), data_dir)
     total = sum(counts.values())
     state = Counter(
         done=counts["done"], failed=counts["failed"] * (not retry_failed), busy=counts["busy"]

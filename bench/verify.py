@@ -23,6 +23,13 @@ from common import UserError, atomic_write_text
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 DEMO_REFERENCE = REFERENCE_DIR / "demo.json"
+
+
+def reference_path(study: str) -> Path:
+    """The shipped reference of ``study`` (it may not exist): ``bench/reference/<study>.json``."""
+    return REFERENCE_DIR / f"{study}.json"
+
+
 FORMAT = 1
 COMPARED = ("recall@1", "recall@10", "loss")  # per metrics.csv row
 # env.json fields that describe the machine or the moment, not what decides the numbers: shown
@@ -215,10 +222,9 @@ def rerun(
 
     from bench.config import RunConfig
     from bench.engine.metric import run
-    from data_prep import ensure_fashion_mnist
+    from data_prep import ensure_prepared
 
-    if any(c["dataset"] == "fashion-mnist" for c in chosen):
-        ensure_fashion_mnist(data_dir)
+    ensure_prepared((c["dataset"] for c in chosen), data_dir)
     before, checks = torch.get_num_threads(), []
     try:
         for cell in chosen:

@@ -48,6 +48,9 @@ class Source(ABC):
     official_superclasses: ClassVar[int | None] = None
     pixel_mode: ClassVar[str | None] = None  # PIL mode of array datasets ("L", "RGB"); None: files
     has_boxes: ClassVar[bool] = False
+    # array images a trainer may resize once at load to its input size (a deterministic area
+    # average) rather than through per-item transforms
+    resize_on_load: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()  # dataset-specific keyword options of read()
     url: ClassVar[str] = ""
 

@@ -10,18 +10,21 @@ from common import UserError
 
 
 def compare_with_reference(studies, results: str, report: str) -> None:
-    """After the demo study, REPORT.md says whether its cells equal the shipped reference."""
+    """After a study with a shipped reference (``bench/reference/<study>.json``: the demo, the
+    Fashion-MNIST demo), REPORT.md says whether its cells equal it."""
     from bench import verify as V
 
-    if "demo" not in studies or not V.DEMO_REFERENCE.is_file():
-        return
-    ref = V.load_reference()
-    if ref.get("study") != "demo":
-        return
-    checks = V.check_results(ref, results)
-    V.annotate_report(report, checks, "`bench/reference/demo.json`")
-    same = sum(c["identical"] for c in checks)
-    click.echo(f"reference: {same} of {len(checks)} demo cells identical to {V.DEMO_REFERENCE}")
+    for study in studies:
+        path = V.reference_path(study)
+        if not path.is_file():
+            continue
+        ref = V.load_reference(path)
+        if ref.get("study") != study:
+            continue
+        checks = V.check_results(ref, results)
+        V.annotate_report(report, checks, f"`bench/reference/{path.name}`")
+        same = sum(c["identical"] for c in checks)
+        click.echo(f"reference: {same} of {len(checks)} {study} cells identical to {path}")
 
 
 @click.command("verify")

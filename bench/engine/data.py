@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from bench.config import RunConfig
 from bench.engine.draws import NO_KEY, KeyedDataset, flips, pack
-from data_prep import ManifestDataset, load_manifest
+from data_prep import ManifestDataset, get_source, load_manifest
 
 SUBSET_SEED = 0  # the training subset is the same for every seed: seeds vary training only
 
@@ -62,6 +62,16 @@ def _transforms(cfg: RunConfig, training: bool):
     return T.Compose([_to_rgb, create_transform(**kw)])
 
 
+def resize_pixels(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images (N, C, H, W) at ``size`` x ``size``: unchanged at that size, else area
+    averaging (each output pixel the mean of the input area it covers; deterministic on CPU),
+    rounded back to uint8, once at load, so training and evaluation see the same pixels."""
+    if x.shape[-2:] == (size, size):
+        return x
+    out = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="area")
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
 @dataclass
 class Split:
     """An evaluation split: tensors for the fast path, or a dataset for the loader path."""
@@ -97,11 +107,13 @@ class Data:
         full = ManifestDataset(cfg.dataset, data_dir, "train")
         self.subset = stratified_subset(full.labels, cfg.train_per_class)
         raw = full.array
+        # array images at the run's size, or resized once at load where the source allows it
+        # (Omniglot's 105 px drawings: bench/engine/data.py ``resize_pixels``)
         self.fast = (
             raw is not None
             and cfg.augment in ("flip", "none")
             and not cfg.pretrained
-            and raw.shape[1] == cfg.image_size
+            and (raw.shape[1] == cfg.image_size or get_source(cfg.dataset).resize_on_load)
         )
         train_tf = None if self.fast else _transforms(cfg, True)
         eval_tf = None if self.fast else _transforms(cfg, False)
@@ -126,11 +138,10 @@ class Data:
         )
         return Split(ds, None)
 
-    @staticmethod
-    def _pixels(ds: ManifestDataset) -> torch.Tensor:
+    def _pixels(self, ds: ManifestDataset) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(ds.array))
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-        return x  # uint8, (N, C, H, W)
+        return resize_pixels(x, self.cfg.image_size)  # uint8, (N, C, H, W)
 
     @staticmethod
     def normalise(x: torch.Tensor) -> torch.Tensor:

@@ -247,3 +247,69 @@ BUILDERS = {
     "cifar100": (make_cifar100, CIFAR100_COUNTS),
     "fashion-mnist": (make_fashion_mnist, FASHION_COUNTS),
 }
+
+
+# --- Omniglot: zips of ALPHABET/characterNN/*.png, 105 x 105 one-bit drawings, each distinct
+OMNIGLOT_PARTS = {  # zip stem -> {alphabet: {character: images}}
+    "images_background": {
+        "Alpha": {"character01": 2, "character02": 1},
+        "Beta": {"character01": 2},
+    },
+    "images_evaluation": {"Gamma": {"character01": 2}, "Delta": {"character01": 1}},
+}
+OMNIGLOT_COUNTS = {
+    "train": {"images": 5, "classes": 3, "superclasses": 2},
+    "test": {"images": 3, "classes": 2, "superclasses": 2},
+}
+# the minimal split: Greek in both zips with the same drawings (as in the real ones); test = the
+# alphabets of small 2 that small 1 lacks
+OMNIGLOT_SMALL_PARTS = {
+    "images_background_small1": {"Alpha": {"character01": 2}, "Greek": {"character01": 2}},
+    "images_background_small2": {"Greek": {"character01": 2}, "Tau": {"character01": 2}},
+}
+OMNIGLOT_SMALL_COUNTS = {
+    "train": {"images": 4, "classes": 2, "superclasses": 2},
+    "test": {"images": 2, "classes": 1, "superclasses": 1},
+}
+
+
+def drawing(key: str) -> bytes:
+    """A 105 x 105 one-bit PNG whose black square sits where ``key`` puts it (same key, same
+    bytes)."""
+    import hashlib
+    import io
+
+    h = hashlib.sha256(key.encode()).digest()
+    x, y = h[0] % 90, h[1] % 90
+    image = Image.new("1", (105, 105), 1)
+    image.paste(0, (x, y, x + 10 + h[2] % 5, y + 10))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def omniglot_zip(path: Path, alphabets: dict[str, dict[str, int]]) -> None:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.name.removesuffix(".zip")
+    with zipfile.ZipFile(path, "w") as z:
+        for alphabet, characters in alphabets.items():
+            for character, n in characters.items():
+                for i in range(n):
+                    name = f"{stem}/{alphabet}/{character}/{i:04d}_{i + 1:02d}.png"
+                    z.writestr(name, drawing(f"{alphabet}/{character}/{i}"))
+
+
+def make_omniglot(root: Path, parts: dict = OMNIGLOT_PARTS) -> Path:
+    for stem, alphabets in parts.items():
+        omniglot_zip(root / f"{stem}.zip", alphabets)
+    return root
+
+
+def make_omniglot_small(root: Path) -> Path:
+    return make_omniglot(root, OMNIGLOT_SMALL_PARTS)
+
+
+BUILDERS["omniglot"] = (make_omniglot, OMNIGLOT_COUNTS)
+BUILDERS["omniglot-small"] = (make_omniglot_small, OMNIGLOT_SMALL_COUNTS)

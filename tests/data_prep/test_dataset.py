@@ -26,7 +26,7 @@ def test_items_labels_and_modes(name, prepared):
         )
         img, label, superclass = ds[len(ds) - 1]
         assert isinstance(img, Image.Image)
-        assert img.mode == ("L" if name == "fashion-mnist" else "RGB")
+        assert img.mode == (get_source(name).pixel_mode or "RGB")
         assert (label, superclass) == (ds.labels[-1], ds.superclasses[-1])
         if source.pixel_mode:
             assert ds.array.dtype == np.uint8 and len(ds.array) == len(ds)

@@ -9,8 +9,11 @@ from data_prep.registry import REGISTRY, Source, get_source, register
 from tests.data_prep.layouts import BUILDERS
 
 
-def test_datasets_are_the_six_of_the_spec():
-    assert DATASETS == ("sop", "inshop", "deepfashion2", "cifar10", "cifar100", "fashion-mnist")
+def test_datasets_are_the_eight_of_the_spec():
+    assert DATASETS == (
+        "sop", "inshop", "deepfashion2", "cifar10", "cifar100", "fashion-mnist", "omniglot",
+        "omniglot-small",
+    )  # fmt: skip
 
 
 def test_every_registered_dataset_has_a_fixture_layout():
@@ -20,11 +23,14 @@ def test_every_registered_dataset_has_a_fixture_layout():
 def test_public_api():
     """What the engine and the CLI import, and from where it comes."""
     assert sorted(data_prep.__all__) == [
+        "AUTO_PREPARE",
         "DATASETS",
         "FORMAT",
         "ManifestDataset",
         "default_data_dir",
         "ensure_fashion_mnist",
+        "ensure_omniglot_small",
+        "ensure_prepared",
         "fingerprint",
         "get_source",
         "load_manifest",
@@ -100,6 +106,25 @@ SPEC = {
         ("train", "test"),
         {"train": (60_000, 10), "test": (10_000, 10)},
         5,
+        "L",
+        False,
+        (),
+    ),
+    # Lake et al. 2015: background 30 alphabets / 964 characters, evaluation 20 / 659, 20 each
+    "omniglot": (
+        ("train", "test"),
+        {"train": (19_280, 964), "test": (13_180, 659)},
+        50,
+        "L",
+        False,
+        (),
+    ),
+    # small 1 (5 alphabets, 136 characters); small 2 (156 characters) less Greek (24) and Latin
+    # (26), which small 1 holds too: 106 characters, 5 + 3 alphabets
+    "omniglot-small": (
+        ("train", "test"),
+        {"train": (2_720, 136), "test": (2_120, 106)},
+        8,
         "L",
         False,
         (),
