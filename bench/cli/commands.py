@@ -184,7 +184,7 @@ def grid_studies():
     "--study",
     "studies",
     multiple=True,
-    help="a study (repeatable) [demo and demo-moco: the CPU demo]",
+    help="a study (repeatable) [demo: the CPU demo on Omniglot]",
 )
 @_filters
 @click.option(
@@ -226,8 +226,8 @@ def reproduce_command(
     array_parallelism,
 ):
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
-    then write the report. With no arguments: the CPU demo on Fashion-MNIST (every variant, and
-    MoCo with and without XBN)."""
+    then write the report. With no arguments: the CPU demo (every variant and the re-embedding
+    bound on Omniglot, test alphabets unseen in training; the shipped zips, no download)."""
     from bench.reproduce import DEFAULT_STUDIES, reproduce
     from bench.studies import seed_spec
     from data_prep import default_data_dir
