@@ -19,7 +19,8 @@ from common import UserError, atomic_write, atomic_write_text
 from reports import figures as F
 from reports import mechanism as MECH
 from reports import moco as M
-from reports.claims import CLAIMS, judge_all, untested_claims
+from reports import recovery as REC
+from reports.claims import CLAIMS, untested_claims
 from reports.configs import comparable_runs, drop_duplicate_seeds, label_runs, study_runs
 from reports.contents import (
     ADAPTATION_GAIN,
@@ -29,6 +30,7 @@ from reports.contents import (
     Report,
     table_file_stem,
 )  # fmt: skip
+from reports.families import judge_all
 from reports.forest import forest_figure
 from reports.headline import forest_rows
 from reports.load import load_store, select_epoch
@@ -91,7 +93,7 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
     epochs = store.epochs[store.epochs["run_id"].isin(set(usable["run_id"]))]
     moco = done[done["task"] == "moco"]
     moco_usable = comparable_runs(moco, cells)
-    # one family: Holm across every claim of the table, MoCo's and the mechanism's included
+    # two families (reports.families), each with Holm per (profile, dataset)
     extra = [*M.moco_claim_rows(moco_usable, store.epochs),
              *MECH.claim_rows(usable, store.memory, reported)]  # fmt: skip
     claims = judge_all(usable, reported, extra=extra)
@@ -107,6 +109,7 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
         gain=selection_gain(metric), figures=figures, moco=M.moco_table(moco, store.epochs),
         duplicates=duplicates, with_cells=cells is not None, sweep=sweep_points(study, reported),
         memory=MECH.memory_table(runs, store.memory), unprobed=MECH.unprobed(runs, store.memory),
+        recovery=REC.recovery_table(usable, claims),
     )  # fmt: skip
 
 
@@ -141,6 +144,10 @@ def write(report: Report) -> Path:
     if not report.claims.empty:
         _write_table(out / "tables", "claims", report.claims, display_claims(report.claims),
                      "Claims of the paper and the thesis, judged on our runs")  # fmt: skip
+    if not report.recovery.empty:
+        _write_table(out / "tables", REC.STEM, report.recovery,
+                     REC.display_recovery(report.recovery),
+                     "Share of the staleness cost recovered, (V − XBM) / (oracle − XBM)")  # fmt: skip
     for name, fig in report.figures.items():
         stem = out / "figures" / name
         if fig is None:

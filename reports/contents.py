@@ -66,6 +66,8 @@ class Report:
     memory: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.mechanism.memory_table
     # done metric runs without memory_error.csv (reports.mechanism.unprobed)
     unprobed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the share of the staleness cost recovered per adapting variant (reports.recovery)
+    recovery: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def table_file_stem(name: str) -> str:

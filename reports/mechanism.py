@@ -230,7 +230,7 @@ def closer_claim_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str
             rows.append(claim_row(
                 claim.text, claim.source, claim.relation, claim.a, claim.b, profile, dataset,
                 float(batch), arm, arm.assign(**{LOG_GAIN: 0.0}), LOG_GAIN, math.nan,
-                at="log adaptation gain over the adapting probe points",
+                at="log adaptation gain over the adapting probe points", claim_id=claim.id,
             ))  # fmt: skip
     return rows
 
@@ -260,7 +260,8 @@ def _oracle_row(claim: Claim, oracle: pd.DataFrame, b: pd.DataFrame, batch: int,
     profile, dataset = oracle["profile"].iloc[0], oracle["dataset"].iloc[0]
     rep = reported_diff(claim, dataset, reported) if profile == PAPER_PROFILE else math.nan
     return claim_row(claim.text, claim.source, claim.relation, run_label(oracle.iloc[0]),
-                     claim.b, profile, dataset, float(batch), oracle, b, METRIC, rep)  # fmt: skip
+                     claim.b, profile, dataset, float(batch), oracle, b, METRIC, rep,
+                     claim_id=claim.id)  # fmt: skip
 
 
 def oracle_claim_rows(runs: pd.DataFrame, reported: pd.DataFrame) -> list[dict[str, Any]]:
@@ -290,8 +291,8 @@ def oracle_claim_rows(runs: pd.DataFrame, reported: pd.DataFrame) -> list[dict[s
 
 def claim_rows(runs: pd.DataFrame, memory: pd.DataFrame,
                reported: pd.DataFrame) -> list[dict[str, Any]]:  # fmt: skip
-    """Every mechanism claim, unjudged: judge them in one family with the rest of the claims
-    table (reports.claims.judge_all's ``extra``)."""
+    """Every mechanism claim, unjudged: judged with the rest of the claims table, each in its
+    family (reports.families.judge_all's ``extra``)."""
     return [*closer_claim_rows(runs, memory), *oracle_claim_rows(runs, reported)]
 
 

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from reports.claims import CLAIMS, HYPOTHESES, hypothesis, judge_all, reference_cell
+from reports.claims import CLAIMS, HYPOTHESES, hypothesis, reference_cell
+from reports.families import judge_all
 from reports.inference import (
     DEFAULT_MARGIN,
     HOLDS,
