@@ -145,9 +145,13 @@ def write(report: Report) -> Path:
         _write_table(out / "tables", "claims", report.claims, display_claims(report.claims),
                      "Claims of the paper and the thesis, judged on our runs")  # fmt: skip
     if not report.recovery.empty:
-        _write_table(out / "tables", REC.STEM, report.recovery,
-                     REC.display_recovery(report.recovery),
-                     "Share of the staleness cost recovered, (V − XBM) / (oracle − XBM)")  # fmt: skip
+        _write_table(
+            out / "tables",
+            REC.STEM,
+            report.recovery,
+            REC.display_recovery(report.recovery),
+            "Share of the staleness cost recovered: (V − XBM) / (oracle − XBM)",
+        )
     for name, fig in report.figures.items():
         stem = out / "figures" / name
         if fig is None:
