@@ -68,6 +68,9 @@ class Report:
     unprobed: pd.DataFrame = field(default_factory=pd.DataFrame)
     # the share of the staleness cost recovered per adapting variant (reports.recovery)
     recovery: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the memory error and adaptation gain per LR phase and per epoch (reports.phases)
+    memory_phases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    memory_epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def table_file_stem(name: str) -> str:

@@ -127,7 +127,8 @@ def point_log_gains(probe: pd.DataFrame) -> pd.Series:
     return lg.where(np.isfinite(lg))
 
 
-def _one_run(probe: pd.DataFrame) -> dict[str, Any]:
+def probe_stats(probe: pd.DataFrame) -> dict[str, Any]:
+    """``STAT_COLUMNS`` but run_id over some probe points of one run (module docstring)."""
     lg = point_log_gains(probe)
     adapting = probe["adapting"] == 1
     log_gain = float((lg[adapting] if adapting.any() else lg).mean())
@@ -142,7 +143,7 @@ def _one_run(probe: pd.DataFrame) -> dict[str, Any]:
 
 def run_stats(memory: pd.DataFrame) -> pd.DataFrame:
     """One row per probed run (``STAT_COLUMNS``, see the module docstring)."""
-    rows = [{"run_id": rid, **_one_run(p)} for rid, p in memory.groupby("run_id", sort=True)]
+    rows = [{"run_id": rid, **probe_stats(p)} for rid, p in memory.groupby("run_id", sort=True)]
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
 
@@ -309,10 +310,13 @@ def untested(judged: pd.DataFrame) -> list[Claim]:
 
 
 def mechanism_claims(judged: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the judged claims table that are mechanism claims."""
-    texts = {c.text for c in CLOSER_CLAIMS}
+    """The rows of the judged claims table that are mechanism claims (the closer-memory claims
+    per LR phase too: reports.phases, ids ``<closer id>@<phase>``)."""
+    closer = tuple(c.id for c in CLOSER_CLAIMS)
     oracle = tuple(c.text for c in (BOUND_CLAIM, STALENESS_CLAIM))
-    return judged[judged["claim"].isin(texts) | judged["claim"].str.startswith(oracle)]
+    return judged[
+        judged["claim_id"].str.startswith(closer) | judged["claim"].str.startswith(oracle)
+    ]
 
 
 def staleness_rows(judged: pd.DataFrame) -> pd.DataFrame:
