@@ -92,12 +92,15 @@ def phase_table(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
     run's memory error, un-adapted error and adaptation gain in that phase; ``epochs``: which."""
     table = _summary(run_stats_by(runs, memory, LR_PHASE), [LR_PHASE])
     spans = [epochs_of(p, *schedule(k)) for p, k in zip(table[LR_PHASE], table["config_key"])]
-    return table.assign(epochs=spans)
+    rank = table[LR_PHASE].map({BEFORE: 0, AFTER: 1})  # before, then after
+    order = table.assign(epochs=spans, _rank=rank).sort_values([*KEY, "_rank"], kind="stable")
+    return order.drop(columns="_rank").reset_index(drop=True)
 
 
 def epoch_table(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
     """Per (profile, dataset, variant, config, epoch): as ``phase_table``, with its phase."""
-    return _summary(run_stats_by(runs, memory, "epoch"), [LR_PHASE, "epoch"])
+    table = _summary(run_stats_by(runs, memory, "epoch"), [LR_PHASE, "epoch"])
+    return table.sort_values([*KEY, "epoch"], kind="stable").reset_index(drop=True)
 
 
 def closer_phase_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str, Any]]:
