@@ -28,6 +28,7 @@ from reports.contents import (
     HEADLINE,
     MEMORY_AGE,
     MEMORY_TABLE,
+    REGIMES,
     Report,
     table_file_stem,
 )  # fmt: skip
@@ -36,6 +37,7 @@ from reports.forest import forest_figure
 from reports.headline import forest_rows
 from reports.load import load_store, select_epoch
 from reports.markdown import report_text
+from reports.regimes import fig_regimes
 from reports.render import display_claims, display_table, to_latex, to_markdown, with_verdicts
 from reports.reported import load_reported
 from reports.sweep import SWEEP_KEY, SWEEP_STEM, display_sweep, has_runs, sweep_points
@@ -61,6 +63,7 @@ def make_figures(runs: pd.DataFrame, epochs: pd.DataFrame,
         "recall_curves": lambda: F.fig_curves(epochs, runs),
         "pc_lambda_sweep": lambda: F.fig_pc_sweep(runs, reported),
         "superclass_topk": lambda: F.fig_superclass(runs),
+        REGIMES: lambda: fig_regimes(runs),  # per (memory ratio, lr) cell, not the reference
     }
     if runs.empty:
         return {name: None for name in makers}
