@@ -15,6 +15,7 @@ study runs (reports.configs.comparable_runs), so that a side is one config, each
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,23 @@ def reference_cell(runs: pd.DataFrame) -> tuple[int, float]:
     batch = _mode(runs["batch_size"])
     memory = _mode(runs.loc[runs["memory_ratio"] > 0, "memory_ratio"])
     return (int(batch) if not math.isnan(batch) else 0), memory
+
+
+def _lr(config_key: str) -> float:
+    return float(json.loads(config_key).get("lr", math.nan))
+
+
+def at_reference_lr(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of one (profile, dataset) at its reference LR: the most common one, ties to the
+    lower median of the tied values (the middle of an LR sweep such as demo-regimes' 0.5x, 1x,
+    2x). Claims are judged there, so that a sweep over the LR never puts two configs in an arm
+    (reports.pairing.one_config); the regimes figure (reports.regimes) shows the other LRs."""
+    if runs.empty:
+        return runs
+    lr = runs["config_key"].map(_lr)
+    counts = lr.value_counts()
+    tied = sorted(counts[counts == counts.max()].index)
+    return runs[(lr == tied[(len(tied) - 1) // 2]).to_numpy()]
 
 
 def side(runs: pd.DataFrame, label: str, batch: int, memory: float) -> pd.DataFrame:
@@ -220,6 +238,7 @@ def claim_rows(runs: pd.DataFrame, reported: pd.DataFrame,
     rows = []
     metric_runs = runs[runs["task"] == "metric"]
     for _, grp in metric_runs.groupby(["profile", "dataset"], sort=True):
+        grp = at_reference_lr(grp)
         for claim in claims:
             row = judge(claim, grp, reported)
             if row["n_a"] or row["n_b"]:

@@ -40,7 +40,15 @@ import numpy as np
 import pandas as pd
 
 from reports import style as S
-from reports.claims import METRIC, Claim, claim_row, reference_cell, reported_diff, side
+from reports.claims import (
+    METRIC,
+    Claim,
+    at_reference_lr,
+    claim_row,
+    reference_cell,
+    reported_diff,
+    side,
+)
 from reports.pairing import pairable
 from reports.render import fmt_pm
 from reports.reported import PAPER_PROFILE, run_label
@@ -208,9 +216,11 @@ def display_memory_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "variant", "n", *shown])
 
 
-def _groups(runs: pd.DataFrame):
+def groups(runs: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+    """((profile, dataset), its metric runs at the reference LR), as every claim is judged."""
     metric = runs[runs["task"] == "metric"]
-    yield from metric.groupby(["profile", "dataset"], sort=True)
+    for key, grp in metric.groupby(["profile", "dataset"], sort=True):
+        yield key, at_reference_lr(grp)
 
 
 def closer_claim_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str, Any]]:
@@ -221,7 +231,7 @@ def closer_claim_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str
     t of the per-seed log gains against 0."""
     stats = run_stats(memory)[["run_id", LOG_GAIN]]
     rows = []
-    for (profile, dataset), grp in _groups(runs):
+    for (profile, dataset), grp in groups(runs):
         batch, ratio = reference_cell(grp)
         for claim in CLOSER_CLAIMS:
             arm = side(grp, claim.a, batch, ratio).merge(stats, on="run_id", how="inner")
@@ -273,7 +283,7 @@ def oracle_claim_rows(runs: pd.DataFrame, reported: pd.DataFrame) -> list[dict[s
     runs pair (reports.claims.claim_row). Column ``a``: the oracle's label with its options
     (reports.reported.run_label: ``oracle_xbm[refresh_interval=5]``)."""
     rows = []
-    for _, grp in _groups(runs):
+    for _, grp in groups(runs):
         batch, ratio = reference_cell(grp)
         variants = sorted({v for v in grp["variant"] if v != ORACLE}, key=_variant_rank)
         # intervals kept apart, never pooled: a 1-step and a 5-step oracle are different

@@ -109,8 +109,7 @@ def closer_phase_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str
     over the probe points of one phase; ids ``<claim id>@before`` / ``@after``."""
     stats = run_stats_by(runs, memory, LR_PHASE)[["run_id", LR_PHASE, MECH.LOG_GAIN]]
     rows = []
-    metric = runs[runs["task"] == "metric"]
-    for (profile, dataset), grp in metric.groupby(["profile", "dataset"], sort=True):
+    for (profile, dataset), grp in MECH.groups(runs):
         batch, ratio = reference_cell(grp)
         for claim in MECH.CLOSER_CLAIMS:
             arm = side(grp, claim.a, batch, ratio).merge(stats, on="run_id", how="inner")

@@ -84,8 +84,7 @@ def recovery_table(runs: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
     """One row per (profile, dataset, oracle config, adapting variant) with runs (``COLUMNS``);
     ``judged``: the judged claims table, whose staleness rows gate the share."""
     rows = []
-    metric = runs[runs["task"] == "metric"]
-    for (profile, dataset), grp in metric.groupby(["profile", "dataset"], sort=True):
+    for (profile, dataset), grp in MECH.groups(runs):
         batch, ratio = reference_cell(grp)
         for oracle in MECH.oracle_configs(grp, batch, ratio):
             key = oracle["config_key"].iloc[0]

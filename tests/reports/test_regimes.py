@@ -4,6 +4,7 @@ the figure, and no figure without such runs."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -95,3 +96,14 @@ def test_no_regimes_figure_without_such_runs(results):
     text = write(report).read_text()
     assert "`xbmbench reproduce --study demo-regimes`" in text
     assert not (results / "report" / "figures" / f"{REGIMES}.png").exists()
+
+
+def test_claims_beside_an_lr_sweep_are_judged_at_the_reference_lr(results):
+    """Study cells at several LRs: each claim arm keeps one config (no 'an arm holds 2 configs'),
+    at the most common LR, ties to the lower median (here 0.0005 of two); the figure shows all."""
+    _regime_runs(results)
+    cells = [json.loads(p.read_text()) for p in (results / "runs").glob("*/config.json")]
+    report = compute(results, cells=cells)
+    gap = report.claims[report.claims["claim_id"] == MECH.staleness_claim(10).id].iloc[0]
+    assert gap["n"] == 3 and gap["diff"] == pytest.approx(np.mean(COST[(0.25, 0.0005)]))
+    assert report.figures[REGIMES] is not None
