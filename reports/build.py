@@ -19,20 +19,25 @@ from common import UserError, atomic_write, atomic_write_text
 from reports import figures as F
 from reports import mechanism as MECH
 from reports import moco as M
-from reports.claims import CLAIMS, judge_all, untested_claims
+from reports import phases as PH
+from reports import recovery as REC
+from reports.claims import CLAIMS, untested_claims
 from reports.configs import comparable_runs, drop_duplicate_seeds, label_runs, study_runs
 from reports.contents import (
     ADAPTATION_GAIN,
     HEADLINE,
     MEMORY_AGE,
     MEMORY_TABLE,
+    REGIMES,
     Report,
     table_file_stem,
 )  # fmt: skip
+from reports.families import judge_all
 from reports.forest import forest_figure
 from reports.headline import forest_rows
 from reports.load import load_store, select_epoch
 from reports.markdown import report_text
+from reports.regimes import fig_regimes
 from reports.render import display_claims, display_table, to_latex, to_markdown, with_verdicts
 from reports.reported import load_reported
 from reports.sweep import SWEEP_KEY, SWEEP_STEM, display_sweep, has_runs, sweep_points
@@ -58,6 +63,7 @@ def make_figures(runs: pd.DataFrame, epochs: pd.DataFrame,
         "recall_curves": lambda: F.fig_curves(epochs, runs),
         "pc_lambda_sweep": lambda: F.fig_pc_sweep(runs, reported),
         "superclass_topk": lambda: F.fig_superclass(runs),
+        REGIMES: lambda: fig_regimes(runs),  # per (memory ratio, lr) cell, not the reference
     }
     if runs.empty:
         return {name: None for name in makers}
@@ -91,9 +97,10 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
     epochs = store.epochs[store.epochs["run_id"].isin(set(usable["run_id"]))]
     moco = done[done["task"] == "moco"]
     moco_usable = comparable_runs(moco, cells)
-    # one family: Holm across every claim of the table, MoCo's and the mechanism's included
+    # two families (reports.families), each with Holm per (profile, dataset)
     extra = [*M.moco_claim_rows(moco_usable, store.epochs),
-             *MECH.claim_rows(usable, store.memory, reported)]  # fmt: skip
+             *MECH.claim_rows(usable, store.memory, reported),
+             *PH.closer_phase_rows(usable, store.memory)]  # fmt: skip
     claims = judge_all(usable, reported, extra=extra)
     figures = make_figures(usable, epochs, reported) if with_figures else {}
     if with_figures:
@@ -107,6 +114,9 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
         gain=selection_gain(metric), figures=figures, moco=M.moco_table(moco, store.epochs),
         duplicates=duplicates, with_cells=cells is not None, sweep=sweep_points(study, reported),
         memory=MECH.memory_table(runs, store.memory), unprobed=MECH.unprobed(runs, store.memory),
+        recovery=REC.recovery_table(usable, claims),
+        memory_phases=PH.phase_table(runs, store.memory),
+        memory_epochs=PH.epoch_table(runs, store.memory),
     )  # fmt: skip
 
 
@@ -123,6 +133,20 @@ def _save_figure(fig: Figure, stem: Path) -> None:
                      lambda tmp, f=fmt: fig.savefig(tmp, format=f, dpi=150))  # fmt: skip
 
 
+def _write_mechanism_tables(tables: Path, report: Report) -> None:
+    """The memory-error tables: per variant, per LR phase and (csv only) per epoch."""
+    if not report.memory.empty:
+        _write_table(tables, MEMORY_TABLE, report.memory,
+                     MECH.display_memory_table(report.memory),
+                     "Memory error, adaptation gain and pair agreement per variant")  # fmt: skip
+    if not report.memory_phases.empty:
+        _write_table(tables, PH.PHASE_STEM, report.memory_phases,
+                     PH.display_phase_table(report.memory_phases),
+                     "Memory error and adaptation gain per LR phase")  # fmt: skip
+        atomic_write_text(tables / f"{PH.EPOCH_STEM}.csv",
+                          report.memory_epochs.to_csv(index=False))  # fmt: skip
+
+
 def write(report: Report) -> Path:
     """Write tables/, figures/ and REPORT.md under <results>/report/; returns REPORT.md's path."""
     out = report.results / "report"
@@ -134,13 +158,18 @@ def write(report: Report) -> Path:
     if has_runs(report.sweep):
         _write_table(out / "tables", SWEEP_STEM, report.sweep, display_sweep(report.sweep),
                      f"{SWEEP_KEY} under both readings of its margins")  # fmt: skip
-    if not report.memory.empty:
-        _write_table(out / "tables", MEMORY_TABLE, report.memory,
-                     MECH.display_memory_table(report.memory),
-                     "Memory error, adaptation gain and pair agreement per variant")  # fmt: skip
+    _write_mechanism_tables(out / "tables", report)
     if not report.claims.empty:
         _write_table(out / "tables", "claims", report.claims, display_claims(report.claims),
                      "Claims of the paper and the thesis, judged on our runs")  # fmt: skip
+    if not report.recovery.empty:
+        _write_table(
+            out / "tables",
+            REC.STEM,
+            report.recovery,
+            REC.display_recovery(report.recovery),
+            "Share of the staleness cost recovered: (V − XBM) / (oracle − XBM)",
+        )
     for name, fig in report.figures.items():
         stem = out / "figures" / name
         if fig is None:

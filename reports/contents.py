@@ -18,6 +18,7 @@ from reports.reported import table_slug
 
 # figure name -> (title, study whose runs would draw it)
 HEADLINE = "forest"
+REGIMES = "staleness_regimes"  # reports.regimes
 FIGURES: dict[str, tuple[str, str]] = {
     # the headline figure: drawn right after the claims table, first among the figures
     "forest": (
@@ -33,6 +34,10 @@ FIGURES: dict[str, tuple[str, str]] = {
     "recall_curves": ("Recall@1 per epoch, mean ± std over seeds", "paper-table1"),
     "pc_lambda_sweep": ("PC-XBN lambda sweep (thesis table 5.14)", "thesis-pc-sweep"),
     "superclass_topk": ("Superclass top-k, k = 1..5 (thesis table 5.16)", "thesis"),
+    REGIMES: (
+        "Staleness cost (oracle − XBM) and the share XBN recovers vs memory ratio, per LR",
+        "demo-regimes",
+    ),
 }
 
 # the mechanism section's figures (reports.mechanism_page), drawn there, not under "Figures"
@@ -66,6 +71,11 @@ class Report:
     memory: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.mechanism.memory_table
     # done metric runs without memory_error.csv (reports.mechanism.unprobed)
     unprobed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the share of the staleness cost recovered per adapting variant (reports.recovery)
+    recovery: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the memory error and adaptation gain per LR phase and per epoch (reports.phases)
+    memory_phases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    memory_epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def table_file_stem(name: str) -> str:

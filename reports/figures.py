@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bench.store import AGE_BUCKETS
 from reports import style as S
-from reports.claims import reference_cell
+from reports.claims import at_reference_lr, reference_cell
 from reports.load import TOP_K
 from reports.reported import Selector, config_matches
 
@@ -64,6 +64,7 @@ def reference_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Done runs in each (profile, dataset)'s reference configuration, with a ``panel`` name."""
     parts = []
     for (profile, dataset), grp in runs.groupby(["profile", "dataset"], sort=True):
+        grp = at_reference_lr(grp)
         batch, memory = reference_cell(grp)
         mask = [config_matches(Selector(r["variant"]), r, batch, memory)
                 for r in grp.to_dict("records")]  # fmt: skip
@@ -135,6 +136,7 @@ def _sweep_data(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
     reference value; only variants run at two values or more (a lone point is no sweep)."""
     parts = []
     for (profile, dataset), grp in runs.groupby(["profile", "dataset"], sort=True):
+        grp = at_reference_lr(grp)
         batch, memory = reference_cell(grp)
         recs = grp.to_dict("records")
         if axis == "batch_size":

@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from reports.claims import METRIC, reference_cell, reported_difference
+from reports.claims import METRIC, at_reference_lr, reference_cell, reported_difference
 from reports.pairing import compare
 from reports.reported import PAPER_PROFILE, Selector, config_matches
 
@@ -22,7 +22,9 @@ COLUMNS = [
 
 def reference_arms(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """{variant: its runs} of one (profile, dataset) in the reference configuration: default
-    head, options and margins, the reference batch size and memory ratio (claims.reference_cell)."""
+    head, options and margins, the reference LR, batch size and memory ratio
+    (claims.at_reference_lr, claims.reference_cell)."""
+    runs = at_reference_lr(runs)
     batch, memory = reference_cell(runs)
     mask = [config_matches(Selector(r["variant"]), r, batch, memory)
             for r in runs.to_dict("records")]  # fmt: skip

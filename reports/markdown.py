@@ -6,18 +6,9 @@ import pandas as pd
 
 from reports import moco as M
 from reports import sweep as SW
+from reports.claims_page import claims_section
 from reports.configs import NOT_COMPARED
 from reports.contents import FIGURES, HEADLINE, Report, table_file_stem
-from reports.inference import (
-    ALPHA,
-    DEFAULT_MARGIN,
-    HOLDS,
-    MAX_SEEDS,
-    NOT_RESOLVED,
-    POWER,
-    REFUTED,
-    TOO_FEW,
-)  # fmt: skip
 from reports.load import DONE
 from reports.mechanism_page import mechanism_section
 from reports.provenance import provenance_note
@@ -26,7 +17,6 @@ from reports.render import (
     NOT_RUN,
     REPRODUCED,
     SELECTED,
-    display_claims,
     display_table,
     fmt_num,
     to_markdown,
@@ -34,7 +24,6 @@ from reports.render import (
 from reports.stats import MATCH_TOL
 
 DEMO_COMMAND = "xbmbench reproduce"
-DEMO_PROFILE, DEMO_STUDY = "cpu", "demo"  # the profile whose claims more demo seeds resolve
 GAIN_NAMES = {"gain_r1": "best − last R@1", "gain_r10": "best − last R@10"}
 STATUS_COLUMNS = ["run_id", "status", "profile", "dataset", "variant", "seed", "error"]
 
@@ -97,70 +86,6 @@ def _glance_numbers(report: Report) -> str:
     if not rows:
         return "No published number has matching runs yet.\n"
     return to_markdown(pd.DataFrame(rows))
-
-
-def _claims_notes(c: pd.DataFrame) -> str:
-    tested = int(c["p"].notna().sum())
-    return f"""
-- Verdicts: *{HOLDS}*: the CI of A − B excludes 0 in the claimed direction; *{REFUTED}*: it
-  excludes 0 in the other direction (for "matches": it lies wholly beyond the margin);
-  *{NOT_RESOLVED}*: it contains 0 (for "matches": it straddles the margin), so these runs cannot
-  tell (the "seeds needed" column says how many would); *{TOO_FEW}*: fewer than 2 runs on a
-  side. With zero spread a non-zero difference is not resolved ("zero spread" in checks).
-  "A ~ B" (matches) holds when the 90% CI lies within ±{DEFAULT_MARGIN:g} point (TOST,
-  Schuirmann 1987); "A >= B - tol" holds when the CI lies above −{DEFAULT_MARGIN:g} point.
-  The margin was fixed before any run.
-- **Family-wise error: Holm across the whole claims table** ({tested} claims with a p-value;
-  alpha {ALPHA:g}). Each CI is shown at the level Holm tested its claim at ("CI level"), so a
-  CI that excludes 0 is exactly a Holm rejection; "p (Holm)" is the Holm-adjusted p.
-- Test: *paired t* on per-seed differences where A's and B's runs pair (the same config apart
-  from the variant, the same seeds: they share model initialisation, training subset, sampler
-  order and augmentation draws); *Welch t* otherwise. r: correlation of A's and B's per-seed
-  results (paired only): what pairing bought. Checks: Wilcoxon signed-rank p (n ≥ 6) and a
-  bootstrap 95% CI over seeds (n ≥ 5).
-- min. detectable: the smallest |A − B| a two-sided test at alpha {ALPHA:g} detects with power
-  {POWER:g} given the observed spread and n. seeds needed: the seeds (pairs, or runs per arm)
-  at which the observed difference would be resolved with power {POWER:g} at alpha {ALPHA:g}
-  for one claim alone (Holm's correction across the table asks for somewhat more).
-- Verdicts on the `cpu` profile are demo-scale (small backbone, small images, few epochs): they
-  check the pipeline and the direction of effects, not the papers' numbers.
-"""
-
-
-def _more_seeds(c: pd.DataFrame) -> str:
-    """The command that would resolve the not-resolved claims of the demo-scale profile(s)."""
-    open_ = c[(c["verdict"] == NOT_RESOLVED) & c["seeds_needed"].notna()]
-    lines = []
-    for profile, grp in open_.groupby("profile", sort=True):
-        k = int(grp["seeds_needed"].max())
-        study = DEMO_STUDY if profile == DEMO_PROFILE else "STUDY"
-        lines.append(f"- {len(grp)} not-resolved claim(s) on the `{profile}` profile would be "
-                     f"resolved (power {POWER:g}) with {k} seeds: "
-                     f"`xbmbench reproduce --study {study} --seeds 0-{k - 1}` "
-                     "(done seeds are skipped).")  # fmt: skip
-    beyond = c[(c["verdict"] == NOT_RESOLVED) & c["more_than_max"].astype(bool)]
-    if len(beyond):
-        lines.append(f"- {len(beyond)} claim(s) would need more than {MAX_SEEDS} seeds: the "
-                     "observed difference is too small for its spread.")  # fmt: skip
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def _claims_section(report: Report) -> str:
-    c = report.claims
-    text = "## Claims\n\n"
-    if c.empty:
-        text += "No claim could be tested: no runs of the compared variants.\n"
-    else:
-        counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
-        text += (
-            f"Verdicts: {counts}. A − B in Recall@1 points (MoCo: k-NN accuracy), "
-            "[md](tables/claims.md) · [csv](tables/claims.csv) · [tex](tables/claims.tex)\n\n"
-            + to_markdown(display_claims(c)) + _claims_notes(c) + _more_seeds(c)
-        )  # fmt: skip
-    if report.untested:
-        text += ("\nClaims with no runs of either side: "
-                 + "; ".join(c.text for c in report.untested) + ".\n")  # fmt: skip
-    return text
 
 
 def _headline_section(report: Report) -> str:
@@ -325,7 +250,7 @@ def report_text(report: Report) -> str:
         f"Tables use the **{report.epoch}** epoch of each run.\n"
     )
     glance = "## Published numbers at a glance\n\n" + _glance_numbers(report)
-    sections = [head, _claims_section(report), _headline_section(report), glance,
+    sections = [head, claims_section(report), _headline_section(report), glance,
                 _runs_section(report), _tables_section(report), _sweep_section(report),
                 _moco_section(report),
                 mechanism_section(report),  # issue 14: the memory error and the oracle bound

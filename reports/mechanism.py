@@ -40,7 +40,15 @@ import numpy as np
 import pandas as pd
 
 from reports import style as S
-from reports.claims import METRIC, Claim, claim_row, reference_cell, reported_diff, side
+from reports.claims import (
+    METRIC,
+    Claim,
+    at_reference_lr,
+    claim_row,
+    reference_cell,
+    reported_diff,
+    side,
+)
 from reports.pairing import pairable
 from reports.render import fmt_pm
 from reports.reported import PAPER_PROFILE, run_label
@@ -127,7 +135,8 @@ def point_log_gains(probe: pd.DataFrame) -> pd.Series:
     return lg.where(np.isfinite(lg))
 
 
-def _one_run(probe: pd.DataFrame) -> dict[str, Any]:
+def probe_stats(probe: pd.DataFrame) -> dict[str, Any]:
+    """``STAT_COLUMNS`` but run_id over some probe points of one run (module docstring)."""
     lg = point_log_gains(probe)
     adapting = probe["adapting"] == 1
     log_gain = float((lg[adapting] if adapting.any() else lg).mean())
@@ -142,7 +151,7 @@ def _one_run(probe: pd.DataFrame) -> dict[str, Any]:
 
 def run_stats(memory: pd.DataFrame) -> pd.DataFrame:
     """One row per probed run (``STAT_COLUMNS``, see the module docstring)."""
-    rows = [{"run_id": rid, **_one_run(p)} for rid, p in memory.groupby("run_id", sort=True)]
+    rows = [{"run_id": rid, **probe_stats(p)} for rid, p in memory.groupby("run_id", sort=True)]
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
 
@@ -207,9 +216,11 @@ def display_memory_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "variant", "n", *shown])
 
 
-def _groups(runs: pd.DataFrame):
+def groups(runs: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+    """((profile, dataset), its metric runs at the reference LR), as every claim is judged."""
     metric = runs[runs["task"] == "metric"]
-    yield from metric.groupby(["profile", "dataset"], sort=True)
+    for key, grp in metric.groupby(["profile", "dataset"], sort=True):
+        yield key, at_reference_lr(grp)
 
 
 def closer_claim_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str, Any]]:
@@ -220,7 +231,7 @@ def closer_claim_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str
     t of the per-seed log gains against 0."""
     stats = run_stats(memory)[["run_id", LOG_GAIN]]
     rows = []
-    for (profile, dataset), grp in _groups(runs):
+    for (profile, dataset), grp in groups(runs):
         batch, ratio = reference_cell(grp)
         for claim in CLOSER_CLAIMS:
             arm = side(grp, claim.a, batch, ratio).merge(stats, on="run_id", how="inner")
@@ -230,7 +241,7 @@ def closer_claim_rows(runs: pd.DataFrame, memory: pd.DataFrame) -> list[dict[str
             rows.append(claim_row(
                 claim.text, claim.source, claim.relation, claim.a, claim.b, profile, dataset,
                 float(batch), arm, arm.assign(**{LOG_GAIN: 0.0}), LOG_GAIN, math.nan,
-                at="log adaptation gain over the adapting probe points",
+                at="log adaptation gain over the adapting probe points", claim_id=claim.id,
             ))  # fmt: skip
     return rows
 
@@ -260,7 +271,8 @@ def _oracle_row(claim: Claim, oracle: pd.DataFrame, b: pd.DataFrame, batch: int,
     profile, dataset = oracle["profile"].iloc[0], oracle["dataset"].iloc[0]
     rep = reported_diff(claim, dataset, reported) if profile == PAPER_PROFILE else math.nan
     return claim_row(claim.text, claim.source, claim.relation, run_label(oracle.iloc[0]),
-                     claim.b, profile, dataset, float(batch), oracle, b, METRIC, rep)  # fmt: skip
+                     claim.b, profile, dataset, float(batch), oracle, b, METRIC, rep,
+                     claim_id=claim.id)  # fmt: skip
 
 
 def oracle_claim_rows(runs: pd.DataFrame, reported: pd.DataFrame) -> list[dict[str, Any]]:
@@ -271,7 +283,7 @@ def oracle_claim_rows(runs: pd.DataFrame, reported: pd.DataFrame) -> list[dict[s
     runs pair (reports.claims.claim_row). Column ``a``: the oracle's label with its options
     (reports.reported.run_label: ``oracle_xbm[refresh_interval=5]``)."""
     rows = []
-    for _, grp in _groups(runs):
+    for _, grp in groups(runs):
         batch, ratio = reference_cell(grp)
         variants = sorted({v for v in grp["variant"] if v != ORACLE}, key=_variant_rank)
         # intervals kept apart, never pooled: a 1-step and a 5-step oracle are different
@@ -290,8 +302,8 @@ def oracle_claim_rows(runs: pd.DataFrame, reported: pd.DataFrame) -> list[dict[s
 
 def claim_rows(runs: pd.DataFrame, memory: pd.DataFrame,
                reported: pd.DataFrame) -> list[dict[str, Any]]:  # fmt: skip
-    """Every mechanism claim, unjudged: judge them in one family with the rest of the claims
-    table (reports.claims.judge_all's ``extra``)."""
+    """Every mechanism claim, unjudged: judged with the rest of the claims table, each in its
+    family (reports.families.judge_all's ``extra``)."""
     return [*closer_claim_rows(runs, memory), *oracle_claim_rows(runs, reported)]
 
 
@@ -308,10 +320,13 @@ def untested(judged: pd.DataFrame) -> list[Claim]:
 
 
 def mechanism_claims(judged: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the judged claims table that are mechanism claims."""
-    texts = {c.text for c in CLOSER_CLAIMS}
+    """The rows of the judged claims table that are mechanism claims (the closer-memory claims
+    per LR phase too: reports.phases, ids ``<closer id>@<phase>``)."""
+    closer = tuple(c.id for c in CLOSER_CLAIMS)
     oracle = tuple(c.text for c in (BOUND_CLAIM, STALENESS_CLAIM))
-    return judged[judged["claim"].isin(texts) | judged["claim"].str.startswith(oracle)]
+    return judged[
+        judged["claim_id"].str.startswith(closer) | judged["claim"].str.startswith(oracle)
+    ]
 
 
 def staleness_rows(judged: pd.DataFrame) -> pd.DataFrame:

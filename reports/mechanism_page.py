@@ -1,5 +1,5 @@
 """REPORT.md's section on the mechanism (issue 14): the memory-error table per dataset, its two
-figures, the mechanism claims' verdicts (judged with the whole claims table) and what
+figures, the mechanism claims' verdicts (judged with the claims table, in their families) and what
 staleness costs in Recall@1; the runs without memory_error.csv are named, never an error."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from reports import mechanism as MECH
+from reports import phases as PH
 from reports import style as S
 from reports.contents import MECHANISM_FIGURES, MEMORY_TABLE
 from reports.render import display_claims, fmt_ci, to_markdown
@@ -74,6 +75,25 @@ def _tables(report: Report) -> str:
     return "\n".join(parts)
 
 
+def _phases(report: Report) -> str:
+    """The memory error and gain per LR phase, per dataset (reports.phases)."""
+    t = report.memory_phases
+    if t is None or t.empty:
+        return ""
+    links = " · ".join(f"[{x}](tables/{PH.PHASE_STEM}.{x})" for x in ("md", "csv", "tex"))
+    parts = [
+        "### Per LR phase\n\nThe same numbers over the probe points before the first LR decay "
+        "(main epochs 1 to `lr_step_epochs`, at the full LR) and after it: an average over the "
+        "whole run can hide a gain above 1 while the LR is high and below 1 after the decay. "
+        f"The closer-memory claims are judged per phase too (secondary family). {links}; per "
+        f"epoch: [csv](tables/{PH.EPOCH_STEM}.csv).\n"
+    ]
+    for (profile, dataset), grp in t.groupby(["profile", "dataset"], sort=True):
+        parts.append(f"#### {dataset} ({profile} profile)\n\n"
+                     + to_markdown(PH.display_phase_table(grp)))  # fmt: skip
+    return "\n".join(parts)
+
+
 def _staleness(claims: pd.DataFrame) -> str:
     rows = MECH.staleness_rows(claims)
     lines = [
@@ -92,7 +112,8 @@ def _staleness(claims: pd.DataFrame) -> str:
 def _claims(report: Report) -> str:
     mech = MECH.mechanism_claims(report.claims)
     text = (
-        "Verdicts from the claims table above (one Holm family with every other claim). The "
+        "Verdicts from the claims table above (the staleness claim in the primary family, the "
+        "others in the secondary one, reports.families). The "
         "closer-memory claims test each run's log adaptation gain against 0 over seeds (paired "
         "within the run: adapted and un-adapted copy probed at the same steps); the oracle's "
         "claims compare Recall@1, paired by seed, the bound as non-inferiority within the "
@@ -140,4 +161,5 @@ def mechanism_section(report: Report) -> str:
             + _unprobed(report)
         )
     figures = "\n".join(_figure(name, report) for name in MECHANISM_FIGURES)
-    return "\n".join([head + _tables(report), figures, _claims(report), _unprobed(report)])
+    parts = [head + _tables(report), _phases(report), figures, _claims(report), _unprobed(report)]
+    return "\n".join(p for p in parts if p)

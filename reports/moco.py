@@ -152,7 +152,7 @@ def moco_claim_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> list[dict]:
             MOCO_CLAIM.text, MOCO_CLAIM.source, MOCO_CLAIM.relation,
             MOCO_CLAIM.a, MOCO_CLAIM.b, profile, dataset, float(grp["batch_size"].iloc[0]),
             _arm(grp, epochs, MOCO_CLAIM.a, early), _arm(grp, epochs, MOCO_CLAIM.b, early),
-            METRIC, reported, at=f"epoch {early}",
+            METRIC, reported, at=f"epoch {early}", claim_id=MOCO_CLAIM.id,
         ))  # fmt: skip
     return rows
 

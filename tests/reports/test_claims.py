@@ -10,7 +10,8 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from reports.claims import CLAIMS, HYPOTHESES, hypothesis, judge_all, reference_cell
+from reports.claims import CLAIMS, HYPOTHESES, hypothesis, reference_cell
+from reports.families import judge_all
 from reports.inference import (
     DEFAULT_MARGIN,
     HOLDS,
@@ -119,7 +120,8 @@ def test_arms_trained_differently_are_compared_by_welch(results):
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(ref.confidence_interval()))
 
 
-def test_holm_across_the_whole_table(results):
+def test_holm_within_the_primary_family(results):
+    """Both claims are primary (reports.families.PRIMARY) on one dataset: one Holm family of 2."""
     no_xbm = [74.0, 76.5, 74.1, 75.0]
     _runs(results, "xbn", XBN)
     _runs(results, "xbm", XBM)

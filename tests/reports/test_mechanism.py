@@ -24,8 +24,8 @@ from reports import mechanism as MECH
 from reports import mechanism_page as MP
 from reports import style as S
 from reports.build import compute, write
-from reports.claims import judge_all
 from reports.contents import ADAPTATION_GAIN, MEMORY_AGE
+from reports.families import judge_all
 from reports.figures import AGE_EPOCHS
 from reports.inference import HOLDS, NOT_RESOLVED, REFUTED
 from reports.load import load_store, select_epoch
