@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from common import UserError, atomic_write, atomic_write_text
+from reports import design as DES
 from reports import figures as F
 from reports import mechanism as MECH
 from reports import moco as M
@@ -116,7 +117,7 @@ def compute(results: str | Path, epoch: str = "best", with_figures: bool = True,
         memory=MECH.memory_table(runs, store.memory), unprobed=MECH.unprobed(runs, store.memory),
         recovery=REC.recovery_table(usable, claims),
         memory_phases=PH.phase_table(runs, store.memory),
-        memory_epochs=PH.epoch_table(runs, store.memory),
+        memory_epochs=PH.epoch_table(runs, store.memory), design=DES.primary_design(claims),
     )  # fmt: skip
 
 
@@ -162,6 +163,8 @@ def write(report: Report) -> Path:
     if not report.claims.empty:
         _write_table(out / "tables", "claims", report.claims, display_claims(report.claims),
                      "Claims of the paper and the thesis, judged on our runs")  # fmt: skip
+    if not report.design.empty:
+        atomic_write_text(out / "tables" / "primary_design.csv", report.design.to_csv(index=False))
     if not report.recovery.empty:
         _write_table(
             out / "tables",

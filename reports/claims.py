@@ -85,7 +85,7 @@ DIFF_KEY, HYP_KEY = "_difference", "_hypothesis"  # private keys of an unjudged 
 COLUMNS = [
     "family", "claim_id", "claim", "source", "relation", "a", "b", "profile", "dataset", "scale",
     "batch_size", "n_a", "mean_a", "std_a", "n_b", "mean_b", "std_b", "method", "n", "diff",
-    "ci_low", "ci_high", "level", "p", "p_holm", "mdd", "seeds_needed", "more_than_max",
+    "sd", "ci_low", "ci_high", "level", "p", "p_holm", "mdd", "seeds_needed", "more_than_max",
     "correlation", "wilcoxon_p", "boot_low", "boot_high", "note", "verdict", "reported_diff",
     "run_ids",
 ]  # fmt: skip
@@ -207,7 +207,7 @@ def judge(claim: Claim, runs: pd.DataFrame, reported: pd.DataFrame) -> dict[str,
 def _verdict_columns(diff: Difference, v: Verdict) -> dict[str, Any]:
     boot = diff.bootstrap_ci or (math.nan, math.nan)
     return {
-        "method": diff.method, "n": diff.n, "diff": diff.diff, "ci_low": v.ci[0],
+        "method": diff.method, "n": diff.n, "diff": diff.diff, "sd": diff.sd, "ci_low": v.ci[0],
         "ci_high": v.ci[1], "level": v.level, "p": v.p, "p_holm": v.p_holm, "mdd": v.mdd,
         "seeds_needed": v.seeds_needed if v.seeds_needed is not None else math.nan,
         "more_than_max": v.more_than_max,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from reports.design import design_text
 from reports.families import PRIMARY, PRIMARY_FAMILY, SECONDARY_FAMILY, family_rows
 from reports.inference import (
     ALPHA,
@@ -62,8 +63,9 @@ def _claims_notes(c: pd.DataFrame) -> str:
 
 PRIMARY_INTRO = (
     "### Primary claims\n\n"
-    "These {n} claims were fixed in code (`reports/families.py`, `PRIMARY`) before any Omniglot "
-    "run: {names}. They are one family, Holm-corrected within it per (profile, dataset), so each "
+    "These {n} claims were fixed in code (`reports/families.py`, `PRIMARY`) before the demo's "
+    "verdicts were seen, from a pilot's spread and cost: {names}. They are one family, "
+    "Holm-corrected within it per (profile, dataset), so each "
     "faces a correction over at most the {n} primary claims of its dataset (one staleness row "
     "per oracle refresh interval), never over the secondary ones.\n\n"
 )
@@ -114,6 +116,7 @@ def claims_section(report: Report) -> str:
             "[md](tables/claims.md) · [csv](tables/claims.csv) · [tex](tables/claims.tex) "
             "(column `family`)\n\n"
             + _family_table(c, PRIMARY_FAMILY, PRIMARY_INTRO.format(n=len(PRIMARY), names=names))
+            + design_text(report.design)
             + recovery_section(report.recovery)
             + _family_table(c, SECONDARY_FAMILY, SECONDARY_INTRO)
             + _claims_notes(c) + _more_seeds(c)

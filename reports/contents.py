@@ -76,6 +76,8 @@ class Report:
     # the memory error and adaptation gain per LR phase and per epoch (reports.phases)
     memory_phases: pd.DataFrame = field(default_factory=pd.DataFrame)
     memory_epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the primary claims' power at the designed effect (reports.design)
+    design: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def table_file_stem(name: str) -> str:

@@ -210,7 +210,7 @@ def one_sample_difference(a: Sequence[float], reported: float) -> Difference:
 # --- power (Cohen 1988, through statsmodels' solvers) -------------------------------------------
 
 
-def _power_at(diff: Difference, n: int, effect: float, alpha: float, alternative: str) -> float:
+def power_at(diff: Difference, n: int, effect: float, alpha: float, alternative: str) -> float:
     """Power of the test behind ``diff`` with n seeds (per arm for Welch, as a 1:1 design) at a
     true |Delta| = effect, in units of diff.sd.
 
@@ -273,7 +273,7 @@ def seeds_needed(
     if effect == 0:
         return None
     for n in range(2, max_seeds + 1):
-        if _power_at(diff, n, effect, alpha, alternative) >= power:
+        if power_at(diff, n, effect, alpha, alternative) >= power:
             return n
     return None
 

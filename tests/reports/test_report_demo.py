@@ -68,7 +68,7 @@ def test_report_opens_with_the_claims_table(demo_report):
     notes = text[text.index("## Claims") : text.index("## Headline figure")]
     assert "Holm within each family, per (profile, dataset)" in notes
     assert notes.index("### Primary claims") < notes.index("### Secondary claims")
-    assert "fixed in code (`reports/families.py`, `PRIMARY`) before any Omniglot run" in notes
+    assert "fixed in code (`reports/families.py`, `PRIMARY`) before the demo's verdicts" in notes
 
 
 def test_forest_plot_comes_first_with_one_bar_per_pair(demo_report):
