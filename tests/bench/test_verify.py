@@ -155,7 +155,11 @@ def test_the_demo_report_says_whether_it_equals_the_reference(made, tmp_path, mo
     results, ref, _ = made
     demo = {**copy.deepcopy(ref), "study": "demo"}
     demo["cells"].append({**copy.deepcopy(ref["cells"][0]), "run_id": "f" * 16, "seed": 9})
-    monkeypatch.setattr(V, "DEMO_REFERENCE", _write(tmp_path, demo))
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    V.write_reference(demo, refs / "demo.json")
+    V.write_reference({**demo, "study": "demo-fashion"}, refs / "demo-fashion.json")
+    monkeypatch.setattr(V, "REFERENCE_DIR", refs)  # bench/reference/<study>.json
     report = tmp_path / "REPORT.md"
     report.write_text("# xbmbench report\n\nintro\n\n## Claims\n\ntext\n")
     commands.compare_with_reference(("demo", "demo-moco"), str(results), str(report))
@@ -165,7 +169,10 @@ def test_the_demo_report_says_whether_it_equals_the_reference(made, tmp_path, mo
     assert f"xbm seed 9 ({'f' * 16}): not run" in text
     before = report.read_text()
     commands.compare_with_reference(("paper-table1",), str(results), str(report))
-    assert report.read_text() == before  # another study: no comparison
+    assert report.read_text() == before  # a study without a reference: no comparison
+    (refs / "demo-fashion.json").write_text((refs / "demo.json").read_text())  # study "demo"
+    commands.compare_with_reference(("demo-fashion",), str(results), str(report))
+    assert report.read_text() == before  # a reference made for another study is not used
 
 
 def test_the_reference_ships_as_package_data():
