@@ -1,8 +1,9 @@
 """Click commands ``report`` and ``compare``; cli.py registers them with ``main.add_command``.
 
 ``compare --study S`` keeps the tables of a study (``paper-table1``, ``paper-table2``,
-``paper-table3``, ``thesis``, ``thesis-pc-sweep``, ``demo``: the study's source tables, or for
-``demo`` the ``cpu`` profile's tables), or else the rows of one dataset (``sop``) or the tables of
+``paper-table3``, ``thesis``, ``thesis-pc-sweep``: the study's source tables; for the CPU
+studies ``demo``, ``demo-regimes``, ``demo-fashion``: the ``cpu`` profile's tables of their
+datasets), or else the rows of one dataset (``sop``) or the tables of
 one profile (``paper``, ``cpu``). An S matching none of these is an error listing the choices.
 """
 
@@ -23,7 +24,9 @@ from reports.render import display_table, to_markdown
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STUDIES = ("paper-table1", "paper-table2", "paper-table3", "paper-fig1", "thesis",
-           "thesis-pc-sweep", "demo")  # fmt: skip
+           "thesis-pc-sweep", "demo", "demo-regimes", "demo-fashion")  # fmt: skip
+# the CPU studies: no source table; their tables are the cpu profile's runs on their datasets
+CPU_STUDIES = ("demo", "demo-regimes", "demo-fashion")
 DEMO_PROFILE = "cpu"
 
 results_option = click.option(
@@ -63,8 +66,11 @@ def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[st
     if not study:
         return tables
     if study in STUDIES:
-        if study == "demo":
-            return {k: t for k, t in tables.items() if _profile_of(k) == DEMO_PROFILE}
+        if study in CPU_STUDIES:
+            datasets = {c["dataset"] for c in study_cells((study,))}
+            kept = {k: t[t["dataset"].isin(datasets)].reset_index(drop=True)
+                    for k, t in tables.items() if _profile_of(k) == DEMO_PROFILE}  # fmt: skip
+            return {k: t for k, t in kept.items() if len(t)}
         if study == "paper-fig1":  # no source table: the paper runs off the tables' grid
             return {k: t for k, t in tables.items() if k.startswith("paper runs on ")}
         return {k: t for k, t in tables.items()

@@ -109,7 +109,7 @@ def test_compare_prints_and_filters(small_grid):
     assert res.exit_code == 0, res.output
     assert "## paper table 1" in res.output and "80.62 ± 0.17 (n=3)" in res.output
     assert "## cpu runs on fashion-mnist" in res.output
-    res = CliRunner().invoke(compare, ["--results", str(small_grid), "--study", "demo"])
+    res = CliRunner().invoke(compare, ["--results", str(small_grid), "--study", "demo-fashion"])
     assert "## cpu runs on fashion-mnist" in res.output and "paper table 1" not in res.output
     res = CliRunner().invoke(compare, ["--results", str(small_grid), "--study", "paper-table1"])
     assert "## paper table 1" in res.output and "thesis" not in res.output

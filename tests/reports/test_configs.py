@@ -50,7 +50,7 @@ def test_without_cells_every_config_under_one_label_says_what_sets_it_apart(resu
     make_run(results, dataset="fashion-mnist", variant="xbn", seed=0, best_r1=1, profile="cpu")
     labels = sorted(label_runs(load_store(results).done, None)["label"])
     assert labels == ["xbm (epochs=2)", "xbm (epochs=5)", "xbn"]
-    cells = study_cells(("demo",))
+    cells = study_cells(("demo-fashion",))
     labels = sorted(label_runs(load_store(results).done, cells)["label"])
     assert labels == ["xbm", "xbm (epochs=2)", "xbn"]
 

@@ -22,7 +22,7 @@ def _demo_cells_as_before() -> list[dict]:
     """The demo's cells as every run before issue 14 was: each field added since at its absent
     value (the global draws, no memory probe and so the probe settings' defaults)."""
     absent = {name: value for name, (_, value) in SCHEMA_ADDED.items()}
-    configs = (dataclasses.replace(c, **absent) for c in study_configs("demo"))
+    configs = (dataclasses.replace(c, **absent) for c in study_configs("demo-fashion"))
     return [{"run_id": c.run_id, **c.to_dict()} for c in configs]
 
 
@@ -47,7 +47,7 @@ def test_the_legacy_record_is_reported_as_its_demo_cell(tmp_path):
 
 def test_the_legacy_record_is_not_pooled_with_todays_keyed_demo_cell(tmp_path):
     shutil.copytree(LEGACY / "runs", tmp_path / "runs")
-    report = compute(tmp_path, "best", with_figures=False, cells=study_cells(("demo",)))
+    report = compute(tmp_path, "best", with_figures=False, cells=study_cells(("demo-fashion",)))
     table = report.tables["cpu runs on fashion-mnist"].set_index("metric")
     assert table.loc["recall@1", ["n", "ours_mean", "run_ids"]].tolist() == [1, 65.5, LEGACY_ID]
     assert all("augment_draws" in v for v in table["variant"])  # its own row, labelled so

@@ -19,7 +19,7 @@ from reports.tables import group_table, selection_gain
 from .conftest import make_run
 
 SOP_XBN = [80.0, 80.6, 81.5]  # paper table 1: sop xbn recall@1 80.62 +- 0.17 (n = 3)
-STUDIES = ("paper-table1", "paper-table3", "thesis", "demo")
+STUDIES = ("paper-table1", "paper-table3", "thesis", "demo-fashion")
 
 
 def _runs(results, epoch="best"):
@@ -164,7 +164,7 @@ def _r1_rows(table):
     return table[table["metric"] == "recall@1"].set_index("variant")
 
 
-@pytest.mark.parametrize("cells", [("demo",), None], ids=["with cells", "without cells"])
+@pytest.mark.parametrize("cells", [("demo-fashion",), None], ids=["with cells", "without cells"])
 def test_an_odd_run_leaves_the_demo_table_alone(demo_and_odd, cells):
     results, odd = demo_and_odd
     report = compute(
@@ -220,7 +220,7 @@ def test_a_seed_counts_once_per_config(results):
     b = make_run(results, dataset="fashion-mnist", variant="xbm", seed=0, best_r1=90.0,
                  profile="cpu", deviations=("copied from another results folder",))  # fmt: skip
     make_run(results, dataset="fashion-mnist", variant="xbm", seed=1, best_r1=80.0, profile="cpu")
-    report = compute(results, with_figures=False, cells=study_cells(("demo",)))
+    report = compute(results, with_figures=False, cells=study_cells(("demo-fashion",)))
     row = _r1_rows(report.tables["cpu runs on fashion-mnist"]).loc["xbm"]
     kept = 70.0 if a < b else 90.0
     assert row["n"] == 2 and row["ours_mean"] == pytest.approx((kept + 80.0) / 2)
