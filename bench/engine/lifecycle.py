@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from bench.config import RunConfig
 from bench.engine.env import environment
 from bench.engine.guards import check_same_data, data_fingerprint, thread_notes
-from bench.store import RunDir
+from bench.store import DAMAGED, RunDir
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -269,7 +270,16 @@ def _run_claimed(
     task: Task, rd: RunDir, data_dir: str, device: str | None, progress: bool, stop_after
 ) -> dict[str, Any]:
     cfg = task.cfg
-    if rd.status() in ("done", "failed"):
+    status = rd.status()
+    if status == DAMAGED:  # a done record cut short: kept aside as evidence, the cell trains again
+        why = rd.damage()
+        aside = rd.set_aside_damaged()
+        warnings.warn(
+            f"damaged run record: {why}; moved aside ({', '.join(p.name for p in aside)}), the "
+            f"cell trains again",
+            stacklevel=2,
+        )
+    elif status in ("done", "failed"):
         check_same_data(rd, rd.read_result(), data_dir)
         rd.checkpoint.unlink(missing_ok=True)  # a kill between the final record and its delete
         return rd.read_result()
