@@ -7,9 +7,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
+from bench.engine.guards import thread_mismatch
 from bench.launch import launch_local, launch_submitit
+from bench.pinning import cell_threads
 from bench.store import CellBusy, RunDir
 from bench.studies import cells
 from common import UserError
@@ -28,10 +31,13 @@ def plan(
     seeds: Iterable[int] | None = None,
     retry_failed: bool = False,
     unreadable: list[dict[str, Any]] | None = None,
+    threads: int | None = None,
 ) -> tuple[list, Counter]:
     """The cells to run (missing, interrupted, damaged, and failed ones with ``retry_failed``)
-    and the count of every status in the grid. A cell whose record cannot be read is counted
-    ``unreadable``, its error appended to ``unreadable``, and the grid goes on without it.
+    and the count of every status in the grid. A cell whose record cannot be read, or (given
+    ``threads``, the torch threads each cell will train at) a done CPU record made at another
+    thread count, is counted ``unreadable``, its error appended to ``unreadable``, and the grid
+    goes on without it.
 
     A filter that matches no cell is a UserError (naming the study and what it holds), not an
     empty grid. A failed cell to retry is reset under its claim; one claimed by a live process
@@ -47,6 +53,8 @@ def plan(
         rd = RunDir(results, cfg)
         try:
             status = rd.status() or "missing"  # DAMAGED (a done record cut short): trained again
+            if status == "done" and threads and thread_mismatch(rd, threads):
+                raise UserError(thread_mismatch(rd, threads))  # never passes as this cell
         except UserError as e:  # one unreadable record: said, and the rest of the grid goes on
             counts["unreadable"] += 1
             if unreadable is not None:
@@ -117,7 +125,12 @@ def reproduce(
     **slurm: Any,
 ) -> dict[str, Any]:
     unreadable: list[dict[str, Any]] = []
-    todo, counts = plan(study, results, datasets, variants, seeds, retry_failed, unreadable)
+    # the count each cell trains at (bench.launch), against which done CPU records are checked
+    threads = {"local": cell_threads(jobs) if jobs > 1 else torch.get_num_threads(),
+               "submitit-local": cell_threads()}.get(launcher)  # fmt: skip
+    todo, counts = plan(
+        study, results, datasets, variants, seeds, retry_failed, unreadable, threads
+    )
     name = study if isinstance(study, str) else "+".join(study)
     if any(c.dataset == "fashion-mnist" for c in todo):
         ensure_fashion_mnist(data_dir)

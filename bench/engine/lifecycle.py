@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,13 @@ from tqdm import tqdm
 
 from bench.config import RunConfig
 from bench.engine.env import environment
-from bench.engine.guards import check_same_data, data_fingerprint, thread_notes
+from bench.engine.guards import (
+    check_same_data,
+    check_same_threads,
+    data_fingerprint,
+    set_aside_damaged,
+    thread_notes,
+)
 from bench.store import DAMAGED, RunDir
 
 
@@ -272,15 +277,10 @@ def _run_claimed(
     cfg = task.cfg
     status = rd.status()
     if status == DAMAGED:  # a done record cut short: kept aside as evidence, the cell trains again
-        why = rd.damage()
-        aside = rd.set_aside_damaged()
-        warnings.warn(
-            f"damaged run record: {why}; moved aside ({', '.join(p.name for p in aside)}), the "
-            f"cell trains again",
-            stacklevel=2,
-        )
+        set_aside_damaged(rd)
     elif status in ("done", "failed"):
         check_same_data(rd, rd.read_result(), data_dir)
+        check_same_threads(rd)
         rd.checkpoint.unlink(missing_ok=True)  # a kill between the final record and its delete
         return rd.read_result()
     dev = pick_device(device)
