@@ -111,6 +111,9 @@ def test_a_full_disk_at_the_first_checkpoint_names_it(tiny_data, tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
+TORCH_TEXT = "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
+
+
 def test_enospc_behind_another_error_is_recognised(tmp_path):
     """The chain torch makes (RuntimeError raised while handling OSError(ENOSPC)), built here
     without a mount: a UserError naming the file, the previous content kept, no temporary."""
@@ -121,9 +124,7 @@ def test_enospc_behind_another_error_is_recognised(tmp_path):
         try:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         except OSError:
-            raise RuntimeError(
-                "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
-            )  # noqa: B904, E501
+            raise RuntimeError(TORCH_TEXT)  # noqa: B904  (implicitly chained, as torch's is)
 
     with pytest.raises(UserError, match=f"no space left on {tmp_path} while writing {target}"):
         atomic_write(target, torch_like)

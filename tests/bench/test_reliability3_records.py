@@ -48,6 +48,7 @@ def test_record_damage_reads_the_text_not_pandas(tmp_path):
     )
 
 
+@pytest.mark.slow  # three tiny trainings and a report: about 20 s on two cores
 def test_a_cut_metrics_csv_is_damaged_reported_by_file_and_trained_again(two, tiny_data, tmp_path):
     results = tmp_path / "results"
     summary = reproduce(two, str(results), tiny_data, report=False, progress=False)
@@ -83,6 +84,7 @@ def test_a_cut_metrics_csv_is_damaged_reported_by_file_and_trained_again(two, ti
     pd.testing.assert_series_equal(after["recall@1"], before["recall@1"])
 
 
+@pytest.mark.slow  # a tiny training, a report and the command line: about 15 s
 def test_one_unreadable_record_does_not_stop_reproduce(two, tiny_data, tmp_path):
     results = tmp_path / "results"
     bad, good = (RunDir(results, c) for c in cells(two))
