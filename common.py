@@ -66,6 +66,8 @@ def disk_error(e: BaseException, path: str | os.PathLike, doing: str) -> UserErr
             f"give a results folder that can be written (--results), or make this one writable"
         )
     return None
+
+
 # the temporary name of atomic_write: ``.<name>.<8 random characters of mkstemp>.tmp``; a
 # process killed between mkstemp and rename leaves one behind (store.RunDir.clean_orphans)
 TMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
