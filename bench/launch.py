@@ -90,7 +90,7 @@ def record_failure(results: str, cfg: RunConfig, e: Exception) -> dict[str, Any]
     if rd.config.exists():
         try:
             with rd.claim():
-                if not rd.result.exists() or rd.status() != "done":
+                if not rd.result.exists() or rd.read_result()["status"] != "done":  # damaged too
                     rd.write_result(failure)
         except Exception as w:  # busy, a full disk, an unreadable record: say so, go on
             failure["error"] += f" (not recorded in {rd.result}: {w})"
