@@ -13,6 +13,7 @@ from bench import pinning
 from bench.cli.commands import grid, reproduce_command, run_command
 from bench.cli.perf import bench_group
 from bench.cli.verify import verify_command
+from common import UserError
 from data_prep.commands import data
 from reports.commands import compare, report
 
@@ -35,6 +36,10 @@ CONTEXT = dict(help_option_names=["-h", "--help"])
 def main(cpu_mode: str) -> None:
     """Reproducibility benchmark suite for Cross-Batch Memory and its variants."""
     # first of all, before any command imports torch: the kernels are chosen when it loads
+    try:
+        pinning.check_thread_var()
+    except ValueError as e:
+        raise UserError(str(e)) from None
     pinning.apply(cpu_mode)
 
 

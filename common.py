@@ -32,6 +32,42 @@ def _umask() -> int:
 
 # errors that mean "the disk (or the user's quota) is full": the user can act on them
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# errors that mean "this folder cannot be written" (a read-only mount, no permission)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def os_error(e: BaseException) -> OSError | None:
+    """The OSError behind ``e``: itself, or one it was raised while handling (torch.save reports
+    a full disk as ``RuntimeError: ... unexpected pos ...`` raised during the OSError)."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def disk_error(e: BaseException, path: str | os.PathLike, doing: str) -> UserError | None:
+    """A UserError naming ``path`` for a full disk or a folder that cannot be written, found in
+    ``e`` or the errors behind it (``os_error``); None for any other error."""
+    cause = os_error(e)
+    if cause is None:
+        return None
+    folder = Path(path).parent
+    if cause.errno in NO_SPACE:
+        return UserError(
+            f"no space left on {folder} while {doing} {path} ({os.strerror(cause.errno)}); "
+            f"free some space and run again (any previous {Path(path).name} is unchanged)"
+        )
+    if cause.errno in NOT_WRITABLE:
+        return UserError(
+            f"cannot write in {folder} while {doing} {path} ({os.strerror(cause.errno)}): "
+            f"give a results folder that can be written (--results), or make this one writable"
+        )
+    return None
+
+
 # the temporary name of atomic_write: ``.<name>.<8 random characters of mkstemp>.tmp``; a
 # process killed between mkstemp and rename leaves one behind (store.RunDir.clean_orphans)
 TMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
@@ -41,8 +77,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the temporary file to ``path`` once it succeeded.
 
     On any failure the temporary file is removed and ``path`` keeps its previous content. A full
-    disk or quota (``NO_SPACE``) becomes a ``UserError`` naming the path, since only the user can
-    free space; every other error propagates unchanged.
+    disk or quota (``NO_SPACE``, also behind another error: ``os_error``) or a folder that cannot
+    be written (``NOT_WRITABLE``) becomes a ``UserError`` naming the path, since only the user
+    can act on it; every other error propagates unchanged.
     """
     path, tmp = Path(path), None
     try:
@@ -55,11 +92,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     except BaseException as e:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in NO_SPACE:
-            raise UserError(
-                f"no space left on {path.parent} while writing {path} ({os.strerror(e.errno)}); "
-                f"free some space and run again (any previous {path.name} is unchanged)"
-            ) from e
+        if not isinstance(e, UserError) and (user := disk_error(e, path, "writing")):
+            raise user from e
         raise
     return path
 

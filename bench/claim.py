@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from common import NO_SPACE, UserError, atomic_write_json
+from common import UserError, atomic_write_json, disk_error
 
 STALE_AFTER_S = 30 * 60.0  # a foreign host's lock without a heartbeat for this long is stale
 HEARTBEAT_S = 60.0
@@ -191,10 +191,11 @@ def acquire(lock: Path, stale_after: float) -> dict[str, Any]:
             lock.parent.mkdir(parents=True, exist_ok=True)
             if _create(lock, me):
                 return me
-        except OSError as e:
-            if e.errno in NO_SPACE:
-                raise UserError(f"no space left on {lock.parent} to write {lock}") from e
-            raise
+        except OSError as e:  # a full disk, a read-only results folder: named, exit 2
+            user = disk_error(e, lock, "taking the cell's claim")
+            if user is None:
+                raise
+            raise user from e
         try:
             owner, st = _read(lock)
         except FileNotFoundError:
@@ -221,15 +222,17 @@ def claim_lock(
     lock: Path, stale_after: float | None = None, heartbeat: float = HEARTBEAT_S
 ) -> Iterator[dict[str, Any]]:
     """Hold ``lock`` for the ``with`` block (see the module docstring); yields the owner stamp."""
-    if stale_after is None:
+    name = "stale_after"  # the argument, or the variable it came from (named in the error)
+    if stale_after is None and STALE_ENV in os.environ:
+        name = STALE_ENV
         try:
-            stale_after = float(os.environ.get(STALE_ENV, STALE_AFTER_S))
+            stale_after = float(os.environ[STALE_ENV])
         except ValueError:
-            raise UserError(
-                f"{STALE_ENV} must be a number of seconds, got {os.environ[STALE_ENV]!r}"
-            ) from None
+            stale_after = float("nan")
+    stale_after = STALE_AFTER_S if stale_after is None else stale_after
     if not 0 < stale_after < float("inf"):
-        raise UserError(f"stale_after must be a positive number of seconds, got {stale_after}")
+        got = os.environ[STALE_ENV] if name == STALE_ENV else stale_after
+        raise UserError(f"{name} must be a positive number of seconds, got {got!r}")
     me = acquire(Path(lock), stale_after)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(lock, stop, heartbeat), daemon=True)

@@ -434,9 +434,16 @@ def _variant_options(variant: str, given: dict[str, Any]) -> tuple[dict[str, Any
 
 
 def _adapt(
-    dataset: str, variant: str, values: dict[str, Any], opts: dict[str, Any], specs: dict
+    dataset: str,
+    variant: str,
+    values: dict[str, Any],
+    opts: dict[str, Any],
+    specs: dict,
+    explicit_m: bool = False,
 ) -> list[str]:
-    """The profile adapted to the cell, in place; returns each adaptation as a deviation."""
+    """The profile adapted to the cell, in place; returns each adaptation as a deviation. Only a
+    profile default is adapted: ``explicit_m`` (m_per_class given by the caller) is refused
+    where it would have to change."""
     notes = []
     if (
         variant == "delayed_xbn"
@@ -452,7 +459,15 @@ def _adapt(
         )
     if dataset in FEW_CLASSES:
         m, why = _sampler_fix(values["batch_size"], values["m_per_class"], FEW_CLASSES[dataset])
-        if why:
+        if why and explicit_m:  # the user's own value is never rewritten (issue 30)
+            raise UserError(
+                f"m_per_class {values['m_per_class']} with batch_size {values['batch_size']} "
+                f"cannot be sampled from {dataset}'s {FEW_CLASSES[dataset]} classes (a batch "
+                f"needs batch_size / m_per_class classes); give --m-per-class {m}, or a "
+                f"batch_size of at most {values['m_per_class'] * FEW_CLASSES[dataset]} that "
+                f"m_per_class divides"
+            )
+        if why:  # only a profile default is adapted; `run` prints the deviation
             values["m_per_class"] = m
             notes.append(why)
     return notes
@@ -500,7 +515,7 @@ def make_config(
         values["memory_ratio"] = 0.0  # the memory is never used; the paper reports 0
     values.update({k: v for k, v in overrides.items() if v is not None})
     deviations = list(values.pop("deviations", ()))
-    deviations += _adapt(dataset, variant, values, opts, specs)
+    deviations += _adapt(dataset, variant, values, opts, specs, "m_per_class" in overrides)
     values = {k: v for k, v in _validate(values).items() if k in values}
     # an option at its default is dropped, so that the same run has the same hash
     opts = {k: v for k, v in opts.items() if specs[k].default != v}

@@ -16,6 +16,10 @@ process holds the cell's claim: skipped, not failed).
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -32,6 +36,7 @@ from bench.store import CellBusy, RunDir
 from common import UserError
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 Callback = Callable[[RunConfig, dict[str, Any]], None]
 
 
@@ -85,7 +90,7 @@ def record_failure(results: str, cfg: RunConfig, e: Exception) -> dict[str, Any]
     if rd.config.exists():
         try:
             with rd.claim():
-                if not rd.result.exists() or rd.status() != "done":
+                if not rd.result.exists() or rd.read_result()["status"] != "done":  # damaged too
                     rd.write_result(failure)
         except Exception as w:  # busy, a full disk, an unreadable record: say so, go on
             failure["error"] += f" (not recorded in {rd.result}: {w})"
@@ -105,7 +110,7 @@ def launch_local(
             on_done(cfg, run_cell(cfg.to_dict(), data_dir, results, None, device))
         return
     threads = pinning.cell_threads(jobs)  # portable mode: the pinned count, 1
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+    with worker_pool(jobs) as pool:
         futures = {
             pool.submit(run_cell, c.to_dict(), data_dir, results, threads, device): c for c in cells
         }
@@ -115,6 +120,37 @@ def launch_local(
             except Exception as e:  # the worker died (killed, out of memory): record untouched
                 result = {"run_id": futures[fut].run_id, "status": "error", "error": _describe(e)}
             on_done(futures[fut], result)
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` spawned worker processes that die with this process, even when it is killed
+    with SIGKILL (nothing of it then runs to stop them): else they would train on, re-parented
+    to init, holding their cells' claims, so that a rerun skips those cells as busy."""
+    parent = os.getpid()
+    return ProcessPoolExecutor(
+        jobs, mp_context=get_context("spawn"), initializer=die_with_parent, initargs=(parent,)
+    )
+
+
+def die_with_parent(parent: int) -> None:
+    """A worker's initializer: on Linux the kernel sends it SIGKILL when its parent dies
+    (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread polls the parent's pid every second. A
+    parent gone before this ran (the worker already re-parented) ends the worker at once."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl: not Linux
+        armed = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def launch_submitit(

@@ -121,6 +121,21 @@ def apply(mode: str | None = None) -> dict[str, Any]:
     return state()
 
 
+def check_thread_var() -> None:
+    """A ValueError naming ``OMP_NUM_THREADS`` when it is set to anything but a whole number of
+    threads >= 1: libgomp only warns and torch then takes another count (all cores), which
+    changes a CPU run's numbers while its run id stays the same. (Choice: a libgomp list such as
+    "4,2", for nested parallelism, is refused too; torch uses one level.)"""
+    value = os.environ.get("OMP_NUM_THREADS")
+    if value is None or _thread_pin() is not None:
+        return
+    raise ValueError(
+        f"OMP_NUM_THREADS must be a whole number of threads >= 1, got {value!r}: a CPU run's "
+        f"numbers depend on its thread count; set it to a count (e.g. OMP_NUM_THREADS=1, what "
+        f"portable mode pins) or unset it"
+    )
+
+
 def _thread_pin() -> int | None:
     """``OMP_NUM_THREADS`` as a count (pinned or the user's), or None where unset or not one."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()

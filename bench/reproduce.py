@@ -7,9 +7,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
+from bench.engine.guards import thread_mismatch
 from bench.launch import launch_local, launch_submitit
+from bench.pinning import cell_threads
 from bench.store import CellBusy, RunDir
 from bench.studies import cells
 from common import UserError
@@ -27,9 +30,14 @@ def plan(
     variants: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
     retry_failed: bool = False,
+    unreadable: list[dict[str, Any]] | None = None,
+    threads: int | None = None,
 ) -> tuple[list, Counter]:
-    """The cells to run (missing, interrupted, and failed ones with ``retry_failed``) and the
-    count of every status in the grid.
+    """The cells to run (missing, interrupted, damaged, and failed ones with ``retry_failed``)
+    and the count of every status in the grid. A cell whose record cannot be read, or (given
+    ``threads``, the torch threads each cell will train at) a done CPU record made at another
+    thread count, is counted ``unreadable``, its error appended to ``unreadable``, and the grid
+    goes on without it.
 
     A filter that matches no cell is a UserError (naming the study and what it holds), not an
     empty grid. A failed cell to retry is reset under its claim; one claimed by a live process
@@ -43,7 +51,17 @@ def plan(
         raise UserError(_no_match(studies, datasets, variants, seeds))
     for cfg in grid.values():
         rd = RunDir(results, cfg)
-        status = rd.status() or "missing"
+        try:
+            status = rd.status() or "missing"  # DAMAGED (a done record cut short): trained again
+            if status == "done" and threads and thread_mismatch(rd, threads):
+                raise UserError(thread_mismatch(rd, threads))  # never passes as this cell
+        except UserError as e:  # one unreadable record: said, and the rest of the grid goes on
+            counts["unreadable"] += 1
+            if unreadable is not None:
+                cell = f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}"
+                unreadable.append({"run_id": cfg.run_id, "cell": cell, "status": "error",
+                                   "error": e.message})  # fmt: skip
+            continue
         if status == "failed" and retry_failed:  # start over: a failed run is never resumed
             try:
                 with rd.claim():
@@ -106,12 +124,20 @@ def reproduce(
     progress: bool = True,
     **slurm: Any,
 ) -> dict[str, Any]:
-    todo, counts = plan(study, results, datasets, variants, seeds, retry_failed)
+    unreadable: list[dict[str, Any]] = []
+    # the count each cell trains at (bench.launch), against which done CPU records are checked
+    threads = {"local": cell_threads(jobs) if jobs > 1 else torch.get_num_threads(),
+               "submitit-local": cell_threads()}.get(launcher)  # fmt: skip
+    todo, counts = plan(
+        study, results, datasets, variants, seeds, retry_failed, unreadable, threads
+    )
     name = study if isinstance(study, str) else "+".join(study)
     ensure_prepared((c.dataset for c in todo), data_dir)
     total = sum(counts.values())
     state = Counter(
-        done=counts["done"], failed=counts["failed"] * (not retry_failed), busy=counts["busy"]
+        done=counts["done"],
+        failed=counts["failed"] * (not retry_failed) + len(unreadable),
+        busy=counts["busy"],
     )
     bar = tqdm(
         total=total,
@@ -122,7 +148,7 @@ def reproduce(
         dynamic_ncols=True,
     )
     width = jobs if launcher == "local" else len(todo)  # cells handed out at once
-    failures: list[dict[str, Any]] = []  # this call's failed cells, for the closing line
+    failures = _said(unreadable)  # this call's failed cells (unreadable: as failed ones)
 
     def postfix():
         left = total - sum(state[k] for k in ("done", "failed", "interrupted", "busy"))
@@ -180,6 +206,13 @@ def reproduce(
         expected = [{"run_id": i, **c.to_dict()} for i, c in every.items()]
         summary["report"] = str(build_report(results, cells=expected))
     return summary
+
+
+def _said(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each failure written above the progress bar, as a cell failing now is; returns them."""
+    for f in failures:
+        tqdm.write(f"{f['cell']}: {f['status']}: {f['error']}")
+    return list(failures)
 
 
 def failure_line(failures: list[dict[str, Any]], earlier: int, busy: int) -> str:

@@ -46,7 +46,12 @@ FIELDS: dict[str, Field] = {
     "pretrained": Field(bool),
     "pretrained_file": Field(str, nullable=True),
     "head": Field(str, choices=CHOICES["head"]),
-    "embedding_size": _INT1,
+    "embedding_size": Field(
+        int,
+        ge=2,
+        why="the embedding is L2-normalised: at size 1 every image maps to +1 or -1, two "
+        "points for all the classes (Recall@1 at chance)",
+    ),
     "image_size": _INT1,
     "augment": Field(str, choices=CHOICES["augment"]),
     "augment_draws": Field(str, choices=CHOICES["augment_draws"]),

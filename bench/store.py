@@ -7,6 +7,8 @@ with it. It imports no torch at module level, so that reports can read a store c
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -32,6 +34,9 @@ CONFIG_FILE, ENV_FILE, METRICS_FILE = "config.json", "env.json", "metrics.csv"
 RESULT_FILE, CHECKPOINT_FILE = "result.json", "checkpoint.pt"
 RUNS_DIR = "runs"
 STATUSES = ("running", "done", "failed")
+# a done record that is not whole (metrics.csv cut short, a row cut mid-line): derived when the
+# record is read, never written; readers report it by file and `reproduce` trains the cell again
+DAMAGED = "damaged"
 TIMING_COLUMNS = ("seconds", "images_per_s")
 EPOCH_CHOICES = ("best", "last")  # the summaries of a done run's result.json
 TOP_K = tuple(f"superclass_top{k}" for k in range(1, 6))
@@ -69,6 +74,36 @@ CONFIG_FIELDS = (
 # the claim of the process training the cell (bench/claim.py), and where a checkpoint that
 # cannot be read is moved: ``checkpoint.pt.corrupt-<UTC time>`` (kept, never deleted)
 LOCK_FILE, CORRUPT_TAG = "lock", ".corrupt-"
+
+
+def record_damage(result: dict[str, Any], metrics: Path) -> str | None:
+    """Why a done record is not whole, or None: metrics.csv must exist, end with a line break,
+    hold as many fields on every row as its header, and its main-phase rows (epoch >= 1) must be
+    epochs 1 .. ``epochs_done`` of result.json, each once. Read as text, not through pandas,
+    which pads a row cut mid-line with NaN. (Choice: a record that names no ``epochs_done`` and
+    has no metrics.csv, as tests and hand-made records write, says nothing to check.)"""
+    if "epochs_done" not in result and not metrics.exists():
+        return None
+    try:
+        text = metrics.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return f"{metrics} cannot be read ({getattr(e, 'strerror', None) or e})"
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or "epoch" not in rows[0]:
+        return f"{metrics} has no header with an 'epoch' column"
+    width, at = len(rows[0]), rows[0].index("epoch")
+    short = [i for i, r in enumerate(rows[1:], 1) if len(r) != width]
+    if short or not text.endswith("\n"):
+        where = f"row {short[0]}" if short else "its last line"
+        return f"{metrics} is cut short ({where} is incomplete)"
+    try:
+        main = [int(float(r[at])) for r in rows[1:] if float(r[at]) >= 1]
+    except ValueError:
+        return f"{metrics} holds an epoch that is not a number"
+    done = result.get("epochs_done")
+    if isinstance(done, int) and main != list(range(1, done + 1)):
+        return f"{metrics} holds {len(main)} main-phase rows, result.json records {done} epochs"
+    return None
 
 
 class RunDir:
@@ -164,10 +199,25 @@ class RunDir:
         return obj
 
     def status(self) -> str | None:
-        """``None`` for a run never started, else the status of result.json."""
+        """``None`` for a run never started, else the status of result.json; ``DAMAGED`` for a
+        done record that is not whole (``damage``)."""
         if not self.result.exists():
             return None
-        return self._record()["status"]
+        record = self._record()
+        if record["status"] == "done" and record_damage(record, self.metrics):
+            return DAMAGED
+        return record["status"]
+
+    def damage(self) -> str | None:
+        """Why this done record is not whole (``record_damage``); None when it is, or not done."""
+        record = self._record() if self.result.exists() else {}
+        return record_damage(record, self.metrics) if record.get("status") == "done" else None
+
+    def set_aside_damaged(self) -> list[Path]:
+        """Move a damaged record's result.json and metrics.csv aside (``<name>.corrupt-<UTC
+        time>``, kept as evidence, like a corrupt checkpoint), so the cell trains again."""
+        why = self.damage() or "damaged"
+        return [self._set_aside(p, why) for p in (self.result, self.metrics) if p.exists()]
 
     def read_result(self) -> dict[str, Any]:
         return self._record()

@@ -122,23 +122,87 @@ def write_reference(reference: dict[str, Any], path: str | Path) -> Path:
     return atomic_write_text(path, json.dumps(reference, indent=1, sort_keys=True) + "\n")
 
 
+# what a reference file holds, for the error that finds it malformed
+SHAPE = (
+    'a JSON object {"format": 1, "study": ..., "env": {...}, "cells": [...]} whose every cell '
+    'holds "run_id", "config" (an object), "epochs" (a list of integers), "recall@1", '
+    '"recall@10" and "loss" (each a list of numbers or nulls, one per epoch) and "env" (an '
+    "object), as `xbmbench verify --export` writes it"
+)
+
+
+def _number(x: Any) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _cell_problem(cell: Any) -> str | None:
+    """What is wrong with one reference cell, or None. Every compared list must hold one value
+    per epoch: a shorter one would let a comparison stop early and pass."""
+    if not isinstance(cell, dict):
+        return f"a JSON {type(cell).__name__}, not an object"
+    missing = [k for k in ("run_id", "config", "epochs", *COMPARED, "env") if k not in cell]
+    if missing:
+        return f"no {', '.join(map(repr, missing))}"
+    if not isinstance(cell["config"], dict) or not isinstance(cell["env"], dict):
+        return "'config' and 'env' must be objects"
+    epochs = cell["epochs"]
+    if not isinstance(epochs, list) or not all(type(e) is int for e in epochs) or not epochs:
+        return f"'epochs' must be a non-empty list of integers, got {str(epochs)[:60]}"
+    for m in COMPARED:
+        v = cell[m]
+        if not isinstance(v, list) or not all(map(_number, v)):
+            return f"{m!r} must be a list of numbers or nulls, got {str(v)[:60]}"
+        if len(v) != len(epochs):
+            return f"{m!r} holds {len(v)} values for {len(epochs)} epochs"
+    return None
+
+
 def load_reference(path: str | Path | None = None) -> dict[str, Any]:
     """A reference file (the shipped demo's by default); a missing or malformed one is a
-    UserError naming it."""
+    UserError naming it, the cell and the field, and saying what the file should hold."""
     path = Path(path or DEMO_REFERENCE)
     if not path.is_file():
         raise UserError(f"no reference file {path} (make one with `xbmbench verify --export "
                         f"RESULTS --study demo --out {path}`)")  # fmt: skip
     try:
         ref = json.loads(path.read_text(encoding="utf-8"))
-        if ref.get("format") != FORMAT or not ref["cells"]:
-            raise ValueError(f"format {ref.get('format')!r} with {len(ref['cells'])} cells")
-        for c in ref["cells"]:
-            for k in ("run_id", "config", "epochs", *COMPARED, "env"):
-                c[k]  # noqa: B018  (a KeyError names the missing field)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise UserError(f"malformed reference file {path}: {e!r}") from e
+    except (OSError, ValueError) as e:
+        raise UserError(f"malformed reference file {path}: not readable JSON ({e})") from None
+    problem = None
+    if not isinstance(ref, dict) or ref.get("format") != FORMAT:
+        got = ref.get("format") if isinstance(ref, dict) else type(ref).__name__
+        problem = f"format {got!r}, expected {FORMAT}"
+    elif not isinstance(ref.get("env"), dict):
+        problem = "no 'env' object"
+    elif not isinstance(ref.get("cells"), list) or not ref["cells"]:
+        problem = "no non-empty 'cells' list"
+    else:
+        for i, c in enumerate(ref["cells"]):
+            why = _cell_problem(c)
+            if why:
+                rid = c.get("run_id") if isinstance(c, dict) else None
+                problem = f"cell {i}{f' ({rid})' if rid else ''}: {why}"
+                break
+    if problem:
+        raise UserError(f"malformed reference file {path}: {problem}; it should be {SHAPE}")
     return ref
+
+
+def reference_config(cell: Mapping[str, Any], path: str | Path) -> Any:
+    """The RunConfig of a reference cell; a config that is not one (edited: its run_id no longer
+    matches its fields; an unknown field; a bad value) is a UserError naming the cell."""
+    from bench.config import RunConfig
+
+    try:
+        cfg = RunConfig.from_dict(cell["config"])
+        if cfg.run_id != cell["run_id"]:
+            raise ValueError(f"its fields give run_id {cfg.run_id}")
+    except (ValueError, TypeError) as e:
+        raise UserError(
+            f"malformed reference file {path}: cell {cell['run_id']}: its 'config' does not "
+            f"rebuild the cell ({e}); export the reference again (`xbmbench verify --export`)"
+        ) from None
+    return cfg
 
 
 def cell_env(reference: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,12 +252,13 @@ def check(cell: Mapping[str, Any], ref_env: Mapping[str, Any], run_dir: Path) ->
                       "here": fingerprint, "deciding": True})  # fmt: skip
     epochs = [int(e) for e in rows["epoch"]]
     differences = []
-    if epochs != cell["epochs"]:
+    # every epoch of both sides: a list of another length is a difference, never a shorter zip
+    if epochs != cell["epochs"] or any(len(cell[m]) != len(epochs) for m in COMPARED):
         differences.append({"metric": "epochs", "epochs": epochs, "max_abs": math.nan})
     else:
         for m in COMPARED:
             here = [_value(x) for x in rows[m]]
-            bad = [i for i, (a, b) in enumerate(zip(cell[m], here)) if _differs(a, b)]
+            bad = [i for i, (a, b) in enumerate(zip(cell[m], here, strict=True)) if _differs(a, b)]
             if bad:
                 gaps = [abs(cell[m][i] - here[i]) for i in bad if None not in (cell[m][i], here[i])]
                 differences.append({"metric": m, "epochs": [epochs[i] for i in bad],
@@ -215,21 +280,22 @@ def rerun(
     data_dir: str,
     results: str | Path,
     log: Callable[[str], None] = print,
+    path: str | Path = DEMO_REFERENCE,
 ) -> list[dict[str, Any]]:
     """Train each chosen cell again under ``results`` (on the reference's device, with its
-    thread count) and check it against the reference."""
+    thread count) and check it against the reference. Every chosen cell's config is checked
+    before the first one trains."""
     import torch
 
-    from bench.config import RunConfig
     from bench.engine.metric import run
     from data_prep import ensure_prepared
 
+    configs = [reference_config(c, path) for c in chosen]
     ensure_prepared((c["dataset"] for c in chosen), data_dir)
     before, checks = torch.get_num_threads(), []
     try:
-        for cell in chosen:
+        for cell, cfg in zip(chosen, configs):
             env = cell_env(reference, cell)
-            cfg = RunConfig.from_dict(cell["config"])
             torch.set_num_threads(int(env.get("torch_threads") or before))
             run(cfg, data_dir, str(results), device=env.get("device", "cpu"), progress=False)
             checks.append(check(cell, env, Path(results) / RUNS_DIR / cfg.run_id))

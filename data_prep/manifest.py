@@ -27,8 +27,17 @@ Log = Callable[..., None]
 
 
 def default_data_dir() -> Path:
-    """``$XBMBENCH_DATA``, else ``./data``."""
-    return Path(os.environ.get("XBMBENCH_DATA") or "data")
+    """``$XBMBENCH_DATA``, else ``./data``; a UserError naming the variable when it points at
+    something that is not a folder (a file: no ``--out`` could fix that)."""
+    env = os.environ.get("XBMBENCH_DATA")
+    path = Path(env or "data")
+    if path.exists() and not path.is_dir():
+        what = f"XBMBENCH_DATA={path}" if env else f"the default data folder {path}"
+        raise UserError(
+            f"{what} is not a folder: point XBMBENCH_DATA (or --data) at the data folder (the "
+            f"one holding <dataset>/manifest.json, where `xbmbench data prepare --out` writes)"
+        )
+    return path
 
 
 def dense(keys: Sequence[Hashable], ranks: Sequence[int]) -> np.ndarray:

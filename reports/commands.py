@@ -17,8 +17,8 @@ import click
 import pandas as pd
 
 from common import UserError
-from reports.build import build_report, compute
-from reports.load import EPOCH_CHOICES
+from reports.build import compute, write
+from reports.load import DAMAGED, EPOCH_CHOICES
 from reports.markdown import study_for_table
 from reports.render import display_table, to_markdown
 
@@ -92,10 +92,20 @@ def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[st
 def report(results: Path, epoch: str) -> None:
     """Turn the run records into tables, claims and figures (RESULTS/report/REPORT.md).
 
-    With no runs it still writes a REPORT.md that says how to get some (exit 0).
+    With no runs it still writes a REPORT.md that says how to get some (exit 0). A damaged
+    record is named on the terminal and in REPORT.md, and left out; the rest is reported (exit
+    0, as with a failed run).
     """
-    path = build_report(results, epoch, cells=study_cells())
+    rep = compute(results, epoch, cells=study_cells())
+    path = write(rep)
+    _warn_damaged(rep.store.runs)
     click.echo(f"report written: {path}")
+
+
+def _warn_damaged(runs: pd.DataFrame) -> None:
+    """Each damaged record (reports.load) on stderr: left out of every table, named by file."""
+    for _, run in runs[runs["status"] == DAMAGED].iterrows():
+        click.echo(f"warning: run {run['run_id']} left out: {run['error']}", err=True)
 
 
 @click.command("compare", context_settings=CONTEXT)
@@ -109,6 +119,7 @@ def report(results: Path, epoch: str) -> None:
 def compare(results: Path, study: str | None, epoch: str) -> None:
     """Print our numbers beside the reported ones, table by table."""
     rep = compute(results, epoch, with_figures=False, cells=study_cells())
+    _warn_damaged(rep.store.runs)
     tables = filter_tables(rep.tables, study)
     if not tables:
         click.echo(f"no done runs{f' for {study}' if study else ''} under {results}/runs/; "

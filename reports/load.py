@@ -9,8 +9,11 @@ the metrics.csv row of that epoch (records written before the init evaluation), 
 ``memory``: one row per (run, memory_error.csv row), from the runs that have the file (older
 records and MoCo runs have none: no rows).
 A run folder without ``result.json`` is a run that has not finished its first write: it counts as
-``running``. A malformed record (bad JSON, a missing field or column) is a ``UserError`` naming the
-file, because a report over silently skipped runs would answer the wrong question.
+``running``. A malformed record (bad JSON, a missing field or column) or a done record that is not
+whole (bench.store.record_damage: metrics.csv cut short) is a run of status ``damaged`` whose
+``error`` names the file and the problem: it is listed, never silently skipped (a report over
+silently skipped runs would answer the wrong question), and none of its rows enter the tables,
+claims or figures; the other runs are read as usual.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 from bench.store import (
     CONFIG_FIELDS,
     CONFIG_FILE,
+    DAMAGED,
     EPOCH_CHOICES,
     MEMORY_ERROR_COLUMNS,
     MEMORY_ERROR_FILE,
@@ -38,6 +42,7 @@ from bench.store import (
     SUMMARY_FIELDS,
     SUMMARY_PHASE,
     TOP_K,
+    record_damage,
 )
 from common import UserError
 from reports.configs import config_key
@@ -163,6 +168,9 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
         metrics = read_metrics(metrics_path, str(config["run_id"]), required)
     elif row["status"] == DONE:
         raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
+    damage = record_damage(result, metrics_path) if row["status"] == DONE else None
+    if damage:  # cut short: its partial rows must not draw curves or fill tables
+        raise UserError(f"damaged run record: {damage}")
     for which in EPOCH_CHOICES:
         if row["status"] == DONE:
             row.update(_summary(result, which, result_path, row["task"] == "moco", metrics))
@@ -186,11 +194,15 @@ def load_store(results: str | Path) -> Store:
     for folder in folders:
         if not (folder / CONFIG_FILE).exists():
             continue  # a folder the store has just created; nothing to read yet
-        row, metrics = read_run(folder)
+        try:
+            row, metrics = read_run(folder)
+            probe = read_memory_error(folder, str(row["run_id"]))
+        except UserError as e:  # listed as damaged, by file; the other runs are read as usual
+            rows.append(damaged_row(folder, e.message))
+            continue
         rows.append(row)
         if metrics is not None:
             frames.append(metrics)
-        probe = read_memory_error(folder, str(row["run_id"]))
         if probe is not None:
             probes.append(probe)
     runs = pd.DataFrame(rows, columns=_run_columns())
@@ -201,6 +213,19 @@ def load_store(results: str | Path) -> Store:
     )
     memory = pd.concat(probes, ignore_index=True) if probes else empty_memory()
     return Store(runs=runs, epochs=epochs, memory=memory)
+
+
+def damaged_row(folder: Path, error: str) -> dict[str, Any]:
+    """The runs-frame row of a record that cannot be read whole: what config.json still tells
+    (if anything), status ``damaged`` and the error naming the file."""
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    config = config if isinstance(config, dict) else {}
+    row = {f: config.get(f) for f in CONFIG_FIELDS if not isinstance(config.get(f), dict)}
+    row["run_id"] = folder.name
+    return {**row, "status": DAMAGED, "error": error}
 
 
 def _run_columns() -> list[str]:

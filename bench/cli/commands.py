@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from bench.cli.options import (
@@ -45,37 +43,67 @@ def run_command(
     import torch
 
     from bench.engine.metric import run
-    from bench.store import CellBusy
+    from bench.launch import record_failure
+    from bench.store import CellBusy, RunDir
     from data_prep import default_data_dir
 
     cfg = make_config(
         dataset, variant, seed, profile, parse_variant_options(opts), **parse_overrides(fields)
     )
+    for note in cfg.deviations:  # a profile default adapted to this cell: said, not only recorded
+        click.echo(f"note: {note}", err=True)
     check_device(device)
     if threads:
         torch.set_num_threads(threads)
     data_dir = data_dir or str(default_data_dir())
-    path = os.path.join(results, "runs", cfg.run_id)
+    rd = RunDir(results, cfg)
+    was_done = rd.status() == "done"
     try:
         result = run(cfg, data_dir, results, device=device, progress=True)
     except CellBusy as busy:  # another launcher trains this cell: leave it to that one
         click.echo(f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: skipped: {busy}")
         return
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a crash inside training: recorded as failed, never left "running"
+        result = record_failure(results, cfg, e)
+    cell = f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}"
     if result["status"] == "done":
-        b, last = result["best"], result["last"]
-        click.echo(
-            f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: done in {result['wall_s']:.0f}s; "
-            f"best epoch {b['epoch']}: R@1 {b['recall@1']:.2f} R@10 {b['recall@10']:.2f}; "
-            f"last epoch {last['epoch']}: R@1 {last['recall@1']:.2f} R@10 {last['recall@10']:.2f}"
-            f" -> {path}"
-        )
+        click.echo(f"{cell}: {_done_how(rd, result, was_done)}; {_summary(result)} -> {rd.path}")
     else:
         click.echo(
-            f"{cfg.variant} on {cfg.dataset} seed {cfg.seed}: {result['status']}: "
-            f"{result.get('error')} -> {path}",
+            f"{cell}: {result['status']}: {result.get('error')} -> {rd.path}"
+            + (f" (traceback in {rd.result})" if result.get("traceback") else ""),
             err=True,
         )
         raise SystemExit(1)
+
+
+def _summary(result: dict) -> str:
+    b, last = result["best"], result["last"]
+    return (
+        f"best epoch {b['epoch']}: R@1 {b['recall@1']:.2f} R@10 {b['recall@10']:.2f}; "
+        f"last epoch {last['epoch']}: R@1 {last['recall@1']:.2f} R@10 {last['recall@10']:.2f}"
+    )
+
+
+def _done_how(rd, result: dict, was_done: bool) -> str:
+    """ "done in 12s" for a run trained now; for a record found done, that it was already done,
+    when, and in which CPU mode and thread count it was made (env.json)."""
+    if not was_done:
+        return f"done in {result['wall_s']:.0f}s"
+    import json
+
+    try:
+        env = json.loads(rd.env.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        env = {}
+    mode = (env.get("cpu_pinning") or {}).get("mode", "unknown")
+    return (
+        f"already done (not trained again): made {env.get('started_at', 'at an unknown time')} "
+        f"on {env.get('device', 'an unknown device')} in CPU mode {mode} with "
+        f"{env.get('torch_threads', '?')} torch threads, in {result['wall_s']:.0f}s"
+    )
 
 
 def check_device(device: str | None) -> None:

@@ -114,7 +114,9 @@ def _verify(V, ref, ref_path, n_cells, data_dir, keep) -> None:
     )
     results = keep or tempfile.mkdtemp(prefix="xbmbench-verify-")
     try:
-        checks = V.rerun(ref, chosen, data_dir or str(default_data_dir()), results, click.echo)
+        checks = V.rerun(
+            ref, chosen, data_dir or str(default_data_dir()), results, click.echo, ref_path
+        )
     finally:
         if not keep:
             shutil.rmtree(results, ignore_errors=True)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from bench.config import RunConfig
 from bench.engine.draws import NO_KEY, KeyedDataset, flips, pack
+from common import UserError
 from data_prep import ManifestDataset, get_source, load_manifest
 
 SUBSET_SEED = 0  # the training subset is the same for every seed: seeds vary training only
@@ -128,6 +129,30 @@ class Data:
         }
         self.labels = np.array(self.train.labels)  # writable copies for torch.from_numpy
         self.superclasses = np.array(self.train.superclasses)
+
+    def check_sizes(self) -> None:
+        """Refuse, before anything is written, what the loaded data cannot give: a batch that PML's
+        MPerClassSampler cannot draw from the training set (it asserts batch <= the set and
+        batch <= m_per_class x its classes) and a Recall@K with K beyond the reference set (the
+        test set minus the query itself, or the gallery)."""
+        cfg, n = self.cfg, len(self.labels)
+        classes = len(np.unique(self.labels))
+        if cfg.batch_size > n or cfg.batch_size > cfg.m_per_class * classes:
+            raise UserError(
+                f"batch_size {cfg.batch_size} cannot be sampled from the training set of "
+                f"{cfg.dataset} here: {n} images of {classes} classes (train_per_class "
+                f"{cfg.train_per_class}), m_per_class {cfg.m_per_class}; a batch needs at most "
+                f"{min(n, cfg.m_per_class * classes)}: lower --batch-size or raise "
+                f"--train-per-class"
+            )
+        name = "test" if "test" in self.eval else "gallery"
+        refs = len(self.eval[name].dataset.labels) - (name == "test")
+        if max(cfg.eval_ks) > refs:
+            raise UserError(
+                f"eval_ks {max(cfg.eval_ks)} is larger than the reference set of {cfg.dataset}: "
+                f"{refs} images ({'the test set minus the query' if name == 'test' else name}); "
+                f"give --eval-ks at most {refs}"
+            )
 
     def train_split(self) -> Split:
         """The training subset as an evaluation split (eval transforms, no augmentation)."""

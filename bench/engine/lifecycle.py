@@ -32,8 +32,14 @@ from tqdm import tqdm
 
 from bench.config import RunConfig
 from bench.engine.env import environment
-from bench.engine.guards import check_same_data, data_fingerprint, thread_notes
-from bench.store import RunDir
+from bench.engine.guards import (
+    check_same_data,
+    check_same_threads,
+    data_fingerprint,
+    set_aside_damaged,
+    thread_notes,
+)
+from bench.store import DAMAGED, RunDir
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -269,8 +275,12 @@ def _run_claimed(
     task: Task, rd: RunDir, data_dir: str, device: str | None, progress: bool, stop_after
 ) -> dict[str, Any]:
     cfg = task.cfg
-    if rd.status() in ("done", "failed"):
+    status = rd.status()
+    if status == DAMAGED:  # a done record cut short: kept aside as evidence, the cell trains again
+        set_aside_damaged(rd)
+    elif status in ("done", "failed"):
         check_same_data(rd, rd.read_result(), data_dir)
+        check_same_threads(rd)
         rd.checkpoint.unlink(missing_ok=True)  # a kill between the final record and its delete
         return rd.read_result()
     dev = pick_device(device)

@@ -49,6 +49,7 @@ class MetricTask(Task):
     def build(self, data_dir: str, device: torch.device) -> None:
         cfg, self.device, self.data_dir = self.cfg, device, data_dir
         self.data = Data(cfg, data_dir)
+        self.data.check_sizes()  # before anything is written: exit 2, not a crash mid-training
         self.model = build_model(
             cfg.model,
             cfg.embedding_size,

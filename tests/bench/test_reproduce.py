@@ -206,7 +206,7 @@ def test_a_dead_worker_is_reported_and_the_pool_goes_on(three, tmp_path, monkeyp
         return {"run_id": cfg.run_id, "status": "done"}
 
     monkeypatch.setattr(launch, "run_cell", run_cell)
-    monkeypatch.setattr(launch, "ProcessPoolExecutor", lambda n, mp_context: ThreadPoolExecutor(n))
+    monkeypatch.setattr(launch, "ProcessPoolExecutor", lambda n, **kw: ThreadPoolExecutor(n))
     seen = {}
     launch.launch_local(
         cells(three), "data", str(tmp_path), lambda c, r: seen.update({c.run_id: r}), jobs=2

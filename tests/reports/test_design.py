@@ -36,8 +36,10 @@ def test_power_and_seeds_at_alpha_over_k_by_statsmodels():
         assert got.loc[name, "power_at_effect"] == pytest.approx(power, abs=1e-6)
         mdd = solver.solve_power(None, n, 0.05 / k, 0.8, alternative="two-sided") * sd
         assert got.loc[name, "mdd_at_alpha_k"] == pytest.approx(mdd, rel=1e-6)
-        need = next(m for m in range(2, 51)
-                    if solver.power(1.5 / sd, m, 0.05 / k, alternative="two-sided") >= 0.8)  # fmt: skip
+        powers = {
+            m: solver.power(1.5 / sd, m, 0.05 / k, alternative="two-sided") for m in range(2, 51)
+        }
+        need = min(m for m, p in powers.items() if p >= 0.8)
         assert got.loc[name, "seeds_for_effect"] == need
 
 

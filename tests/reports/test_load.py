@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from common import UserError
 from reports.load import load_store, select_epoch
 
 from .conftest import make_run
@@ -58,13 +57,18 @@ def test_running_without_result_json(results):
     ("result.json", lambda p: p.write_text(json.dumps({"status": "done"})), "best"),
 ])  # fmt: skip
 def test_malformed_record_names_the_file(results, name, damage, needle):
+    """Listed as damaged, the file and the problem named; the other run is read as usual and
+    none of the damaged run's rows are (issue 30: one record never stops the report)."""
     rid = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=80.0)
+    other = make_run(results, dataset="sop", variant="xbn", seed=1, best_r1=70.0)
     path = results / "runs" / rid / name
     damage(path)
-    with pytest.raises(UserError) as err:
-        load_store(results)
-    assert str(path) in err.value.message and needle in err.value.message
-    assert err.value.exit_code == 2
+    store = load_store(results)
+    row = store.runs.set_index("run_id").loc[rid]
+    assert row["status"] == "damaged"
+    assert str(path) in row["error"] and needle in row["error"]
+    assert store.done["run_id"].tolist() == [other]
+    assert set(store.epochs["run_id"]) == {other}
 
 
 def test_running_run_with_only_its_warmup_row(results):
