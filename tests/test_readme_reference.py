@@ -76,8 +76,9 @@ def test_broken_or_absent_markers_are_refused(text):
 
 def test_readme_command_rewrites_from_a_reference(tmp_path, monkeypatch):
     cells = [
-        {**c, "run_id": f"{i:016x}", "dataset": "d", "config": {}, "env": {}, "epochs": [],
-         "recall@1": [], "recall@10": [], "loss": []}
+        {**c, "run_id": f"{i:016x}", "dataset": "d", "config": {}, "env": {}, "epochs": [5],
+         "recall@1": [c["best"]["recall@1"]], "recall@10": [c["best"]["recall@10"]],
+         "loss": [1.0]}
         for i, c in enumerate(REF["cells"])
     ]  # fmt: skip
     ref = V.write_reference({"format": 1, "study": "demo", "env": {}, "cells": cells},

@@ -165,18 +165,18 @@ def test_from_dict_refuses_what_it_cannot_read(change, message):
 def test_reproduce_finds_the_legacy_run_done_after_a_field_is_added(tmp_path, monkeypatch):
     shutil.copytree(LEGACY / "runs", tmp_path / "runs")
     # today's cell draws its augmentation otherwise: another experiment, planned afresh
-    todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
+    todo, counts = plan("demo-fashion", str(tmp_path), variants=["xbm"], seeds=[0, 1])
     assert counts == {"missing": 2} and [c.seed for c in todo] == [0, 1]
     assert RunDir(tmp_path, todo[0]).path != RunDir(tmp_path, _global(todo)[0]).path
     # the same cells with the draws of before are the legacy run: done, not run again
     monkeypatch.setattr(reproduce, "cells", lambda *a, **k: _global(cells(*a, **k)))
-    todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
+    todo, counts = plan("demo-fashion", str(tmp_path), variants=["xbm"], seeds=[0, 1])
     assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
     sub, added = _with_field("label_smoothing", 0.0)
     monkeypatch.setattr(C, "SCHEMA_ADDED", added)
     monkeypatch.setattr(C, "RunConfig", sub)  # make_config now builds the extended config
     # a new field comes with its spec (bench/spec.py: every field is validated)
     monkeypatch.setitem(spec.FIELDS, "label_smoothing", Field(float, ge=0, lt=1))
-    todo, counts = plan("demo", str(tmp_path), variants=["xbm"], seeds=[0, 1])
+    todo, counts = plan("demo-fashion", str(tmp_path), variants=["xbm"], seeds=[0, 1])
     assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
     assert isinstance(todo[0], sub)  # the patch reached the planner: the test is not vacuous

@@ -30,7 +30,12 @@ EXPECTED = {
     "thesis": (8 * 5 + 5 + 4 + 2) * 3,  # + SC-XBN at the thesis margins (issue 16)
     # 6 lambda_mu + 6 lambda_sigma values, one of which (sigma 1.0) is the default, + adjusted
     "thesis-pc-sweep": 12 * 3 + 12 * 3 + 3,  # both margin readings + std_correction=1
-    "demo": (10 + 1) * 3,  # the sources' 10 variants and the re-embedding bound (oracle_xbm)
+    # Omniglot (issue 23): no_xbm, xbm, xbn and the bound x 10 seeds (the primary claims'
+    # variants), the 7 other sourced variants x 3
+    "demo": 4 * 10 + 7 * 3,
+    # memory ratio {0.25, 0.5, 1} x lr {0.5, 1, 2}x x {xbm, xbn, oracle_xbm} x 3 seeds
+    "demo-regimes": 3 * 3 * 3 * 3,
+    "demo-fashion": (10 + 1) * 3,  # the sources' 10 variants and the bound, Fashion-MNIST
     # 4 variants x 2 batch sizes + 3 variants x 4 memory ratios, one seed, less the 3 cells
     # both sweeps contain (batch 40, memory 0.5)
     "demo-fig1": 4 * 2 + 3 * 4 - 3,
@@ -95,7 +100,8 @@ OPTIONAL = {"paper-table1": 3 * 3, "thesis": 5 * 3}
 def test_the_sources_studies_run_only_sourced_variants_unless_named(name):
     """The bound never enters a paper or thesis grid by default; the demo runs it."""
     beyond = {c.variant for c in cells(name)} - set(SOURCED_VARIANTS)
-    assert beyond == ({"oracle_xbm"} if name == "demo" else set())
+    cpu_studies = ("demo", "demo-regimes", "demo-fashion")
+    assert beyond == ({"oracle_xbm"} if name in cpu_studies else set())
     listed = cells(name, optional=True)
     assert len(listed) - len(cells(name)) == OPTIONAL.get(name, 0)
     extra = [c for c in listed if c.run_id not in {d.run_id for d in cells(name)}]
@@ -210,11 +216,11 @@ def test_submitit_local_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
 def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
     from bench.reproduce import DEFAULT_STUDIES, plan
 
-    assert DEFAULT_STUDIES == ("demo", "demo-moco")
+    assert DEFAULT_STUDIES == ("demo",)
     todo, counts = plan(DEFAULT_STUDIES, str(tmp_path))
-    # 10 variants + oracle_xbm, x 3 seeds; 2 MoCo arms x 3
-    assert len(todo) == 33 + 6 and counts["missing"] == 39
-    assert {c.dataset for c in todo} == {"fashion-mnist"} and {c.profile for c in todo} == {"cpu"}
+    # 4 variants x 10 seeds + 7 x 3 (issue 23)
+    assert len(todo) == 61 and counts["missing"] == 61
+    assert {c.dataset for c in todo} == {"omniglot-small"} and {c.profile for c in todo} == {"cpu"}
 
 
 @pytest.mark.slow
