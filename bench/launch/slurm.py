@@ -31,6 +31,7 @@ from bench.store import RunDir
 from common import UserError, atomic_write_json
 
 JOB_FILE = "slurm.json"
+POLL_S = 5.0  # seconds between two squeue calls while waiting
 LIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
 StateCallback = Callable[[int, int], None]  # (queued, running) jobs of this grid
 
@@ -144,7 +145,6 @@ def wait(
     on_done: Callable[[RunConfig, dict[str, Any]], None],
     partition: str | None,
     on_state: StateCallback | None = None,
-    poll_s: float = 5.0,
 ) -> None:
     """Poll squeue until every watched job has left the queue; cancel them all and raise a
     UserError if one pends for a reason that cannot resolve."""
@@ -174,7 +174,7 @@ def wait(
                     f"(check --partition, --cpus-per-job, --mem, --account, --qos)"
                 )
         if watching:
-            time.sleep(poll_s)
+            time.sleep(POLL_S)
 
 
 def require_slurm() -> None:
@@ -193,7 +193,6 @@ def launch_slurm(
     wait_for_jobs: bool = True,
     weights: str | None = None,
     on_state: StateCallback | None = None,
-    poll_s: float = 5.0,
 ) -> dict[str, list[str]]:
     """Submit the cells of ``todo`` that no live job holds, then (``wait_for_jobs``) wait for
     every job of the grid, the ones an earlier ``--no-wait`` submitted included.
@@ -205,7 +204,7 @@ def launch_slurm(
     fresh = submit([c for c in todo if c.run_id not in held], data_dir, results, req, weights)
     if wait_for_jobs:
         watching = {**{j: cfg for j, (cfg, _) in live.items()}, **fresh}
-        wait(watching, results, on_done, req.partition, on_state, poll_s)
+        wait(watching, results, on_done, req.partition, on_state)
     return {"submitted": list(fresh), "live": list(live)}
 
 
@@ -220,10 +219,13 @@ def dry_run(todo: list[RunConfig], data_dir: str, results: str, req: SlurmReques
     lines = [f"{len(todo)} cell(s) to submit as one job array:"]
     for i, cfg in enumerate(todo):
         lines.append(f"  [{i}] {cfg.run_id}  {cfg.variant}/{cfg.dataset}/seed {cfg.seed}")
-    if shutil.which("sinfo"):
-        lines.append(f"request fits partition {check_request(req)!r} (sinfo)")
-    else:
+    if not shutil.which("sinfo"):
         lines.append("sinfo not found on this host: the request was not checked")
+    else:
+        try:
+            lines.append(f"the request fits partition {check_request(req)!r} (sinfo)")
+        except UserError as e:
+            lines.append(f"the request was refused or not checked: {e.message}")
     command = f"{sys.executable} -u -m submitit.core._submit {folder(results)}"
     script = _make_sbatch_string(
         command=command,

@@ -137,9 +137,7 @@ PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=U
     def _daemon(self, name: str, *args: str) -> None:
         log = open(self.root / "log" / f"{name}.out", "ab")  # noqa: SIM115 (closed with the process)
         env = {**os.environ, "SLURM_CONF": str(self.conf)}
-        self.procs.append(
-            subprocess.Popen([_which(name), *args], stdout=log, stderr=log, env=env)
-        )
+        self.procs.append(subprocess.Popen([_which(name), *args], stdout=log, stderr=log, env=env))
 
     def _ok(self, *cmd: str) -> bool:
         out = subprocess.run(cmd, capture_output=True, text=True)
