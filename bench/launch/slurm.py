@@ -32,6 +32,9 @@ from common import UserError, atomic_write_json
 
 JOB_FILE = "slurm.json"
 POLL_S = 5.0  # seconds between two squeue calls while waiting
+# requeues after a time limit before submitit gives a job up: each resumes from the last epoch,
+# so a cell longer than several limits still finishes
+MAX_TIMEOUTS = 10
 LIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
 StateCallback = Callable[[int, int], None]  # (queued, running) jobs of this grid
 
@@ -72,7 +75,7 @@ def folder(results: str) -> Path:
 
 
 def executor(results: str, req: SlurmRequest) -> submitit.SlurmExecutor:
-    ex = submitit.SlurmExecutor(folder=folder(results))
+    ex = submitit.SlurmExecutor(folder=folder(results), max_num_timeout=MAX_TIMEOUTS)
     ex.update_parameters(**req.executor_parameters())
     return ex
 
