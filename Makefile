@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast fashion-mnist lint gpu-check
+.PHONY: setup demo test test-fast fashion-mnist slurm lint gpu-check
 
 $(VENV)/.installed: requirements.lock setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,20 @@ fashion-mnist:
 	  || echo "warning: could not install dataset-fashion-mnist; the demo will need 'xbmbench data fetch fashion-mnist'"; \
 	else echo "note: dataset-fashion-mnist not installed (no root apt-get); the demo will need 'xbmbench data fetch fashion-mnist'"; fi
 
+# The tests marked slurm start a single-node Slurm (tests/bench/slurm_cluster.py): Debian's
+# slurm-wlm and munge, installed where apt-get runs as root; skipped elsewhere, with the reason.
+slurm:
+	@if command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq slurm-wlm munge || (apt-get update -qq && apt-get install -y -qq slurm-wlm munge)) >/dev/null \
+	  || echo "warning: could not install slurm-wlm and munge; the tests marked slurm will be skipped"; \
+	else echo "note: slurm-wlm not installed (no root apt-get); the tests marked slurm will be skipped"; fi
+
 demo: setup
 	$(VENV)/bin/xbmbench reproduce
 
 # lint, then the import contracts of setup.cfg ([importlinter]), then every test
-test: lint fashion-mnist
+test: lint fashion-mnist slurm
 	$(PY) -m pytest
 
 # the same without the tests marked slow (a real backbone, worker pools, submitit, subprocesses)

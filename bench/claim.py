@@ -14,6 +14,9 @@ a file created atomically works everywhere and says who holds the cell.
   owner's heartbeat (a thread touching the lock's mtime every ``heartbeat`` seconds) is younger
   than ``stale_after`` (default 30 minutes, 30 heartbeats: room for clock skew between hosts and
   NFS attribute caching; ``$XBMBENCH_LOCK_STALE_S`` or the ``stale_after`` argument change it).
+- A lock taken inside a Slurm job names the job (``slurm_job``): on another host it is stale as
+  soon as ``squeue`` says the job left the queue (cancelled, killed, timed out), without waiting
+  for the heartbeat to age.
 - Stale: replaced atomically (``os.replace`` of a complete new lock, so the cell is never
   unlocked in between) with a warning. Contenders for one stale lock serialise on a short-lived
   ``lock.takeover`` file and re-check the lock under it, so exactly one of them takes over.
@@ -31,6 +34,7 @@ import errno
 import json
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -88,15 +92,38 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _slurm_job() -> str | None:
+    """This process's Slurm job (``<array>_<task>`` for an array task), None outside Slurm."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+
+
+def slurm_job_gone(job: str) -> bool:
+    """True when squeue answers that ``job`` is no longer queued or running; False while it is,
+    or where squeue cannot tell (not installed, no answer): the heartbeat rule decides then."""
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if out.returncode == 0:
+        return not out.stdout.strip()
+    return "invalid job id" in out.stderr.lower()
+
+
 def owner_stamp() -> dict[str, Any]:
-    """Who takes a lock: host, pid, UTC start and a token that makes this claim unique."""
-    return {
+    """Who takes a lock: host, pid, UTC start, the Slurm job if any, and a token that makes
+    this claim unique."""
+    stamp = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "proc_start": _proc_start(os.getpid()),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "token": uuid.uuid4().hex,
     }
+    job = _slurm_job()
+    return {**stamp, "slurm_job": job} if job else stamp
 
 
 def stale_reason(owner: dict[str, Any] | None, age_s: float, stale_after: float) -> str | None:
@@ -111,6 +138,9 @@ def stale_reason(owner: dict[str, Any] | None, age_s: float, stale_after: float)
         if owner.get("proc_start") and now and now != owner["proc_start"]:
             return f"pid {pid} on {host} is now another process"
         return None
+    job = owner.get("slurm_job")
+    if job and slurm_job_gone(str(job)):  # a job killed on another node: no need to wait
+        return f"Slurm job {job} of {host} is no longer in the queue"
     if age_s > stale_after:
         return f"no heartbeat from {host} for {age_s / 60:.0f} min (> {stale_after / 60:g} min)"
     return None

@@ -12,6 +12,8 @@ from tqdm import tqdm
 
 from bench.engine.guards import thread_mismatch
 from bench.launch import launch_local, launch_submitit
+from bench.launch.cell import check_weights
+from bench.launch.request import default_request
 from bench.pinning import cell_threads
 from bench.store import CellBusy, RunDir
 from bench.studies import cells
@@ -110,6 +112,73 @@ def _no_match(studies: list[str], datasets, variants, seeds) -> str:
     return f"no cell of study {'+'.join(studies)} matches {filters} (it has {holds})"
 
 
+class GridBar:
+    """One progress bar over the grid, the count of each outcome, and this call's failures.
+
+    ``on_done`` takes each cell's result; ``on_state`` the scheduler's queued/running counts
+    (``--launcher slurm``, which then shows queued, running, done and failed); otherwise the
+    cells running are the ``width`` handed out at once."""
+
+    def __init__(self, name: str, counts: Counter, retry_failed: bool, width: int, show: bool,
+                 unreadable: list[dict[str, Any]] = ()) -> None:  # fmt: skip
+        self.total, self.width, self.slurm = sum(counts.values()), width, False
+        self.state = Counter(
+            done=counts["done"],
+            failed=counts["failed"] * (not retry_failed) + len(unreadable),
+            busy=counts["busy"],
+        )
+        # this call's failed cells (unreadable records: as failed ones, said above the bar)
+        self.failures: list[dict[str, Any]] = _said(list(unreadable))
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.state["done"] + self.state["failed"] + self.state["busy"],
+            disable=not show,
+            desc=name,
+            unit="cell",
+            dynamic_ncols=True,
+        )
+        self.postfix()
+
+    def postfix(self) -> None:
+        s = self.state
+        if self.slurm:  # the scheduler's counts, not a guess
+            self.bar.set_postfix(
+                queued=s["queued"], running=s["running"], done=s["done"], failed=s["failed"]
+            )
+            return
+        left = self.total - sum(s[k] for k in ("done", "failed", "interrupted", "busy"))
+        self.bar.set_postfix(
+            done=s["done"], running=min(self.width, left), failed=s["failed"], left=left
+        )
+
+    def on_state(self, queued: int, running: int) -> None:
+        self.slurm, self.state["queued"], self.state["running"] = True, queued, running
+        self.postfix()
+
+    def on_done(self, cfg, result: dict[str, Any]) -> None:
+        status, state = result.get("status"), self.state
+        cell = f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}"
+        if status == "done":
+            state["done"] += 1
+        elif status in ("failed", "error"):
+            state["failed"] += 1
+            self.failures.append({"run_id": cfg.run_id, "cell": cell, **result})
+            tqdm.write(f"{cell}: {status}: {result.get('error')}")
+        elif status == "busy":  # another process holds the cell: skipped, not failed
+            state["busy"] += 1
+            tqdm.write(f"{cell}: skipped: {result.get('error')}")
+        else:
+            state["interrupted"] += 1
+        self.bar.update(1)
+        self.postfix()
+
+    def summary(self, name: str, ran: int) -> dict[str, Any]:
+        self.bar.close()
+        s = self.state
+        return {"study": name, "cells": self.total, "ran": ran, "done": s["done"],
+                "failed": s["failed"], "busy": s["busy"], "failures": self.failures}  # fmt: skip
+
+
 def reproduce(
     study: str | Sequence[str] = DEFAULT_STUDIES,
     results: str = "results",
@@ -122,90 +191,69 @@ def reproduce(
     retry_failed: bool = False,
     report: bool = True,
     progress: bool = True,
+    wait: bool = True,
+    dry_run: bool = False,
+    pretrained_file: str | None = None,
     **slurm: Any,
 ) -> dict[str, Any]:
+    """Run the missing cells of ``study``, then the report. ``slurm``: submitit-local's
+    ``timeout_min``; for ``launcher="slurm"``, the options of ``request.default_request``.
+    ``wait=False`` (slurm): submit and return, no report; ``dry_run`` (slurm): only the lines
+    that say what would be submitted. ``pretrained_file``: weights for the pretrained cells,
+    checked here before anything runs or is queued."""
     unreadable: list[dict[str, Any]] = []
     # the count each cell trains at (bench.launch), against which done CPU records are checked
+    # (a Slurm cell's count follows its CPUs: run_cell checks it there)
     threads = {"local": cell_threads(jobs) if jobs > 1 else torch.get_num_threads(),
                "submitit-local": cell_threads()}.get(launcher)  # fmt: skip
     todo, counts = plan(
         study, results, datasets, variants, seeds, retry_failed, unreadable, threads
     )
     name = study if isinstance(study, str) else "+".join(study)
+    check_weights(todo, pretrained_file)
+    req = default_request(todo, **slurm) if launcher == "slurm" else None
+    if dry_run:
+        from bench.launch.slurm import dry_run as describe
+
+        if req is None:
+            raise UserError("--dry-run shows what Slurm would be given: use --launcher slurm")
+        return {"study": name, "dry_run": describe(todo, data_dir, results, req, pretrained_file)}
     ensure_prepared((c.dataset for c in todo), data_dir)
-    total = sum(counts.values())
-    state = Counter(
-        done=counts["done"],
-        failed=counts["failed"] * (not retry_failed) + len(unreadable),
-        busy=counts["busy"],
-    )
-    bar = tqdm(
-        total=total,
-        initial=state["done"] + state["failed"] + state["busy"],
-        disable=not progress,
-        desc=name,
-        unit="cell",
-        dynamic_ncols=True,
-    )
     width = jobs if launcher == "local" else len(todo)  # cells handed out at once
-    failures = _said(unreadable)  # this call's failed cells (unreadable: as failed ones)
-
-    def postfix():
-        left = total - sum(state[k] for k in ("done", "failed", "interrupted", "busy"))
-        bar.set_postfix(
-            done=state["done"], running=min(width, left), failed=state["failed"], left=left
-        )
-
-    postfix()
+    grid = GridBar(name, counts, retry_failed, width, progress, unreadable)
     t0 = time.perf_counter()
-
-    def on_done(cfg, result):
-        status = result.get("status")
-        cell = f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}"
-        if status == "done":
-            state["done"] += 1
-        elif status in ("failed", "error"):
-            state["failed"] += 1
-            failures.append({"run_id": cfg.run_id, "cell": cell, **result})
-            tqdm.write(f"{cell}: {status}: {result.get('error')}")
-        elif status == "busy":  # another process holds the cell: skipped, not failed
-            state["busy"] += 1
-            tqdm.write(f"{cell}: skipped: {result.get('error')}")
-        else:
-            state["interrupted"] += 1
-        bar.update(1)
-        postfix()
-
     if launcher == "local":
-        launch_local(
-            longest_first(todo) if jobs > 1 else todo, data_dir, results, on_done, jobs=jobs
-        )
+        ordered = longest_first(todo) if jobs > 1 else todo
+        launch_local(ordered, data_dir, results, grid.on_done, jobs=jobs)
+    elif req is None:
+        launch_submitit(todo, data_dir, results, grid.on_done, **slurm)
     else:
-        launch_submitit(todo, data_dir, results, on_done, kind=launcher, **slurm)
-    bar.close()
-    summary = {
-        "study": name,
-        "cells": total,
-        "ran": len(todo),
-        "done": state["done"],
-        "failed": state["failed"],
-        "busy": state["busy"],
-        "failures": failures,
-        "seconds": time.perf_counter() - t0,
-    }
-    line = failure_line(failures, state["failed"] - len(failures), state["busy"])
+        from bench.launch.slurm import launch_slurm
+
+        jobs_now = launch_slurm(
+            todo, data_dir, results, grid.on_done, req, wait, pretrained_file, grid.on_state
+        )
+        if not wait:
+            return {**grid.summary(name, 0), **jobs_now}
+    summary = {**grid.summary(name, len(todo)), "seconds": time.perf_counter() - t0}
+    s, failures = grid.state, grid.failures
+    line = failure_line(failures, s["failed"] - len(failures), s["busy"])
     if line:  # before the report, so that it is seen even if the report cannot be built
         tqdm.write(line)
     if report:
-        from bench.studies import STUDIES
-        from reports.build import build_report
-
-        # every study's cells: the report compares with a reported number only the runs equal
-        # to the study cell that targets it, and labels the others by what differs
-        every = {c.run_id: c for s in STUDIES for c in cells(s)}
-        expected = [{"run_id": i, **c.to_dict()} for i, c in every.items()]
-        summary["report"] = str(build_report(results, cells=expected))
+        summary["report"] = build(results)
     return summary
+
+
+def build(results: str) -> str:
+    """The report over every study's cells: it compares with a reported number only the runs
+    equal to the study cell that targets it, and labels the others by what differs."""
+    from bench.studies import STUDIES
+    from reports.build import build_report
+
+    every = {c.run_id: c for s in STUDIES for c in cells(s)}
+    expected = [{"run_id": i, **c.to_dict()} for i, c in every.items()]
+    return str(build_report(results, cells=expected))
 
 
 def _said(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from bench.cli.options import (
     parse_overrides,
     parse_variant_options,
 )
+from bench.cli.slurm import after_submit, launcher_kwargs, slurm_options
 from bench.config import CHOICES, PROFILES, make_config
 from common import UserError
 
@@ -163,6 +164,7 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
     --variant names them) are marked with the block's label."""
     import json
 
+    from bench.launch.slurm import job_column
     from bench.store import RunDir
     from bench.studies import cell_info, cells, seed_spec
 
@@ -179,6 +181,7 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
         f"{'run_id':16}  {'dataset':13} {'variant':12} seed profile batch memory head   "
         f"options" + ("  status" if results else "")
     )
+    jobs = job_column(cfgs, results) if results else {}
     for c in cfgs:
         opts = ",".join(f"{k}={v}" for k, v in c.variant_options)
         margins = (
@@ -187,6 +190,7 @@ def grid_list(study, datasets, variants, seeds, results, as_json):
             else f" margins={c.pos_margin}/{c.neg_margin}"
         )
         status = f"  {RunDir(results, c).status() or 'missing'}" if results else ""
+        status += f"  {jobs[c.run_id]}" if c.run_id in jobs else ""
         block = info[c.run_id]
         optional = f"  (optional, --variant {c.variant}: {block['block']})" * block["optional"]
         click.echo(
@@ -233,26 +237,11 @@ def grid_studies():
 @data_option
 @click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
 @click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")
-@click.option("--partition", default=None, help="slurm partition")
-@click.option("--gpus-per-job", type=click.IntRange(min=0), default=1, show_default=True)
-@click.option("--timeout-min", type=click.IntRange(min=1), default=24 * 60, show_default=True)
-@click.option("--array-parallelism", type=click.IntRange(min=1), default=32, show_default=True)
+@slurm_options
 def reproduce_command(
-    studies,
-    datasets,
-    variants,
-    seeds,
-    launcher,
-    jobs,
-    results,
-    data_dir,
-    retry_failed,
-    no_report,
-    partition,
-    gpus_per_job,
-    timeout_min,
-    array_parallelism,
-):
+    studies, datasets, variants, seeds, launcher, jobs, results, data_dir, retry_failed, no_report,
+    **opts,
+):  # fmt: skip
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
     then write the report. With no arguments: the CPU demo (every variant and the re-embedding
     bound on Omniglot, test alphabets unseen in training; the shipped zips, no download)."""
@@ -260,13 +249,7 @@ def reproduce_command(
     from bench.studies import seed_spec
     from data_prep import default_data_dir
 
-    slurm = {}
-    if launcher != "local":
-        slurm = dict(timeout_min=timeout_min)
-    if launcher == "slurm":
-        slurm.update(
-            partition=partition, gpus_per_job=gpus_per_job, array_parallelism=array_parallelism
-        )
+    kwargs = launcher_kwargs(launcher, opts)
     if jobs is None:  # one cell per core on CPUs, at the pinned thread count (bench/pinning.py)
         import torch
 
@@ -284,8 +267,11 @@ def reproduce_command(
         jobs,
         retry_failed,
         not no_report,
-        **slurm,
+        **kwargs,
     )
+    if "dry_run" in summary or "submitted" in summary:
+        click.echo(after_submit(summary, results, studies or DEFAULT_STUDIES))
+        return
     click.echo(
         f"{summary['study']}: {summary['cells']} cells, {summary['ran']} run now, "
         f"{summary['done']} done, {summary['failed']} failed, "

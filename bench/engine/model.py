@@ -120,6 +120,11 @@ def cached_weights(model: str) -> str | None:
     return None
 
 
+# weights for a pretrained cell whose config names no file (``reproduce --pretrained-file``, set
+# in each job's environment by bench/launch/cell.py): where they live is not part of the run id
+PRETRAINED_ENV = "XBMBENCH_PRETRAINED_FILE"
+
+
 def build_backbone(
     model: str, in_chans: int, pretrained: bool, pretrained_file: str | None
 ) -> nn.Module:
@@ -130,6 +135,7 @@ def build_backbone(
         raise UserError(f"unknown timm model {model!r}")
     if not pretrained:
         return timm.create_model(model, pretrained=False, num_classes=0, in_chans=in_chans)
+    pretrained_file = pretrained_file or os.environ.get(PRETRAINED_ENV) or None
     if pretrained_file is not None:
         if not os.path.isfile(pretrained_file):
             raise UserError(f"pretrained weights file not found: {pretrained_file}")
