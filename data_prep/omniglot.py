@@ -147,44 +147,44 @@ def to_raw(name: str, root: Path, parts: dict[str, pd.DataFrame]) -> Raw:
     return Raw(records, root.resolve(), np.concatenate(pixels), superclass_names=names)
 
 
-@register
-class OmniglotSource(Source):
-    name = "omniglot"
+class _OmniglotLayout(Source):
+    """What both Omniglot datasets share: two splits by alphabet, 105 px one-channel drawings
+    resized at load."""
+
     splits = ("train", "test")
-    official = {"train": (19_280, 964), "test": (13_180, 659)}
-    official_superclasses = 50
     pixel_mode = "L"
     resize_on_load = True
     url = URL
+    parts: tuple[str, str] = ("", "")  # the zip stems of the train and the test side
+    # the minimal split only: small 2's alphabets that small 1 also has stay on the train side;
+    # the official background/evaluation split shares none (one would be an error, not dropped)
+    drop_shared_alphabets = False
 
     def read(self, root: Path, **options: Any) -> Raw:
-        root = require_dir(root, self.name, "images_background.zip and images_evaluation.zip")
-        train = read_part(root, "images_background", self.name)
-        test = read_part(root, "images_evaluation", self.name)
+        root = require_dir(root, self.name, " and ".join(f"{p}.zip" for p in self.parts))
+        train, test = (read_part(root, stem, self.name) for stem in self.parts)
+        if self.drop_shared_alphabets:
+            test = test[~test["alphabet"].isin(set(train["alphabet"]))].reset_index(drop=True)
         check_disjoint(self.name, train, test)
         return to_raw(self.name, root, {"train": train, "test": test})
 
 
 @register
-class OmniglotSmallSource(Source):
+class OmniglotSource(_OmniglotLayout):
+    name = "omniglot"
+    official = {"train": (19_280, 964), "test": (13_180, 659)}
+    official_superclasses = 50
+    parts = ("images_background", "images_evaluation")
+
+
+@register
+class OmniglotSmallSource(_OmniglotLayout):
     name = "omniglot-small"
-    splits = ("train", "test")
     # small 1 whole; small 2 less Greek (24 characters) and Latin (26): 156 - 50 characters
     official = {"train": (2_720, 136), "test": (2_120, 106)}
     official_superclasses = 8
-    pixel_mode = "L"
-    resize_on_load = True
-    url = URL
-
-    def read(self, root: Path, **options: Any) -> Raw:
-        root = require_dir(
-            root, self.name, "images_background_small1.zip and images_background_small2.zip"
-        )
-        train = read_part(root, "images_background_small1", self.name)
-        small2 = read_part(root, "images_background_small2", self.name)
-        test = small2[~small2["alphabet"].isin(set(train["alphabet"]))].reset_index(drop=True)
-        check_disjoint(self.name, train, test)
-        return to_raw(self.name, root, {"train": train, "test": test})
+    parts = ("images_background_small1", "images_background_small2")
+    drop_shared_alphabets = True
 
 
 def check_embedded(folder: Path = EMBEDDED) -> Path:

@@ -190,3 +190,12 @@ def test_ensure_prepares_once(tmp_path):
     stamp = (folder / "manifest.json").stat().st_mtime_ns
     assert ensure_omniglot_small(tmp_path / "data") == folder
     assert (folder / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_the_official_split_refuses_an_alphabet_on_both_sides(tmp_path):
+    parts = {
+        "images_background": {"Alpha": {"character01": 1}},
+        "images_evaluation": {"Alpha": {"character02": 1}},
+    }
+    with pytest.raises(UserError, match=r"alphabet\(s\) Alpha in train and test"):
+        prepare("omniglot", make_omniglot(tmp_path / "raw", parts), tmp_path / "d", log=quiet)
