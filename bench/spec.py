@@ -27,7 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss": ("supcon", "xbm_contrastive"),  # bench/engine/registry.py
     "optimizer": ("adamw", "sgd"),
     "task": ("metric", "moco"),
-    "launcher": ("local", "submitit-local", "slurm"),  # bench/launch.py (reproduce --launcher)
+    "launcher": ("local", "submitit-local", "slurm"),  # bench/launch/ (reproduce --launcher)
 }
 
 _INT1 = Field(int, ge=1)
