@@ -10,12 +10,12 @@ from __future__ import annotations
 import click
 
 from bench import pinning
-from bench.cli.commands import grid, reproduce_command, run_command
-from bench.cli.perf import bench_group
-from bench.cli.verify import verify_command
+from commands.data import data
+from commands.perf import bench_group
+from commands.report import compare, report
+from commands.run import grid, reproduce_command, run_command
+from commands.verify import verify_command
 from common import UserError
-from data_prep.commands import data
-from reports.commands import compare, report
 
 __version__ = "0.1.0"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from bench.config import MOCO_PROFILES, PROFILES, RunConfig, make_config
@@ -451,3 +452,18 @@ def _as_set(values: Iterable[str] | None) -> set[str] | None:
         return None
     values = {v for v in values if v}
     return values or None
+
+
+def study_cells(studies: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The cells of every study (or of ``studies``) as the plain config dicts reports compare
+    runs with: ``{"run_id": ..., **RunConfig.to_dict()}``, each cell once."""
+    return [dict(c) for c in _study_cells(tuple(studies))]
+
+
+@cache  # studies are data: enumerating them once per process is enough
+def _study_cells(studies: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in studies or tuple(STUDIES):
+        for cfg in cells(name):
+            out.setdefault(cfg.run_id, {"run_id": cfg.run_id, **cfg.to_dict()})
+    return tuple(out.values())

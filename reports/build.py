@@ -185,6 +185,6 @@ def write(report: Report) -> Path:
 
 def build_report(results: str | Path, epoch: str = "best", cells: Cells | None = None) -> Path:
     """Compute and write the report of ``results``; returns REPORT.md's path. ``cells``: the
-    study cells (``reports.commands.study_cells``); without them every run is reported under
+    study cells (``bench.studies.study_cells``); without them every run is reported under
     its own config and no run is compared with a reported number."""
     return write(compute(results, epoch, cells=cells))

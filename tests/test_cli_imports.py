@@ -52,12 +52,12 @@ def test_xbmbench_help_imports_no_torch_timm_or_pml():
 
 
 def test_bench_and_run_commands_import_no_torch_timm_or_pml():
-    """The commands of bench/cli/ alone (the part cli.py takes from bench)."""
+    """The commands of commands/ alone (the part cli.py takes from bench)."""
     for module, group, usage in (
-        ("bench.cli.perf", "bench_group", "Usage: xbmbench memory [OPTIONS]"),
-        ("bench.cli.commands", "grid", "Usage: xbmbench list [OPTIONS]"),
-        ("bench.cli.commands", "run_command", "--variant TEXT"),
-        ("bench.cli.commands", "reproduce_command", "--launcher"),
+        ("commands.perf", "bench_group", "Usage: xbmbench memory [OPTIONS]"),
+        ("commands.run", "grid", "Usage: xbmbench list [OPTIONS]"),
+        ("commands.run", "run_command", "--variant TEXT"),
+        ("commands.run", "reproduce_command", "--launcher"),
     ):
         got = _help_in_fresh_interpreter(module, group)
         assert usage in got["help"]

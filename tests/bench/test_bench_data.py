@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from bench.cli.perf import bench_data
 from bench.perf import data as bd
+from commands.perf import bench_data
 
 KEYS = {"config", "decode_only", "rows", "estimate"}
 ROW_KEYS = {

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bench.cli.perf import bench_eval
 from bench.perf.eval import faiss_recall
+from commands.perf import bench_eval
 
 KEYS = {"config", "ours_s", "faiss_s", "ratio", "recall_agrees", "ours_peak_mb", "faiss_peak_mb"}
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bench.cli.perf import bench_memory
 from bench.perf.memory import (
     REFERENCE,
     class_centres,
@@ -19,6 +18,7 @@ from bench.perf.memory import (
     summarise,
 )
 from bench.perf.memory_config import MemoryBenchConfig
+from commands.perf import bench_memory
 from variants import DROP_IN_VARIANTS as VARIANTS
 
 # threads=1: the tiny sizes are dominated by thread synchronisation on a busy machine

@@ -225,7 +225,7 @@ def test_metric_augments_give_three_different_train_transforms():
 
 def test_config_imports_no_torch_timm_or_pml():
     code = (
-        "import sys, bench.config, bench.spec, bench.fields, bench.cli.options\n"
+        "import sys, bench.config, bench.spec, bench.fields, commands.options\n"
         "print(sorted(m for m in ('torch', 'timm', 'pytorch_metric_learning') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

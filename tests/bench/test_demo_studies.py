@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 
 from bench.config import PROFILES
-from bench.reproduce import DEFAULT_STUDIES
 from bench.studies import cells
+from commands.reproduce import DEFAULT_STUDIES
 from variants import VARIANTS
 
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from bench import studies
-from bench.reproduce import plan, reproduce
 from bench.store import DAMAGED, RunDir, record_damage
 from bench.studies import Block, Study, cells
 from cli import main
+from commands.reproduce import plan, reproduce
 from reports.load import load_store
 from tests.conftest import TINY
 

@@ -19,10 +19,10 @@ from click.testing import CliRunner
 from bench import studies
 from bench.config import make_config
 from bench.engine.metric import run
-from bench.reproduce import plan, reproduce
 from bench.store import RunDir
 from bench.studies import Block, Study
 from cli import main
+from commands.reproduce import plan, reproduce
 from common import UserError
 from tests.conftest import TINY
 

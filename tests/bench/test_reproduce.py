@@ -15,10 +15,10 @@ import bench.engine.metric as trainer
 import bench.launch as launch
 from bench import studies
 from bench.config import RunConfig
-from bench.reproduce import plan, reproduce
 from bench.store import RunDir
 from bench.studies import Block, Study, cells
 from cli import main
+from commands.reproduce import plan, reproduce
 from common import UserError
 from tests.conftest import TINY
 
@@ -260,8 +260,8 @@ def test_a_worker_pool_takes_the_longest_cells_first():
     """The Fashion-MNIST demo and MoCo's for a pool: the oracle's cells (6 epochs, each
     re-embedding the memory) first, then the study's order (metric cells of 6 epochs before
     MoCo's 4), each group as planned."""
-    from bench.reproduce import longest_first
     from bench.studies import cells as study_cells
+    from commands.reproduce import longest_first
 
     planned = [c for s in ("demo-fashion", "demo-moco") for c in study_cells(s)]
     ordered = longest_first(planned)

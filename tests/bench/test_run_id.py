@@ -18,9 +18,9 @@ import bench.config as C
 from bench import reproduce, spec
 from bench.config import RunConfig, make_config
 from bench.fields import Field
-from bench.reproduce import plan
 from bench.store import RunDir
 from bench.studies import STUDIES, cells
+from commands.reproduce import plan
 from variants import SOURCED_VARIANTS
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0"

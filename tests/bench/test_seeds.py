@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from click.testing import CliRunner
 
-import bench.reproduce as R
+import commands.reproduce as R
 from bench import studies
 from bench.store import RunDir
 from bench.studies import Block, Study, cells, seed_spec

@@ -14,9 +14,9 @@ import torch
 
 from bench import studies
 from bench.launch import slurm as S
-from bench.reproduce import reproduce
 from bench.store import TIMING_COLUMNS, RunDir
 from bench.studies import Block, Study, cells
+from commands.reproduce import reproduce
 from common import UserError
 from data_prep import prepare
 from tests.bench import slurm_cluster

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 import bench.engine.metric as trainer
 from bench import studies
-from bench.reproduce import reproduce
 from bench.store import RunDir
 from bench.studies import STUDIES, Block, Study, cells
 from cli import main
+from commands.reproduce import reproduce
 from common import UserError
 from tests.conftest import PINNING, TINY
 from variants import SOURCED_VARIANTS
@@ -109,7 +109,7 @@ def test_the_sources_studies_run_only_sourced_variants_unless_named(name):
 
 
 def test_an_optional_block_runs_only_when_its_variant_is_named(tmp_path):
-    from bench.reproduce import plan
+    from commands.reproduce import plan
 
     todo, counts = plan("paper-table1", str(tmp_path))
     assert len(todo) == 36 and "oracle_xbm" not in {c.variant for c in todo}
@@ -214,7 +214,7 @@ def test_submitit_local_runs_the_same_cells(tiny_study, tiny_data, tmp_path):
 
 
 def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
-    from bench.reproduce import DEFAULT_STUDIES, plan
+    from commands.reproduce import DEFAULT_STUDIES, plan
 
     assert DEFAULT_STUDIES == ("demo",)
     todo, counts = plan(DEFAULT_STUDIES, str(tmp_path))

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from bench import verify as V
-from bench.cli import verify as commands
 from bench.config import make_config
 from bench.engine.metric import run
 from cli import main
+from commands import verify as commands
 from common import UserError
 from tests.conftest import TINY
 

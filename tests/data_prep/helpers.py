@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from data_prep.commands import data
+from commands.data import data
 
 
 def quiet(*args, **kwargs) -> None:

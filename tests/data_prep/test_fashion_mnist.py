@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from commands.data import data
 from common import UserError
 from data_prep import ensure_fashion_mnist, fashion_mnist, load_manifest, prepare
-from data_prep.commands import data
 from data_prep.manifest import summarise
 from tests.data_prep.layouts import make_fashion_mnist
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from commands.data import data
 from data_prep import DATASETS, FORMAT, get_source, load_manifest, prepare
-from data_prep.commands import data
 from tests.data_prep.layouts import (
     BUILDERS,
     CIFAR10_LABELS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from reports.commands import compare, report
+from commands.report import compare, report
 from reports.contents import FIGURES, REGIMES
 
 from .conftest import make_run

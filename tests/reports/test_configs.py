@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.config import make_config
-from reports.commands import study_cells
+from bench.studies import study_cells
 from reports.configs import config_key, describe, differences, label_runs
 from reports.reported import load_reported, matches
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bench.config import SCHEMA_ADDED
 from bench.studies import cells as study_configs
+from bench.studies import study_cells
 from reports.build import build_report, compute
-from reports.commands import study_cells
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0"
 LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from bench.studies import study_cells
 from reports.build import compute, write
-from reports.commands import study_cells
 from reports.forest import ci_bar_count
 from reports.headline import REFERENCES
 from reports.inference import HOLDS, NOT_RESOLVED, REFUTED, TOO_FEW

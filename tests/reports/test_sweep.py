@@ -11,8 +11,8 @@ import pytest
 from scipy import stats as sps
 
 from bench import studies as S
+from bench.studies import study_cells
 from reports.build import compute, write
-from reports.commands import study_cells
 from reports.reported import load_reported
 from reports.sweep import READINGS, SWEEP_KEY, SWEEP_STEM, sweep_verdict
 

@@ -9,8 +9,8 @@ import statistics
 import pytest
 from scipy import stats as sps
 
+from bench.studies import study_cells
 from reports.build import compute, write
-from reports.commands import study_cells
 from reports.configs import label_runs
 from reports.load import load_store, select_epoch
 from reports.render import display_table, with_verdicts

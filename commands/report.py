@@ -9,7 +9,6 @@ one profile (``paper``, ``cpu``). An S matching none of these is an error listin
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +38,16 @@ epoch_option = click.option(
 )  # fmt: skip
 
 
-def study_cells(studies: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The cells of every study (or of ``studies``) as the plain config dicts reports compare
-    runs with: ``{"run_id": ..., **RunConfig.to_dict()}``, each cell once."""
-    return [dict(c) for c in _study_cells(tuple(studies))]
-
-
-@cache  # studies are data: enumerating them once per process is enough
-def _study_cells(studies: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
-    from bench import studies as S  # here, not at the top: --help must not load torch
-
-    out: dict[str, dict[str, Any]] = {}
-    for name in studies or tuple(S.STUDIES):
-        for cfg in S.cells(name):
-            out.setdefault(cfg.run_id, {"run_id": cfg.run_id, **cfg.to_dict()})
-    return tuple(out.values())
-
-
 def _profile_of(name: str) -> str:
     """Profile of a table: source tables are 'paper'; '<profile> runs on <dataset>' otherwise."""
     return name.split(" runs on ")[0] if " runs on " in name else "paper"
+
+
+def study_cells(studies: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """``bench.studies.study_cells``, imported when called: ``--help`` must not load torch."""
+    from bench.studies import study_cells as cells
+
+    return cells(studies)
 
 
 def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[str, pd.DataFrame]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from bench.cli.options import data_option
+from commands.options import data_option
 from common import UserError
 
 

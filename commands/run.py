@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from bench.cli.options import (
+from bench.config import CHOICES, PROFILES, make_config
+from commands.options import (
     config_options,
     data_option,
     parse_overrides,
     parse_variant_options,
 )
-from bench.cli.slurm import after_submit, launcher_kwargs, slurm_options
-from bench.config import CHOICES, PROFILES, make_config
+from commands.slurm import after_submit, launcher_kwargs, slurm_options
 from common import UserError
 
 
@@ -245,8 +245,8 @@ def reproduce_command(
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
     then write the report. With no arguments: the CPU demo (every variant and the re-embedding
     bound on Omniglot, test alphabets unseen in training; the shipped zips, no download)."""
-    from bench.reproduce import DEFAULT_STUDIES, reproduce
     from bench.studies import seed_spec
+    from commands.reproduce import DEFAULT_STUDIES, reproduce
     from data_prep import default_data_dir
 
     kwargs = launcher_kwargs(launcher, opts)
@@ -278,7 +278,7 @@ def reproduce_command(
         f"{summary['seconds'] / 60:.1f} min"
     )
     if "report" in summary:
-        from bench.cli.verify import compare_with_reference
+        from commands.verify import compare_with_reference
 
         compare_with_reference(studies or DEFAULT_STUDIES, results, summary["report"])
         click.echo(f"report: {summary['report']}")
