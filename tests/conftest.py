@@ -4,7 +4,6 @@ data_prep (nothing is downloaded): 10 classes, each a fixed random 28 x 28 patte
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 
 import numpy as np
@@ -16,10 +15,6 @@ from data_prep import prepare
 # The tests run pinned, as the command line does (bench/pinning.py): set before anything imports
 # torch (nothing above does; tests/bench/test_pinning.py checks that it took effect).
 PINNING = pinning.apply()
-# Every cell computes its own start (bench/engine/prefix.py): a test that compares two runs, or
-# patches the warm-up, must not be handed a start another test computed. tests/bench/
-# test_prefix.py turns sharing on where it tests it.
-os.environ["XBMBENCH_SHARE_WARMUP"] = "0"
 
 
 def _idx(array: np.ndarray) -> bytes:

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from bench.config import PROFILE_DEPARTURES, RunConfig
-from bench.engine import prefix
 from bench.engine.data import Data
 from bench.engine.lifecycle import Task, preserved_rng, run_task
 from bench.engine.memory_probe import MemoryProbe, reembed_all
@@ -89,28 +88,16 @@ class MetricTask(Task):
         what they drew before it existed."""
         cfg, dev = self.cfg, self.device
         t0 = time.perf_counter()
-        key = prefix.key(cfg, self.data_dir, dev)
-        kept = prefix.lookup(key)  # another cell of this process computed this start
-        notes: list[str] = []
-        if kept is not None:
-            init, row = prefix.restore(kept, self.model)
-            notes.append(
-                "start shared: the evaluation as loaded, the warm-up and its evaluation were "
-                "loaded from an earlier cell of this process with the same warm-up settings "
-                "(bench/engine/prefix.py: the same model, rows and RNG states as computing them)"
-            )
-        else:
-            with preserved_rng():
-                init = self.evaluate()
+        with preserved_rng():
+            init = self.evaluate()
         nan = float("nan")
         self.pre_rows = [
             {"epoch": -1, "phase": "init", "loss": nan, **init, "lr": nan}
             | {"seconds": time.perf_counter() - t0}
         ]
-        if kept is None:
-            loss = warmup(self.model, self.data, cfg, dev)
-            row = {"loss": loss, **self.evaluate(), "lr": cfg.warmup_lr}
-            prefix.keep(key, self.model, init, row)
+        loss = warmup(self.model, self.data, cfg, dev)
+        row = {"loss": loss, **self.evaluate(), "lr": cfg.warmup_lr}
+        notes: list[str] = []
         notes += kmeans_superclasses(self.model, self.data, cfg, dev)
         notes += list(PROFILE_DEPARTURES.get(cfg.profile, ()))
         if cfg.amp and dev.type != "cuda":

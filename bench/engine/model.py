@@ -9,7 +9,6 @@ import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.utils import _pair
 
 from common import UserError
 
@@ -37,64 +36,6 @@ class EmbeddingNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.post(F.normalize(self.head(self.backbone(x)), dim=1))
-
-
-class ExactMaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d`` whose forward on a CPU without autograd (evaluation, the drift and memory
-    probes, MoCo's key encoder) takes the maximum of the window's strided views of a -inf-padded
-    input, a chunk of ``CHUNK`` images at a time, instead of ATen's NCHW max-pool kernel.
-
-    A maximum is exact, so the result is the same tensor bit for bit, NaN included (both
-    propagate it; tests/bench/test_model.py compares them on ties, -inf and NaN); on this
-    project's CPU it makes test_resnet's eval-mode forward 12-14% faster on one thread (README,
-    "Where a demo cell's time goes"). With autograd, or on a GPU, it is the plain module: the
-    backward routes each window's gradient to one index, which the views would not."""
-
-    CHUNK = 32  # images per chunk: the padded chunk stays in cache
-
-    @classmethod
-    def replacing(cls, pool: nn.MaxPool2d) -> ExactMaxPool2d:
-        return cls(pool.kernel_size, pool.stride, pool.padding, pool.dilation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dim() != 4 or (torch.is_grad_enabled() and x.requires_grad):
-            return super().forward(x)
-        (kh, kw), (sh, sw), (ph, pw) = (
-            _pair(v) for v in (self.kernel_size, self.stride, self.padding)
-        )
-        n, c, h, w = x.shape
-        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        out = x.new_empty(n, c, ho, wo)
-        for n0 in range(0, n, self.CHUNK):
-            padded = F.pad(x[n0 : n0 + self.CHUNK], (pw, pw, ph, ph), value=float("-inf"))
-            o = out[n0 : n0 + self.CHUNK]
-            for i in range(kh):
-                for j in range(kw):
-                    view = padded[
-                        :, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw
-                    ]
-                    if i == 0 and j == 0:
-                        o.copy_(view)
-                    else:
-                        torch.maximum(o, view, out=o)
-        return out
-
-
-def exact_max_pools(net: nn.Module) -> nn.Module:
-    """Every plain ``nn.MaxPool2d`` of ``net`` (dilation 1, floor mode, no indices) as an
-    ``ExactMaxPool2d``, in place; the state dict is unchanged (pools have none)."""
-    for name, child in list(net.named_children()):
-        plain = type(child) is nn.MaxPool2d
-        if (
-            plain
-            and not child.ceil_mode
-            and not child.return_indices
-            and child.dilation in (1, (1, 1))
-        ):
-            setattr(net, name, ExactMaxPool2d.replacing(child))
-        else:
-            exact_max_pools(child)
-    return net
 
 
 def cached_weights(model: str) -> str | None:
@@ -159,7 +100,7 @@ def build_backbone(
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"pretrained weights {path} do not fit model {model!r}: {e}") from None
     # timm loads a headless model with strict=False: a weight missing from the file would stay
-    # randomly initialised without a word, the silent random init DESIGN.md rules out
+    # randomly initialised without a word, which a benchmark must never let pass
     wanted = [k for k in net.state_dict() if not k.endswith("num_batches_tracked")]
     missing = [k for k in wanted if k not in state]
     if missing:
@@ -196,5 +137,5 @@ def build_model(
     pretrained: bool = False,
     pretrained_file: str | None = None,
 ) -> EmbeddingNet:
-    backbone = exact_max_pools(build_backbone(model, in_chans, pretrained, pretrained_file))
+    backbone = build_backbone(model, in_chans, pretrained, pretrained_file)
     return EmbeddingNet(backbone, embedding_size, head)

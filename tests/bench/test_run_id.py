@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 import bench.config as C
-from bench import reproduce, spec
+from bench import spec
 from bench.config import RunConfig, make_config
 from bench.fields import Field
 from bench.store import RunDir
 from bench.studies import STUDIES, cells
+from commands import reproduce
 from commands.reproduce import plan
 from variants import SOURCED_VARIANTS
 
