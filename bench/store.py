@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from bench.claim import CellBusy, claim_lock
+from bench.lock import CellBusy, claim_lock
 from common import TMP_NAME, UserError, atomic_write, atomic_write_json
 
-__all__ = ["RunDir", "CellBusy"]  # CellBusy: raised by RunDir.claim, defined in bench.claim
+__all__ = ["RunDir", "CellBusy"]  # CellBusy: raised by RunDir.claim, defined in bench.lock
 
 if TYPE_CHECKING:
     from bench.config import RunConfig
@@ -71,7 +71,7 @@ CONFIG_FIELDS = (
     "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
     "batch_size", "memory_ratio", "pos_margin", "neg_margin",
 )  # fmt: skip
-# the claim of the process training the cell (bench/claim.py), and where a checkpoint that
+# the claim of the process training the cell (bench/lock.py), and where a checkpoint that
 # cannot be read is moved: ``checkpoint.pt.corrupt-<UTC time>`` (kept, never deleted)
 LOCK_FILE, CORRUPT_TAG = "lock", ".corrupt-"
 
@@ -135,7 +135,7 @@ class RunDir:
         entry, the temporary files of a killed save are removed (``clean_orphans``): only the
         holder of the claim may do that, since another live writer's temporary file looks the
         same. ``stale_after``: seconds without a heartbeat after which another host's lock is
-        stale (bench/claim.py; default 30 minutes or ``$XBMBENCH_LOCK_STALE_S``).
+        stale (bench/lock.py; default 30 minutes or ``$XBMBENCH_LOCK_STALE_S``).
         """
         with claim_lock(self.lock, stale_after) as owner:
             self.clean_orphans()

@@ -62,7 +62,7 @@ def bench_eval(n: int, dim: int, seed: int, repeats: int, as_json: bool) -> None
 @click.option("--json", "as_json", is_flag=True)
 def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
     """Images per second of the training loop, without memory (no_xbm) and with each variant's."""
-    from bench.perf.train import format_table, run
+    from bench.perf.train_step import format_table, run
 
     result = run(names, profile, steps, warmup, device, memory_size)
     click.echo(json.dumps(result) if as_json else format_table(result))
@@ -154,7 +154,7 @@ def bench_data(images, workers, batch_size, seed, root, as_json) -> None:
             f"--images must be >= {need} for --workers up to {max(workers)} at --batch-size "
             f"{batch_size}, got {images}"
         )
-    from bench.perf.data import format_table, run
+    from bench.perf.input_pipeline import format_table, run
 
     result = run(images, workers, batch_size, seed, root)
     click.echo(json.dumps(result) if as_json else format_table(result))

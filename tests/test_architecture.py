@@ -82,6 +82,12 @@ BAD_IMPORTS = [
     ("reports/load.py", "import commands.run", "top", "reports.load -> commands.run"),
     ("bench/store.py", "import reports.load", "top", "bench.store -> reports.load"),
     ("variants/xbm.py", "import bench.store", "top", "variants.xbm -> bench.store"),
+    (
+        "bench/measure/diagnostics.py",
+        "import variants.stats",
+        "measure",
+        "bench.measure.diagnostics -> variants.stats",
+    ),
     ("bench/config.py", "import bench.studies", "bench-layers", "bench.config -> bench.studies"),
     (
         "bench/measure/evaluate.py",

@@ -255,7 +255,7 @@ def run_task(
     rd = RunDir(results, task.cfg)
     made = [f for f in (rd.path, rd.path.parent, rd.path.parent.parent) if not f.exists()]
     try:
-        with rd.claim():  # a second launcher gets CellBusy and skips the cell (bench/claim.py)
+        with rd.claim():  # a second launcher gets CellBusy and skips the cell (bench/lock.py)
             return _run_claimed(task, rd, data_dir, device, progress, stop_after)
     finally:
         _drop_if_empty(made)

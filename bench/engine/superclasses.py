@@ -12,7 +12,7 @@ import math
 import torch
 from sklearn.cluster import KMeans
 
-from variants.stats import segment_mean
+from bench.measure.diagnostics import group_means
 
 # k-means++ starts; the partition with the lowest inertia is kept. scikit-learn's "auto" would
 # make one: the points are a few class means (10 for CIFAR-10), so ten starts cost nothing and
@@ -36,4 +36,4 @@ def default_k(n_classes: int) -> int:
 
 def class_superclasses(emb: torch.Tensor, labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     """Superclass id of every class (indexed by label): k-means over the class means."""
-    return kmeans(segment_mean(emb, labels, int(labels.max()) + 1)[1], k, seed)
+    return kmeans(group_means(emb, labels, int(labels.max()) + 1), k, seed)

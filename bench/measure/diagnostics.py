@@ -7,11 +7,10 @@ given (no normalisation here: the trainer passes the model's L2-normalised outpu
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Iterable
 
 import torch
-
-from variants.stats import segment_mean
 
 # Byte budget of one distance block in inter_distance (rows x n x element size).
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -39,9 +38,17 @@ def _dense_ids(labels: torch.Tensor, n: int, name: str) -> tuple[torch.Tensor, i
     return ids, uniq.shape[0]
 
 
-def _group_means(emb: torch.Tensor, ids: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """Per-group mean embeddings (n_groups, dim); every group has >= 1 member (ids from unique)."""
-    return segment_mean(emb, ids.to(emb.device), n_groups)[1]
+def group_means(emb: torch.Tensor, ids: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Mean row of ``emb`` (N, d) per group ``ids`` (N,; dense 0..n_groups-1): (n_groups, d).
+
+    torch's own segment reduction (``index_reduce_`` with "mean", the sum in row order divided
+    by the count), so the metrics depend on no module of the memory package; a group with no
+    rows gets 0. ``index_reduce_`` is marked beta in torch and says so once per process; the
+    warning is silenced here, and tests/bench/test_diagnostics.py checks it against a loop."""
+    out = torch.zeros(n_groups, emb.shape[1], dtype=emb.dtype, device=emb.device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
+        return out.index_reduce_(0, ids.to(emb.device), emb, "mean", include_self=False)
 
 
 def drift(z_now: torch.Tensor, z_prev: torch.Tensor) -> tuple[float, float]:
@@ -112,7 +119,7 @@ def intra_distance(emb: torch.Tensor, labels: torch.Tensor) -> float:
     """
     x = _as_embeddings(emb, "emb").double()
     ids, n_classes = _dense_ids(labels, x.shape[0], "labels")
-    means = _group_means(x, ids, n_classes)
+    means = group_means(x, ids, n_classes)
     return torch.linalg.vector_norm(x - means[ids.to(x.device)], dim=1).mean().item()
 
 
@@ -138,7 +145,7 @@ def superclass_topk(
     ids = ids.to(x.device)
     # direct differences, not the matmul expansion, so that equal distances compare equal
     dist = torch.cdist(
-        x, _group_means(x, ids, n_super), compute_mode="donot_use_mm_for_euclid_dist"
+        x, group_means(x, ids, n_super), compute_mode="donot_use_mm_for_euclid_dist"
     )
     own = dist.gather(1, ids.unsqueeze(1))
     lower_id = torch.arange(n_super, device=x.device).unsqueeze(0) < ids.unsqueeze(1)

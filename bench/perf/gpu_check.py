@@ -145,7 +145,7 @@ def step_data(out: Path, opts: argparse.Namespace) -> dict[str, Any]:
 def write_sop_tree(root: Path, n_train: int, n_test: int, processes: int) -> None:
     """SOP's layout (Ebay_train.txt, Ebay_test.txt, <kind>_final/<class>_<k>.JPG) with
     ``SOP_PER_CLASS`` generated JPEGs per class; train and test classes are disjoint."""
-    from bench.perf.data import write_jpegs
+    from bench.perf.input_pipeline import write_jpegs
 
     paths, image_id, first_class = [], 0, 1
     for split, n in (("train", n_train), ("test", n_test)):

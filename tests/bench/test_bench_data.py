@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from bench.perf import data as bd
+from bench.perf import input_pipeline as bd
 from commands.perf import bench_data
 
 KEYS = {"config", "decode_only", "rows", "estimate"}

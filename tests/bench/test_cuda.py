@@ -239,7 +239,7 @@ def test_a_resumed_cuda_run_matches_an_uninterrupted_one(name, tiny_data, tmp_pa
 
 
 def test_bench_train_measures_the_paper_step_with_amp():
-    from bench.perf.train import measure
+    from bench.perf.train_step import measure
 
     row = measure("xbn", "paper", steps=1, warmup=1, device="cuda", memory_size=1024)
     assert row["amp_used"] is True and row["memory_size"] == 1024 and row["images_per_s"] > 0

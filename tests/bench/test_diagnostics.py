@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.measure import diagnostics as D
 from bench.measure.diagnostics import drift, inter_distance, intra_distance, superclass_topk
 
 
@@ -150,3 +151,20 @@ def test_superclass_topk_hand():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_group_means_against_a_loop(seed):
+    """Mean per group by a plain Python loop (float64 sums), empty groups 0; and the same tensor
+    bit for bit as the index_add_ / count form the records were made with."""
+    g = torch.Generator().manual_seed(seed)
+    n, d, k = 200 + seed, 7, 13
+    x = torch.randn(n, d, generator=g)
+    ids = torch.randint(0, k - 1, (n,), generator=g)  # group k - 1 stays empty
+    got = D.group_means(x, ids, k)
+    for c in range(k):
+        rows = [x[i].double() for i in range(n) if ids[i] == c]
+        want = sum(rows) / len(rows) if rows else torch.zeros(d, dtype=torch.float64)
+        assert torch.allclose(got[c].double(), want, atol=1e-6)
+    count = torch.bincount(ids, minlength=k).float().clamp_min(1).unsqueeze(1)
+    assert torch.equal(got, torch.zeros(k, d).index_add_(0, ids, x) / count)

@@ -88,7 +88,7 @@ def test_a_failing_command_raises_step_failed_and_keeps_its_log(tmp_path):
 def test_the_summary_reads_the_benchmarks_own_json(tmp_path):
     """Real (tiny, CPU) outputs of bench train, bench memory and bench data, so that the summary
     cannot drift from the writers' schemas."""
-    from bench.perf import data as bd
+    from bench.perf import input_pipeline as bd
     from bench.perf.memory import MemoryBenchConfig
     from bench.perf.memory import run as memory_run
     from commands.perf import bench_train

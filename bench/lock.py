@@ -1,4 +1,5 @@
-"""A claim on a cell: an atomic lock file stamped with its owner, and the rules for a stale one.
+"""A cell's lock: an atomic lock file stamped with its owner (the claim on the cell), and the rules
+for a stale one.
 
 Why a lock file and not ``fcntl``/``flock``: the results folder is shared between a laptop, local
 worker processes and Slurm jobs on other nodes, often over NFS, where kernel locks are unreliable;

@@ -1,6 +1,6 @@
-"""One contender for a cell's claim, for tests/bench/test_store_claim.py (not a test itself).
+"""One contender for a cell's claim, for tests/bench/test_store_lock.py (not a test itself).
 
-``python claim_helper.py RESULTS BARRIER NAME OTHER``: announce ``ready-NAME`` in BARRIER, wait
+``python lock_helper.py RESULTS BARRIER NAME OTHER``: announce ``ready-NAME`` in BARRIER, wait
 for ``ready-OTHER`` (both start claiming together), then try ``RunDir.claim()``:
 - got it: write ``got-NAME`` (holding pid), keep the claim until ``done-OTHER`` exists (so the
   other's attempt certainly meets a held lock), release;

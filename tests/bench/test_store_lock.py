@@ -13,11 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.claim import STALE_ENV
+from bench.lock import STALE_ENV
 from bench.store import CellBusy, RunDir
 from common import UserError
 
-HELPER = Path(__file__).with_name("claim_helper.py")
+HELPER = Path(__file__).with_name("lock_helper.py")
 
 
 def run_dir(tmp_path) -> RunDir:
