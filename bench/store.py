@@ -55,7 +55,7 @@ BEST_PRE_MAIN = "best_pre_main"
 # metrics.csv and summaries of a MoCo run (task "moco")
 MOCO_COLUMNS = ("epoch", "phase", "loss", "knn_acc", "lr", "seconds", "images_per_s")
 MOCO_SUMMARY = ("epoch", "knn_acc")
-# memory_error.csv of a metric run (issue 14; results/README.md): one row per probe point, the
+# memory_error.csv of a metric run (results/README.md): one row per probe point, the
 # stored memory against a fresh re-embedding of the same images with the current model
 MEMORY_ERROR_FILE = "memory_error.csv"
 AGE_BUCKETS = 4  # age quarters of the memory's span, 1 = youngest

@@ -115,7 +115,7 @@ def require_inside(name: str, paths: Iterable[str], root: Path) -> None:
     or through a symbolic link to a place outside it. Folders are resolved once each (a dataset
     has far fewer folders than images); a file is resolved on its own only if it is a link.
 
-    Choice (the brief of issue 13: every image path must resolve inside the dataset root): a
+    Choice (every image path must resolve inside the dataset root): a
     layout whose image folders are links to another disk is refused too; the message says where
     the link leads, so that the user can give that folder's parent as the root instead."""
     top = os.path.realpath(root)

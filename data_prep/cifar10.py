@@ -3,7 +3,7 @@
 https://www.cs.toronto.edu/~kriz/cifar.html ; ``--root`` is the folder holding
 ``cifar-10-batches-py`` (as torchvision expects) or that folder itself. CIFAR-10 has no superclass
 hierarchy and the thesis used none: superclass = -1 ("none"); SC-XBN then derives superclasses
-from k-means over class means (DESIGN.md).
+from k-means over class means (bench/engine/superclasses.py).
 
 The pickles are read here rather than by torchvision's reader, which checks nothing: a truncated
 pickle, a string label, more labels than images or a label 10 gave a traceback or a manifest that

@@ -30,7 +30,8 @@ from . import (  # noqa: F401  (imported for registration)
 from .base import MemoryBase
 from .registry import build, get_variant, registered, variant_options
 
-# DESIGN.md's order; a variant registered outside this list is appended after it
+# the order of the papers' tables (baseline, XBM, then each normalisation); a variant registered
+# outside this list is appended after it
 _ORDER = (
     "no_xbm",
     "xbm",

@@ -17,7 +17,7 @@ Differences from PML, all deliberate:
 - ``superclasses=`` is accepted by every variant (used by SC-XBN, ignored elsewhere), so the
   trainer calls every variant the same way;
 - ``last_mined`` holds the number of positive and negative pairs mined in the last step;
-- each entry knows where it came from (issue 14): ``index_memory`` (its image's position in the
+- each entry knows where it came from: ``index_memory`` (its image's position in the
   caller's training set), ``key_memory`` (its augmentation key) and ``step_memory`` (the value of
   ``enqueue_count``, the 1-based number of enqueue calls, when it was enqueued; its age is
   ``enqueue_count - step_memory``), -1 where unknown (``indices=``/``keys=`` not passed, or a slot
@@ -139,7 +139,7 @@ class MemoryBase(CrossBatchMemory):
         self.queue_idx = state["queue_idx"]
         self.has_been_filled = state["has_been_filled"]
         self.epoch = state["epoch"]
-        self.enqueue_count = state.get("enqueue_count", 0)  # absent before issue 14: unknown
+        self.enqueue_count = state.get("enqueue_count", 0)  # absent in older states: unknown
         self.load_variant_state(state)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:

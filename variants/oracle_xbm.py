@@ -1,7 +1,7 @@
 """Oracle XBM: beyond the sources: the upper bound of drift correction; needs the trainer.
 
 Every ``refresh_interval`` steps, before the step's adaptation and enqueue, the stored entries
-are replaced by fresh embeddings of their images under the current model (issue 14): with
+are replaced by fresh embeddings of their images under the current model: with
 ``refresh_interval=1`` the memory is never stale, so its gap to ``xbm`` is what staleness costs
 and no adaptation of the memory (XBN and its kin) can do better than it. The re-embedding needs
 the images, which only the trainer has: it sets ``memory.reembed`` to a function of the memory

@@ -1,7 +1,7 @@
 """XBN: adapt the memory to the batch's per-dimension mean and std (paper eq. 6).
 
 ``std_correction`` picks the std convention of every statistic (0: population, the default and
-what DESIGN.md specifies; 1: unbiased, Bessel's n - 1). Neither paper says which it used; over the
+the default here; 1: unbiased, Bessel's n - 1). Neither paper says which it used; over the
 2-4 samples of a class (PC-XBN, SC-XBN) the two differ by up to sqrt(2), over a batch of 64 by
 0.8%. A single row has no unbiased std: it gets std 0 under both (variants/stats.py).
 """

@@ -8,7 +8,7 @@ Augmentation draws (``RunConfig.augment_draws``): ``"keyed"`` draws each sample'
 from (run seed, key), key = (epoch, position in the epoch's sampler order) (bench/engine/draws.py),
 so ``Data.images(idx, keys)`` re-creates any batch exactly and the batches are the same for any
 number of loader workers; ``"global"`` draws from the global generators as every run before
-issue 14 did (kept bit for bit, and runnable; its batches cannot be re-created).
+entry tracking did (kept bit for bit, and runnable; its batches cannot be re-created).
 """
 
 from __future__ import annotations

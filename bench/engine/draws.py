@@ -1,4 +1,4 @@
-"""Augmentation draws as a function of (run seed, key), never of a global generator (issue 14).
+"""Augmentation draws as a function of (run seed, key), never of a global generator.
 
 Every training sample of an epoch gets a key, ``pack(epoch, position)``: its position in that
 epoch's sampler order and the epoch. Its random draws (the flip of the array path; every draw of

@@ -56,7 +56,7 @@ def record_threads(rd: RunDir) -> int | None:
 def thread_mismatch(rd: RunDir, threads: int) -> str | None:
     """Why a finished record cannot stand for its cell trained at ``threads`` torch threads, or
     None. The thread count decides a CPU run's numbers (the order of its reductions) but is not
-    in the run id: it is checked on reuse, as the data's fingerprint is. (Choice, issue 30: the
+    in the run id: it is checked on reuse, as the data's fingerprint is. (Choice: the
     ids stay as they are, so every record and the shipped reference keep their names.)"""
     then = record_threads(rd)
     if then is None or then == threads:

@@ -1,4 +1,4 @@
-"""The memory probe (issue 14): how far the stored embeddings are from what the current model
+"""The memory probe: how far the stored embeddings are from what the current model
 makes of the same inputs, and the re-embedding that ``oracle_xbm`` uses.
 
 The XBN paper's premise (section 3, eqs. 3-6) is that an entry stored k steps ago is stale: the

@@ -1,4 +1,4 @@
-"""Metric learning with a memory variant (DESIGN.md, "The protocol"): warm-up of the head, then
+"""Metric learning with a memory variant (the protocol: docs/protocol.md): warm-up of the head, then
 the main phase with the memory, evaluated every epoch. ``run`` is the engine's entry point for
 every task; the lifecycle they share is bench/engine/lifecycle.py.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-OVERHEAD_TARGET = 0.03  # issue 18: every variant's paper step within 3% of no_xbm's
+OVERHEAD_TARGET = 0.03  # the goal: every variant's paper step within 3% of no_xbm's
 
 
 def _pct(x: float | None) -> str:

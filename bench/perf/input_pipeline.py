@@ -41,7 +41,7 @@ from common import atomic_write
 
 SIDES = (256, 500)  # JPEG sides drawn uniformly in this range (px), as web product photos
 QUALITY = 90
-# published ResNet-50 AMP training speeds, V100 to H100 (issue 18)
+# published ResNet-50 AMP training speeds, V100 to H100
 TARGETS = (1200, 2600)
 NODE_WORKERS = 16  # CPU cores a GPU typically gets on a node (the lent H100/H200 machines: 16)
 

@@ -1,4 +1,4 @@
-"""The CPU demo on Omniglot (issue 23): what its studies hold, checked against the facts they are
+"""The CPU demo on Omniglot: what its studies hold, checked against the facts they are
 built from (the registries, the cpu profile), not against their own listing."""
 
 from __future__ import annotations

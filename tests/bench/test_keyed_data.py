@@ -1,4 +1,4 @@
-"""Keyed augmentation draws (issue 14; bench/engine/draws.py, bench/engine/data.py): every batch
+"""Keyed augmentation draws (bench/engine/draws.py, bench/engine/data.py): every batch
 re-created exactly from (idx, keys) on both data paths and for MoCo's views, the same batches for
 any number of loader workers, fair and seed-dependent flips, and the draws of before
 (``augment_draws="global"``) and the sampler order kept bit for bit."""

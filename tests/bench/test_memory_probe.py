@@ -1,4 +1,4 @@
-"""The memory probe (issue 14) against numbers computed independently: the adaptation formulas
+"""The memory probe against numbers computed independently: the adaptation formulas
 by hand, an affine drift whose exact correction is XBN's, and whole runs with and without it."""
 
 from __future__ import annotations

@@ -219,8 +219,8 @@ def test_a_dead_worker_is_reported_and_the_pool_goes_on(three, tmp_path, monkeyp
 
 # ----- filters that match nothing ----------------------------------------------------------
 def test_a_filter_matching_no_cell_is_a_user_error(three, tmp_path):
-    """--dataset and --variant filter a study's cells; --seeds names the seeds to run (issue 15:
-    seeds beyond a study's own are generated), so only the first two can match nothing."""
+    """--dataset and --variant filter a study's cells; --seeds names the seeds to run
+    (seeds beyond a study's own are generated), so only the first two can match nothing."""
     with pytest.raises(UserError) as info:
         plan(three, str(tmp_path), datasets=["cifar10"])
     assert info.value.message.startswith("no cell of study three matches --dataset cifar10")

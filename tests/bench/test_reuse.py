@@ -1,4 +1,4 @@
-"""When a stored record may be reused (issue 13): never for other data, never while another
+"""When a stored record may be reused: never for other data, never while another
 process trains the cell."""
 
 from __future__ import annotations

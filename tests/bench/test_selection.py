@@ -1,4 +1,4 @@
-"""Model selection (issue 16, item 1): the network as loaded (epoch -1, phase "init") and after the
+"""Model selection: the network as loaded (epoch -1, phase "init") and after the
 warm-up (epoch 0) are candidates for "best", as XBN paper footnote 6 implies; "last" is unchanged;
 the init evaluation does not shift what training draws."""
 

@@ -1,5 +1,5 @@
 """``data_prep.fingerprint``: the same for identical data, different when one label or pixel
-changes, and available for a manifest.json written before it existed (issue 13)."""
+changes, and available for a manifest.json written before it existed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Loading a prepared dataset: every manifest column and manifest.json field checked, the error
-naming the file, the line and the bad value (issue 13: 1.5 was truncated, -7 wrapped)."""
+naming the file, the line and the bad value (1.5 was once truncated, -7 wrapped)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Bad raw files and bad output folders of ``data prepare``: exit 2, the file and the problem
-named, and nothing written (issue 13). Each case breaks a fixture tree of ``layouts`` in one way."""
+named, and nothing written. Each case breaks a fixture tree of ``layouts`` in one way."""
 
 from __future__ import annotations
 

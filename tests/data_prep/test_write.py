@@ -1,5 +1,5 @@
 """Writing a manifest: a failure at any point leaves the previous manifest whole and readable,
-and a reader always finds a manifest.json (issue 13). File systems that refuse writes are
+and a reader always finds a manifest.json. File systems that refuse writes are
 simulated by patching the writers (the tests run as root, so chmod would not stop them)."""
 
 from __future__ import annotations

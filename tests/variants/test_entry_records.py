@@ -1,4 +1,4 @@
-"""Each memory entry knows its image (issue 14): index, augmentation key and enqueue step kept
+"""Each memory entry knows its image: index, augmentation key and enqueue step kept
 beside the embedding, through wrap-around, enqueue_mask, state_dict and a raw (un-adapted) copy.
 
 The expectations come from a plain FIFO written here: slot (start + i) % size, one Python loop.
