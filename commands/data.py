@@ -34,10 +34,12 @@ def data() -> None:
     help="Folder with the files downloaded from the dataset's official page.",
 )
 @click.option(
-    "--out",
+    "--data",
+    "out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Data folder; the manifest goes to OUT/NAME/. Default: $XBMBENCH_DATA, else ./data.",
+    help="Data folder, the one every command reads (--data); the manifest goes to "
+    "DATA/NAME/. [$XBMBENCH_DATA, else ./data]",
 )
 @click.option(
     "--check-images", is_flag=True, help="Fail, listing the first ten, if any image is missing."

@@ -46,7 +46,7 @@ def run_command(
     from bench.engine.metric import run
     from bench.launch import record_failure
     from bench.store import CellBusy, RunDir
-    from data_prep import default_data_dir
+    from data_prep import default_data_dir, ensure_prepared
 
     cfg = make_config(
         dataset, variant, seed, profile, parse_variant_options(opts), **parse_overrides(fields)
@@ -57,6 +57,7 @@ def run_command(
     if threads:
         torch.set_num_threads(threads)
     data_dir = data_dir or str(default_data_dir())
+    ensure_prepared([cfg.dataset], data_dir)  # the demo's datasets need no --root (as reproduce)
     rd = RunDir(results, cfg)
     was_done = rd.status() == "done"
     try:

@@ -193,7 +193,7 @@ def ensure_fashion_mnist(data_dir: str | Path, download: bool = True) -> Path:
         raise UserError(
             f"fashion-mnist is not prepared in {data_dir} and its files are not on this machine: "
             f"run `xbmbench data fetch fashion-mnist --out {raw_dir}` then `xbmbench data prepare "
-            f"fashion-mnist --root {raw_dir} --out {data_dir}` (or `apt-get install "
+            f"fashion-mnist --root {raw_dir} --data {data_dir}` (or `apt-get install "
             f"dataset-fashion-mnist`)"
         )
     # neither prepared nor on this machine: what `xbmbench data fetch` does (SHA-256 checked)

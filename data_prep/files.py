@@ -57,7 +57,7 @@ def check_targets(name: str, folder: Path) -> None:
         if above.exists() and not above.is_dir():
             raise UserError(
                 f"{name}: cannot write the manifest to {folder}: {above} is a file, not a folder "
-                "(--out must be a folder)"
+                "(--data must be a folder)"
             )
     for file in (CSV, JSON, PIXELS):
         if (folder / file).is_dir():

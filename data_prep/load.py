@@ -25,7 +25,7 @@ RETRIES = 3  # reads of a table whose sha256 differs from manifest.json's, see _
 
 
 def _rerun(name: str, data_dir: Path, root: str = "RAW_DIR") -> str:
-    return f"re-run `xbmbench data prepare {name} --root {root} --out {data_dir}`"
+    return f"re-run `xbmbench data prepare {name} --root {root} --data {data_dir}`"
 
 
 def _read_json(name: str, data_dir: Path) -> Any:

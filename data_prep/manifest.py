@@ -35,7 +35,7 @@ def default_data_dir() -> Path:
         what = f"XBMBENCH_DATA={path}" if env else f"the default data folder {path}"
         raise UserError(
             f"{what} is not a folder: point XBMBENCH_DATA (or --data) at the data folder (the "
-            f"one holding <dataset>/manifest.json, where `xbmbench data prepare --out` writes)"
+            f"one holding <dataset>/manifest.json, where `xbmbench data prepare --data` writes)"
         )
     return path
 

@@ -217,7 +217,7 @@ def step_epoch(out: Path, opts: argparse.Namespace) -> dict[str, Any]:
         "test_images": n_test,
         "jpeg_generation_s": time.perf_counter() - start,
     }
-    prepare = ["data", "prepare", "sop", "--root", str(raw), "--out", str(data_dir)]
+    prepare = ["data", "prepare", "sop", "--root", str(raw), "--data", str(data_dir)]
     _call(_cli(*prepare), out, "prepare", 1800)
     flags, over, details["weights"] = _weights(opts)
     cfg = make_config("sop", opts.variant, 0, "paper", epochs=1, warmup_epochs=0, **over)

@@ -42,13 +42,13 @@ def test_unknown_dataset(tmp_path):
     ],
 )
 def test_missing_root(tmp_path, name, expected):
-    out = run("prepare", name, "--root", tmp_path / "nowhere", "--out", tmp_path / "d")
+    out = run("prepare", name, "--root", tmp_path / "nowhere", "--data", tmp_path / "d")
     assert "nowhere" in out and expected in out
 
 
 def test_missing_split_file(tmp_path):
     (make_sop(tmp_path / "raw", images=False) / "Ebay_test.txt").unlink()
-    out = run("prepare", "sop", "--root", tmp_path / "raw", "--out", tmp_path / "d")
+    out = run("prepare", "sop", "--root", tmp_path / "raw", "--data", tmp_path / "d")
     assert f"expected file {tmp_path / 'raw' / 'Ebay_test.txt'} is missing" in out
 
 
@@ -63,7 +63,7 @@ def test_malformed_sop_line(tmp_path, line, problem):
     root = make_sop(tmp_path / "raw", images=False)
     with open(root / "Ebay_test.txt", "a") as f:
         f.write(line + "\n")
-    out = run("prepare", "sop", "--root", root, "--out", tmp_path / "d")
+    out = run("prepare", "sop", "--root", root, "--data", tmp_path / "d")
     assert (
         f"{root / 'Ebay_test.txt'}:6: malformed line" in out and problem in out
     )  # header + 4 rows
@@ -73,7 +73,7 @@ def test_malformed_inshop_status(tmp_path):
     root = make_inshop(tmp_path / "raw", images=False)
     path = root / "Eval" / "list_eval_partition.txt"
     path.write_text(path.read_text().replace("id_02 train", "id_02 val"))
-    out = run("prepare", "inshop", "--root", root, "--out", tmp_path / "d")
+    out = run("prepare", "inshop", "--root", root, "--data", tmp_path / "d")
     assert f"{path}:5: malformed line: evaluation_status 'val'" in out
 
 
@@ -83,11 +83,11 @@ def test_check_images_lists_the_first_ten(tmp_path):
         f.writelines(f"{100 + i} 9 3 mug_final/extra_{i:02d}.JPG\n" for i in range(6))
     assert (
         CliRunner()
-        .invoke(data, ["prepare", "sop", "--root", str(root), "--out", str(tmp_path / "d")])
+        .invoke(data, ["prepare", "sop", "--root", str(root), "--data", str(tmp_path / "d")])
         .exit_code
         == 0
     )
-    out = run("prepare", "sop", "--root", root, "--out", tmp_path / "d2", "--check-images")
+    out = run("prepare", "sop", "--root", root, "--data", tmp_path / "d2", "--check-images")
     assert "sop: 16 images of the manifest are missing" in out
     listed = [line for line in out.splitlines() if line.strip().startswith(str(root))]
     assert len(listed) == 10 and listed[0].strip() == str(root / "bicycle_final/1_a.JPG")
@@ -97,14 +97,14 @@ def test_check_images_lists_the_first_ten(tmp_path):
 def test_deepfashion2_missing_image(tmp_path):
     root = make_deepfashion2(tmp_path / "raw")
     (root / "validation" / "image" / "000002.jpg").unlink()
-    out = run("prepare", "deepfashion2", "--root", root, "--out", tmp_path / "d")
+    out = run("prepare", "deepfashion2", "--root", root, "--data", tmp_path / "d")
     assert "1 annotated images are missing" in out and "validation/image/000002.jpg" in out
 
 
 def test_deepfashion2_invalid_json(tmp_path):
     root = make_deepfashion2(tmp_path / "raw")
     (root / "train" / "annos" / "000002.json").write_text('{"source": "shop", ')
-    out = run("prepare", "deepfashion2", "--root", root, "--out", tmp_path / "d")
+    out = run("prepare", "deepfashion2", "--root", root, "--data", tmp_path / "d")
     assert f"{root / 'train' / 'annos' / '000002.json'}: not a valid JSON annotation file" in out
 
 
@@ -114,28 +114,28 @@ def test_deepfashion2_item_without_box(tmp_path):
     anno = json.loads(path.read_text())
     del anno["item1"]["bounding_box"]
     path.write_text(json.dumps(anno))
-    out = run("prepare", "deepfashion2", "--root", root, "--out", tmp_path / "d")
+    out = run("prepare", "deepfashion2", "--root", root, "--data", tmp_path / "d")
     assert f"{path}: item1 needs category_id, style and bounding_box" in out
 
 
 def test_cifar_missing_batch(tmp_path):
     root = make_cifar10(tmp_path / "raw")
     (root / "cifar-10-batches-py" / "data_batch_3").unlink()
-    out = run("prepare", "cifar10", "--root", root, "--out", tmp_path / "d")
+    out = run("prepare", "cifar10", "--root", root, "--data", tmp_path / "d")
     assert f"expected file {root / 'cifar-10-batches-py' / 'data_batch_3'} is missing" in out
 
 
 def test_fashion_mnist_not_gzip_idx(tmp_path):
     root = make_fashion_mnist(tmp_path / "raw")
     (root / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not a gzip file")
-    out = run("prepare", "fashion-mnist", "--root", root, "--out", tmp_path / "d")
+    out = run("prepare", "fashion-mnist", "--root", root, "--data", tmp_path / "d")
     assert "t10k-labels-idx1-ubyte.gz is not a gzip-compressed IDX file" in out
 
 
 def test_option_of_another_dataset(tmp_path):
     root = make_sop(tmp_path / "raw", images=False)
     out = run(
-        "prepare", "sop", "--root", root, "--out", tmp_path / "d", "--crop-to", tmp_path / "c"
+        "prepare", "sop", "--root", root, "--data", tmp_path / "d", "--crop-to", tmp_path / "c"
     )
     assert "option crop_to does not apply to sop" in out
 
@@ -160,7 +160,7 @@ def test_older_format(sop_data):
     path.write_text(json.dumps({**meta, "format": 0}))
     out = run("info", "sop", "--data", sop_data)
     assert "has format 0, this xbmbench reads format 1" in out
-    assert f"re-run `xbmbench data prepare sop --root {meta['root']} --out {sop_data}`" in out
+    assert f"re-run `xbmbench data prepare sop --root {meta['root']} --data {sop_data}`" in out
 
 
 def test_csv_without_json_is_an_older_format(sop_data):

@@ -89,7 +89,7 @@ def test_info_command(name, prepared):
 def test_prepare_command_prints_official_sizes_and_warns(tmp_path):
     BUILDERS["sop"][0](tmp_path / "raw")
     result = CliRunner().invoke(
-        data, ["prepare", "sop", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "d")]
+        data, ["prepare", "sop", "--root", str(tmp_path / "raw"), "--data", str(tmp_path / "d")]
     )
     assert result.exit_code == 0, result.output
     assert "train           6    59,551" in result.output

@@ -103,7 +103,7 @@ def test_bad_list_files(tmp_path, case, check_images):
     root = BUILDERS[name][0](tmp_path / "raw")
     file = mutate(root)
     flags = ["--check-images"] if check_images else []
-    out = exit2("prepare", name, "--root", root, "--out", tmp_path / "d", *flags)
+    out = exit2("prepare", name, "--root", root, "--data", tmp_path / "d", *flags)
     assert file in out
     for text in expected:
         assert text in out
@@ -114,7 +114,7 @@ def test_bad_list_files(tmp_path, case, check_images):
 def test_image_linked_outside_the_root(tmp_path, mutate):
     root = BUILDERS["sop"][0](tmp_path / "raw")
     expected = mutate(root)
-    out = exit2("prepare", "sop", "--root", root, "--out", tmp_path / "d")
+    out = exit2("prepare", "sop", "--root", root, "--data", tmp_path / "d")
     assert expected in out and f"root {root.resolve()}" in out
     assert not (tmp_path / "d").exists()
 
@@ -230,7 +230,7 @@ def test_bad_cifar_pickles(tmp_path, case):
     name, rel, mutate, problem = CIFAR_CASES[case]
     root = BUILDERS[name][0](tmp_path / "raw")
     mutate(root / rel)
-    out = exit2("prepare", name, "--root", root, "--out", tmp_path / "d")
+    out = exit2("prepare", name, "--root", root, "--data", tmp_path / "d")
     assert f"{name}: " in out and str(root / rel) in out and problem in out
     assert not (tmp_path / "d").exists()
 
@@ -317,7 +317,7 @@ def test_bad_deepfashion2_files(tmp_path, case):
     mutate, problem, more = DF2_CASES[case]
     root = BUILDERS["deepfashion2"][0](tmp_path / "raw")
     path = mutate(root)
-    out = exit2("prepare", "deepfashion2", "--root", root, "--out", tmp_path / "d")
+    out = exit2("prepare", "deepfashion2", "--root", root, "--data", tmp_path / "d")
     assert str(path) in out and problem in out and more in out
     assert not (tmp_path / "d").exists()
 
@@ -332,7 +332,7 @@ def test_deepfashion2_truncated_jpeg_when_cropping(tmp_path):
         "deepfashion2",
         "--root",
         root,
-        "--out",
+        "--data",
         tmp_path / "d",
         "--crop-to",
         tmp_path / "crops",
@@ -347,9 +347,9 @@ def test_out_is_a_file(tmp_path, file):
     root = BUILDERS["sop"][0](tmp_path / "raw", images=False)
     (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / file).write_text("not a folder")
-    out = exit2("prepare", "sop", "--root", root, "--out", tmp_path / "d")
+    out = exit2("prepare", "sop", "--root", root, "--data", tmp_path / "d")
     assert f"sop: cannot write the manifest to {tmp_path / 'd' / 'sop'}: " in out
-    assert f"{tmp_path / file} is a file, not a folder (--out must be a folder)" in out
+    assert f"{tmp_path / file} is a file, not a folder (--data must be a folder)" in out
     assert (tmp_path / file).read_text() == "not a folder"
 
 
@@ -359,6 +359,6 @@ def test_out_is_a_file(tmp_path, file):
 def test_manifest_file_is_a_folder(tmp_path, name, file):
     root = BUILDERS[name][0](tmp_path / "raw")
     (tmp_path / "d" / name / file).mkdir(parents=True)
-    out = exit2("prepare", name, "--root", root, "--out", tmp_path / "d")
+    out = exit2("prepare", name, "--root", root, "--data", tmp_path / "d")
     assert f"{name}: {tmp_path / 'd' / name / file} is a folder where the manifest file" in out
     assert sorted(p.name for p in (tmp_path / "d" / name).iterdir()) == [file]

@@ -52,7 +52,7 @@ def test_refused_write_keeps_the_old_manifest(tmp_path, monkeypatch, code, why, 
     folder = tmp_path / "d" / name
     before = snapshot(folder)
     monkeypatch.setattr(data_prep.files, "atomic_write", refuse(code))
-    out = exit2("prepare", name, "--root", root, "--out", tmp_path / "d")
+    out = exit2("prepare", name, "--root", root, "--data", tmp_path / "d")
     assert f"{name}: cannot write {folder / first}: {why}; the previous manifest" in out
     assert snapshot(folder) == before
 
@@ -65,7 +65,7 @@ def test_refused_write_of_manifest_json_midway(tmp_path, monkeypatch):
     folder = tmp_path / "d" / "cifar10"
     before = snapshot(folder)
     monkeypatch.setattr(data_prep.files, "atomic_write_json", refuse(errno.EROFS))
-    out = exit2("prepare", "cifar10", "--root", root, "--out", tmp_path / "d")
+    out = exit2("prepare", "cifar10", "--root", root, "--data", tmp_path / "d")
     assert f"cannot write {folder / 'manifest.json'}: read-only file system" in out
     assert snapshot(folder) == before  # no .manifest.csv.new left either
     assert len(load_manifest("cifar10", tmp_path / "d")) == 13
