@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast fashion-mnist slurm lint gpu-check
+.PHONY: setup demo test test-fast fashion-mnist slurm lint docs gpu-check
 
 $(VENV)/.installed: requirements.lock setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,15 @@ slurm:
 demo: setup
 	$(VENV)/bin/xbmbench reproduce
 
-# lint, then the import contracts of setup.cfg ([importlinter]), then every test
+# lint, then the import contracts of setup.cfg ([importlinter]), every test, and the docs site
 test: lint fashion-mnist slurm
 	$(PY) -m pytest
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# the generated blocks of README.md and docs/*.md rewritten from the code, then the site (site/)
+docs: setup
+	$(PY) -m commands.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # the same without the tests marked slow (a real backbone, worker pools, submitit, subprocesses)
 test-fast: lint fashion-mnist

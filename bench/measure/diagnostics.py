@@ -144,9 +144,7 @@ def superclass_topk(
             raise ValueError(f"k must be a positive int, got {k!r}")
     ids = ids.to(x.device)
     # direct differences, not the matmul expansion, so that equal distances compare equal
-    dist = torch.cdist(
-        x, group_means(x, ids, n_super), compute_mode="donot_use_mm_for_euclid_dist"
-    )
+    dist = torch.cdist(x, group_means(x, ids, n_super), compute_mode="donot_use_mm_for_euclid_dist")
     own = dist.gather(1, ids.unsqueeze(1))
     lower_id = torch.arange(n_super, device=x.device).unsqueeze(0) < ids.unsqueeze(1)
     rank = ((dist < own) | ((dist == own) & lower_id)).sum(dim=1)  # 0 = nearest
