@@ -8,12 +8,15 @@ command line and the Python API share one check and one message.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from bench.config import RunConfig
+from bench.engine.tensorboard import ENV as TENSORBOARD_ENV
 from bench.fields import Field
 from bench.spec import FIELDS
 
@@ -27,6 +30,25 @@ data_option = click.option(
     type=click.Path(file_okay=False),
     default=None,
     help="prepared datasets (where `data prepare` wrote manifests) [$XBMBENCH_DATA, else ./data]",
+)
+
+
+def _tensorboard(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Set in the environment, so that worker processes and Slurm jobs log too."""
+    if value:
+        os.environ[TENSORBOARD_ENV] = str(Path(value).resolve())
+
+
+tensorboard_option = click.option(
+    "--tensorboard",
+    type=click.Path(file_okay=False),
+    default=None,
+    expose_value=False,
+    callback=_tensorboard,
+    metavar="DIR",
+    help="also log each cell's per-epoch numbers (loss, Recall@K, drift, memory error, "
+    "adaptation gain, learning rate) to TensorBoard, one run per cell under "
+    "DIR/<dataset>/<variant>/seed<seed>-<run id> [off]",
 )
 
 SEEDS = Field(tuple, item=int, ge=0, why="seeds number the repetitions 0, 1, 2, ...")

@@ -10,6 +10,7 @@ from commands.options import (
     data_option,
     parse_overrides,
     parse_variant_options,
+    tensorboard_option,
 )
 from commands.slurm import after_submit, launcher_kwargs, slurm_options
 from common import UserError
@@ -30,6 +31,7 @@ from common import UserError
 @data_option
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
+@tensorboard_option
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -238,6 +240,7 @@ def grid_studies():
 @data_option
 @click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
 @click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")
+@tensorboard_option
 @slurm_options
 def reproduce_command(
     studies, datasets, variants, seeds, launcher, jobs, results, data_dir, retry_failed, no_report,

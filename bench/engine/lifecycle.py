@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from bench.config import RunConfig
+from bench.engine import tensorboard
 from bench.engine.env import environment
 from bench.engine.guards import (
     check_same_data,
@@ -39,7 +40,7 @@ from bench.engine.guards import (
     set_aside_damaged,
     thread_notes,
 )
-from bench.store import DAMAGED, RunDir
+from bench.store import DAMAGED, MEMORY_ERROR_FILE, RunDir
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -209,6 +210,7 @@ def save(rd: RunDir, task: Task, p: Progress) -> None:
     rd.write_metrics(p.rows)
     task.write_tables(rd)
     rd.write_result(record(task, p, "running", wall))
+    tensorboard.log(task.cfg, rd.path, p.rows, MEMORY_ERROR_FILE)
 
 
 def end(rd: RunDir, task: Task, p: Progress, status: str, **extra: Any) -> dict[str, Any]:
@@ -217,6 +219,8 @@ def end(rd: RunDir, task: Task, p: Progress, status: str, **extra: Any) -> dict[
     task.write_tables(rd)
     rd.write_result(record(task, p, status, p.wall(), **extra))
     rd.checkpoint.unlink(missing_ok=True)  # kept only while running
+    tensorboard.log(task.cfg, rd.path, p.rows, MEMORY_ERROR_FILE)
+    tensorboard.close(task.cfg.run_id)
     return rd.read_result()
 
 
