@@ -19,7 +19,7 @@ from common import UserError
 from reports.build import compute, write
 from reports.load import DAMAGED, EPOCH_CHOICES
 from reports.markdown import study_for_table
-from reports.render import display_table, to_markdown
+from reports.render import NOT_REPRODUCED, display_table, to_markdown, with_verdicts
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STUDIES = ("paper-table1", "paper-table2", "paper-table3", "paper-fig1", "thesis",
@@ -105,16 +105,43 @@ def _warn_damaged(runs: pd.DataFrame) -> None:
     help="Keep one study's tables (paper-table1 .. demo), a profile or a dataset.",
 )
 @epoch_option
-def compare(results: Path, study: str | None, epoch: str) -> None:
-    """Print our numbers beside the reported ones, table by table."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a Markdown table per source table; csv and json: one row per number, with "
+    "the table's name in a 'table' column, for other tools.",
+)
+def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
+    """Print our numbers beside the reported ones, table by table.
+
+    Exit codes: 0 when every reported number our runs target is reproduced (or none is
+    targeted yet), 1 when at least one is not (|ours - reported| beyond the tolerance
+    REPORT.md states), 2 on bad input."""
     rep = compute(results, epoch, with_figures=False, cells=study_cells())
     _warn_damaged(rep.store.runs)
     tables = filter_tables(rep.tables, study)
     if not tables:
         click.echo(f"no done runs{f' for {study}' if study else ''} under {results}/runs/; "
-                   "`xbmbench reproduce` runs the CPU demo.")  # fmt: skip
+                   "`xbmbench reproduce` runs the CPU demo.", err=fmt != "text")  # fmt: skip
         return
-    click.echo(f"(numbers from the {epoch} epoch of each run)\n")
-    for name, table in tables.items():
-        click.echo(f"## {name}\n")
-        click.echo(to_markdown(display_table(table)))
+    judged = {name: with_verdicts(table) for name, table in tables.items()}
+    if fmt == "text":
+        click.echo(f"(numbers from the {epoch} epoch of each run)\n")
+        for name, table in tables.items():
+            click.echo(f"## {name}\n")
+            click.echo(to_markdown(display_table(table)))
+    else:
+        flat = pd.concat(
+            [t.assign(table=name, epoch_used=epoch) for name, t in judged.items()],
+            ignore_index=True,
+        )
+        cols = ["table", *[c for c in flat.columns if c != "table"]]
+        flat = flat[cols]
+        click.echo(flat.to_csv(index=False) if fmt == "csv" else flat.to_json(orient="records"))
+    missed = sum(int((t["verdict"] == NOT_REPRODUCED).sum()) for t in judged.values())
+    if missed:
+        click.echo(f"{missed} reported number(s) not reproduced", err=True)
+        raise SystemExit(1)
