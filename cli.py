@@ -12,7 +12,7 @@ import click
 from bench import pinning
 from commands.data import data
 from commands.perf import bench_group
-from commands.report import compare, report
+from commands.report import compare, export, report
 from commands.run import grid, reproduce_command, run_command
 from commands.verify import verify_command
 from common import UserError
@@ -51,6 +51,7 @@ main.add_command(reproduce_command)
 main.add_command(verify_command)
 main.add_command(report)
 main.add_command(compare)
+main.add_command(export)
 
 
 def _with_version(cmd: click.Command) -> None:

@@ -145,3 +145,54 @@ def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
     if missed:
         click.echo(f"{missed} reported number(s) not reproduced", err=True)
         raise SystemExit(1)
+
+
+@click.command("export", context_settings=CONTEXT)
+@results_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="csv: any tool; parquet: typed columns (needs pyarrow, in requirements.lock).",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["runs", "epochs"]),
+    default="runs",
+    show_default=True,
+    help="runs: one row per run; epochs: one row per run and epoch (its metrics.csv rows).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file to write [RESULTS/export/<level>.<format>].",
+)
+def export(results: Path, fmt: str, level: str, out: Path | None) -> None:
+    """One tidy table of every run: run id, study cells, variant and options, every config
+    field, best and last metrics, memory error, wall time, status and provenance (commit,
+    library versions). Exit codes: 0, or 2 on bad input."""
+    from bench.studies import STUDIES, cells
+    from common import atomic_write
+    from reports.export import study_membership, table
+
+    if not (results / "runs").is_dir():
+        raise UserError(f"no run records under {results}/runs/ (is --results right?)")
+    membership = study_membership((s, c.run_id) for s in STUDIES for c in cells(s, optional=True))
+    frame = table(results, level, membership)
+    out = out or results / "export" / f"{level}.{fmt}"
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError("--format parquet needs pyarrow (pip install pyarrow)") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    else:  # mixed-type columns (an option that is a number here, text there) as text
+        mixed = [c for c in frame.columns if frame[c].map(type).nunique() > 1]
+        typed = frame.astype({c: "string" for c in mixed})
+        atomic_write(out, lambda tmp: typed.to_parquet(tmp, index=False))
+    click.echo(f"{out}: {len(frame)} rows, {len(frame.columns)} columns")
