@@ -20,9 +20,19 @@ from common import UserError
 __version__ = "0.1.0"
 
 CONTEXT = dict(help_option_names=["-h", "--help"])
+EXIT_CODES = """Exit codes: 0 done (a cell another process is training is skipped, and that is
+0 too); 1 a run failed, a number was not reproduced (compare, verify) or a reference differs; 2
+bad input (a value, a file, a missing dataset), named in the message."""
 
 
-@click.group(context_settings=CONTEXT)
+class Commands(click.Group):
+    """The commands in the order a user needs them (reproduce first), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=Commands, context_settings=CONTEXT, epilog=EXIT_CODES)
 @click.option(
     "--cpu-mode",
     type=click.Choice(pinning.MODES),
@@ -43,15 +53,9 @@ def main(cpu_mode: str) -> None:
     pinning.apply(cpu_mode)
 
 
-main.add_command(bench_group)
-main.add_command(data)
-main.add_command(run_command)
-main.add_command(grid)
-main.add_command(reproduce_command)
-main.add_command(verify_command)
-main.add_command(report)
-main.add_command(compare)
-main.add_command(export)
+for command in (reproduce_command, run_command, grid, report, compare, export, verify_command, data,
+                bench_group):  # fmt: skip
+    main.add_command(command)
 
 
 def _with_version(cmd: click.Command) -> None:

@@ -18,7 +18,11 @@ CONTEXT = dict(help_option_names=["-h", "--help"])
 DEFAULTS = MemoryBenchConfig()
 
 
-@click.group("bench", context_settings=CONTEXT)
+@click.group(
+    "bench",
+    context_settings=CONTEXT,
+    short_help="Speed benchmarks: memory, evaluation, training, input.",
+)
 def bench_group() -> None:
     """Benchmarks: cost of each variant, of evaluation and of training."""
 
@@ -32,8 +36,16 @@ def bench_group() -> None:
     show_default=True,
     help="number of embeddings",
 )
-@click.option("--dim", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--dim", type=click.IntRange(min=1), default=512, show_default=True, help="embedding dimension"
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="seed of the random embeddings and labels",
+)
 @click.option(
     "--repeats",
     type=click.IntRange(min=1),
@@ -51,15 +63,33 @@ def bench_eval(n: int, dim: int, seed: int, repeats: int, as_json: bool) -> None
 
 
 @bench_group.command("train")
-@click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True)
-@click.option("--steps", type=int, default=20, show_default=True)
-@click.option("--warmup", type=int, default=3, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--profile",
+    type=click.Choice(list(PROFILES)),
+    default="cpu",
+    show_default=True,
+    help="the run profile whose model, image size and batch the loop uses",
+)
+@click.option(
+    "--steps",
+    type=int,
+    default=20,
+    show_default=True,
+    help="timed training steps (after the warm-up steps)",
+)
+@click.option(
+    "--warmup",
+    type=int,
+    default=3,
+    show_default=True,
+    help="untimed steps first (allocations, kernel selection)",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @click.option(
     "--memory-size", type=int, default=None, help="[the profile's ratio of the train set]"
 )
 @click.option("--variant", "names", multiple=True, help="only these variants [all]")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
     """Images per second of the training loop, without memory (no_xbm) and with each variant's."""
     from bench.perf.train_step import format_table, run
@@ -70,7 +100,11 @@ def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
 
 @bench_group.command("memory", context_settings=CONTEXT)
 @click.option(
-    "--memory-size", type=click.IntRange(min=1), default=DEFAULTS.memory_size, show_default=True
+    "--memory-size",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.memory_size,
+    show_default=True,
+    help="entries in the memory",
 )
 @click.option(
     "--batch",
@@ -79,8 +113,20 @@ def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
     show_default=True,
     help=f"batch size, a multiple of {PER_CLASS} ({PER_CLASS} samples per class)",
 )
-@click.option("--dim", type=click.IntRange(min=1), default=DEFAULTS.dim, show_default=True)
-@click.option("--classes", type=click.IntRange(min=1), default=DEFAULTS.classes, show_default=True)
+@click.option(
+    "--dim",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.dim,
+    show_default=True,
+    help="embedding dimension",
+)
+@click.option(
+    "--classes",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.classes,
+    show_default=True,
+    help="number of classes the labels are drawn from",
+)
 @click.option(
     "--reps",
     type=click.IntRange(min=1),
@@ -88,9 +134,19 @@ def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
     show_default=True,
     help="timed rounds; the median is reported",
 )
-@click.option("--warmup", type=click.IntRange(min=1), default=DEFAULTS.warmup, show_default=True)
 @click.option(
-    "--device", type=click.Choice(["cpu", "cuda"]), default=DEFAULTS.device, show_default=True
+    "--warmup",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.warmup,
+    show_default=True,
+    help="untimed repetitions first",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default=DEFAULTS.device,
+    show_default=True,
+    help="where the memories run",
 )
 @click.option(
     "--threads",
@@ -99,7 +155,13 @@ def bench_train(profile, steps, warmup, device, memory_size, names, as_json):
     show_default=True,
     help="torch CPU threads",
 )
-@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=DEFAULTS.seed,
+    show_default=True,
+    help="seed of the random embeddings and labels",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def bench_memory(as_json: bool, **fields) -> None:
     """Time one training step of every memory variant against PML's CrossBatchMemory."""
@@ -129,7 +191,13 @@ def _worker_list(ctx, param, value: str) -> list[int]:
 
 
 @bench_group.command("data", context_settings=CONTEXT)
-@click.option("--images", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option(
+    "--images",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="generated JPEGs to decode and augment",
+)
 @click.option(
     "--workers",
     default="0,1,2",
@@ -137,8 +205,20 @@ def _worker_list(ctx, param, value: str) -> list[int]:
     callback=_worker_list,
     help="DataLoader worker counts to time, comma-separated",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="images per collated batch",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="seed of the generated images and of the augmentation draws",
+)
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),

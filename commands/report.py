@@ -75,7 +75,11 @@ def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[st
     raise UserError(f"unknown --study {study!r}; choose a study, profile or dataset: {choices}")
 
 
-@click.command("report", context_settings=CONTEXT)
+@click.command(
+    "report",
+    context_settings=CONTEXT,
+    short_help="Tables, claims and figures from the run records.",
+)
 @results_option
 @epoch_option
 def report(results: Path, epoch: str) -> None:
@@ -147,7 +151,9 @@ def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
         raise SystemExit(1)
 
 
-@click.command("export", context_settings=CONTEXT)
+@click.command(
+    "export", context_settings=CONTEXT, short_help="One table of every run (csv or parquet)."
+)
 @results_option
 @click.option(
     "--format",

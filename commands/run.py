@@ -16,11 +16,32 @@ from commands.slurm import after_submit, launcher_kwargs, slurm_options
 from common import UserError
 
 
-@click.command("run")
-@click.option("--dataset", required=True, help="a prepared dataset (xbmbench data prepare)")
-@click.option("--variant", required=True, help="a memory variant (variants.VARIANTS)")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--profile", type=click.Choice(list(PROFILES)), default="cpu", show_default=True)
+@click.command("run", short_help="Train and evaluate one cell.")
+@click.option(
+    "--dataset", help="a prepared dataset (xbmbench data prepare) [required without --config]"
+)
+@click.option("--variant", help="a memory variant (variants.VARIANTS) [required without --config]")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="rerun a saved config.json exactly (the same run id, so a done run is not trained "
+    "again); no other config option may be given with it",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="print the resolved config (config.json's form, with its run id) and exit; runs nothing",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="the run's seed")
+@click.option(
+    "--profile",
+    type=click.Choice(list(PROFILES)),
+    default="cpu",
+    show_default=True,
+    help="paper: the XBN paper's protocol (GPU); cpu: the same pipeline scaled to two cores",
+)
 @click.option(
     "--opt",
     "opts",
@@ -29,7 +50,13 @@ from common import UserError
     help="a variant option, e.g. --opt lambda_mu=0.6 (repeatable)",
 )
 @data_option
-@click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False),
+    default="results",
+    show_default=True,
+    help="results folder: one record per run under RESULTS/runs/",
+)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
 @tensorboard_option
 @click.option(
@@ -40,9 +67,23 @@ from common import UserError
 )
 @config_options
 def run_command(
-    dataset, variant, seed, profile, opts, data_dir, results, device, threads, **fields
-):
+    dataset, variant, config_file, print_config, seed, profile, opts, data_dir, results, device,
+    threads, **fields,
+):  # fmt: skip
     """Train and evaluate one cell; skipped if its record says done, resumed if interrupted."""
+    import json
+
+    if config_file:
+        cfg = _saved_config(config_file, ["dataset", "variant", "seed", "profile", "opts", *fields])
+    elif not dataset or not variant:
+        raise UserError("run needs --dataset and --variant (or --config FILE)")
+    else:
+        cfg = make_config(
+            dataset, variant, seed, profile, parse_variant_options(opts), **parse_overrides(fields)
+        )
+    if print_config:
+        click.echo(json.dumps({"run_id": cfg.run_id, **cfg.to_dict()}, indent=2, sort_keys=True))
+        return
     import torch
 
     from bench.engine.metric import run
@@ -50,9 +91,6 @@ def run_command(
     from bench.store import CellBusy, RunDir
     from data_prep import default_data_dir, ensure_prepared
 
-    cfg = make_config(
-        dataset, variant, seed, profile, parse_variant_options(opts), **parse_overrides(fields)
-    )
     for note in cfg.deviations:  # a profile default adapted to this cell: said, not only recorded
         click.echo(f"note: {note}", err=True)
     check_device(device)
@@ -214,7 +252,39 @@ def grid_studies():
         click.echo(f"{name:16} {n:4} cells  {s.reproduces}{more}")
 
 
-@click.command("reproduce")
+def _saved_config(path: str, config_params: list[str]):
+    """The RunConfig a saved config.json holds, checked as the store reads it (its run id must
+    be its fields' hash); a config option also given on the command line is an error."""
+    import json
+
+    from bench.config import RunConfig
+
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in config_params
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise UserError(f"--config reruns {path} exactly; drop {', '.join(given)}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except OSError as e:
+        raise UserError(f"cannot read --config {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise UserError(f"--config {path} is not JSON: {e}") from None
+    if not isinstance(record, dict):
+        raise UserError(f"--config {path} does not hold a JSON object")
+    try:
+        return RunConfig.from_dict(record)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"--config {path}: {e}") from None
+
+
+@click.command(
+    "reproduce", short_help="Run a study's missing cells, then the report [the CPU demo]."
+)
 @click.option(
     "--study",
     "studies",
@@ -227,6 +297,8 @@ def grid_studies():
     type=click.Choice(CHOICES["launcher"]),
     default="local",
     show_default=True,
+    help="local: worker processes on this machine; submitit-local: submitit's local executor; "
+    "slurm: one Slurm job per cell",
 )
 @click.option(
     "--jobs",
@@ -236,7 +308,13 @@ def grid_studies():
     "core, each on one torch thread in portable mode (the pinned count; native mode: cores // "
     "jobs threads); with CUDA: 1]",
 )
-@click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False),
+    default="results",
+    show_default=True,
+    help="results folder: one record per run under RESULTS/runs/",
+)
 @data_option
 @click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
 @click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")

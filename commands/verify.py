@@ -27,7 +27,7 @@ def compare_with_reference(studies, results: str, report: str) -> None:
         click.echo(f"reference: {same} of {len(checks)} {study} cells identical to {path}")
 
 
-@click.command("verify")
+@click.command("verify", short_help="Check this machine against the shipped reference.")
 @click.option(
     "--cells",
     "n_cells",

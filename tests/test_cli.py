@@ -230,15 +230,16 @@ def test_cuda_without_cuda_is_refused(tmp_path, monkeypatch):
 
 
 def test_good_boundary_values_pass_validation(tmp_path):
-    """Boundaries of the specs are accepted: the run goes on to read the dataset (absent here)."""
-    r = _run("--dataset", "fashion-mnist", "--variant", "pc_xbn", "--data", str(tmp_path / "none"),
+    """Boundaries of the specs are accepted: the run goes on to read the dataset (absent here;
+    SOP, which `run` cannot prepare by itself as it does the demo's datasets)."""
+    r = _run("--dataset", "sop", "--variant", "pc_xbn", "--data", str(tmp_path / "none"),
              "--results", str(tmp_path / "r"), "--lr", "1e-12", "--memory-ratio", "1",
              "--weight-decay", "0", "--lr-gamma", "1", "--warmup-epochs", "0", "--drift-probe", "1",
              "--eval-ks", "1,10", "--amp", "TRUE", "--m-per-class", "2", "--batch-size", "20",
              "--opt", "lambda_mu=0", "--opt", "lambda_sigma=1", "--opt", "normalize_absent=0",
              "--opt", "delay_epochs=0", "--opt", "miner_distance=cosine", "--threads", "1",
              "--device", "cpu")  # fmt: skip
-    assert r.exit_code == 2 and "no manifest for fashion-mnist" in r.output, r.output
+    assert r.exit_code == 2 and "no manifest for sop" in r.output, r.output
 
 
 def test_eval_ks_list_is_recorded_and_evaluated(tiny_data, tmp_path):
