@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -97,3 +98,28 @@ def test_no_records_is_a_user_error(tmp_path):
 def test_variant_label():
     assert variant_label("xbn", {}) == "xbn"
     assert variant_label("sc_xbn", {"b": 1, "a": 0.5}) == "sc_xbn[a=0.5,b=1]"
+
+
+def test_the_pandas_lines_of_the_docs_give_the_table(grid, monkeypatch):
+    """docs/report.md's pandas lines, run on an export: mean, std and count per variant, as a
+    plain loop over the done rows computes them."""
+    import re
+    import statistics
+
+    results, _, _ = grid
+    assert CliRunner().invoke(export, ["--results", str(results)]).exit_code == 0
+    page = (Path(__file__).resolve().parents[2] / "docs" / "report.md").read_text()
+    code = re.search(r"## One table of every run.*?```python\n(.*?)```", page, re.S).group(1)
+    *body, last = code.strip().splitlines()
+    monkeypatch.chdir(results.parent)
+    scope: dict = {}
+    exec("\n".join(body), scope)  # noqa: S102  (the documented lines, as a reader runs them)
+    got = eval(last, scope)  # noqa: S307
+    runs = pd.read_csv(results / "export" / "runs.csv")
+    done = runs[runs["status"] == "done"]
+    for (dataset, label), group in done.groupby(["dataset", "variant_label"]):
+        values = list(group["best.recall@1"])
+        row = got.loc[(dataset, label)]
+        assert row["count"] == len(values) and row["mean"] == pytest.approx(
+            statistics.fmean(values)
+        )
