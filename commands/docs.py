@@ -98,9 +98,33 @@ def profile_differences() -> str:
     return "\n".join(lines) + "\n"
 
 
+def datasets_table() -> str:
+    """Every registered dataset: its source (its module's first line, which cites it) and the
+    official size of each split (images / classes) that `data prepare` checks against."""
+    import sys
+
+    from data_prep import DATASETS
+    from data_prep.registry import get_source
+
+    lines = ["| dataset | source and official files | official splits (images / classes) |"]
+    lines.append("| --- | --- | --- |")
+    for name in DATASETS:
+        source = get_source(name)
+        doc = (sys.modules[type(source).__module__].__doc__ or "").strip().split("\n\n")[0]
+        first = re.split(r"(?<! al)\. ", " ".join(doc.split()))[0]  # "et al." ends no sentence
+        what = first.rstrip(".").replace("|", "/")
+        splits = "; ".join(
+            f"{split} {images:,} / {classes:,}" if images else f"{split} ? / {classes:,}"
+            for split, (images, classes) in getattr(source, "official", {}).items()
+        )
+        lines.append(f"| `{name}` | {what} | {splits or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "demo-table": demo_table,
     "studies": studies_table,
+    "datasets": datasets_table,
     "variants": variants_table,
     "protocol-paper": protocol_table("paper"),
     "profile-differences": profile_differences,
