@@ -66,6 +66,20 @@ MEMORY_ERROR_COLUMNS = (
     *(f"raw_l2_age{q}" for q in range(1, AGE_BUCKETS + 1)),
     "pair_jaccard", "pairs_stored", "pairs_fresh",
 )  # fmt: skip
+# result.json's keys (results/README.md describes each; write_result refuses any other)
+RESULT_KEYS = (
+    "run_id", "status", "error", "failed_step", "epochs_done", "wall_s", "deviations",
+    "data_fingerprint", "best", "last", "best_pre_main", "selection", "moco", "error_type",
+    "traceback",
+)  # fmt: skip
+# env.json's keys (bench/engine/env.py writes them; results/README.md describes each)
+ENV_KEYS = (
+    "python", "torch", "torchvision", "timm", "pytorch_metric_learning", "numpy", "pandas",
+    "cuda", "cudnn", "device", "device_name", "host", "platform", "started_at", "git_commit",
+    "torch_threads", "float32_matmul_precision", "blas", "lapack", "mkl_available",
+    "mkl_version", "mkldnn", "onednn_version", "cpu_model", "cpu_vendor", "cpu_isa",
+    "cpu_capability", "cpu_env", "cpu_pinning",
+)  # fmt: skip
 # config.json fields every reader needs (the rest is read as it is)
 CONFIG_FIELDS = (
     "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
@@ -229,6 +243,9 @@ class RunDir:
 
     def write_result(self, result: dict[str, Any]) -> None:
         assert result["status"] in STATUSES, result["status"]
+        undeclared = sorted(set(result) - set(RESULT_KEYS))
+        if undeclared:  # a key the schema page does not describe: declare it in RESULT_KEYS first
+            raise ValueError(f"result.json keys not in bench.store.RESULT_KEYS: {undeclared}")
         atomic_write_json(self.result, {"run_id": self.cfg.run_id, **result})
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
