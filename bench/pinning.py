@@ -3,7 +3,7 @@
 On a CPU, the same code, seed and thread count give different numbers on machines whose
 instruction sets differ, because the libraries under torch pick their kernels by the CPU they
 find: oneDNN's convolutions and Intel MKL's matrix products take AVX-512 code where it exists
-(README, "Reproducibility across machines", has the experiments). ``apply`` sets the
+(docs/reproducibility.md has the experiments). ``apply`` sets the
 environment variables that make every x86-64 machine with AVX2 take the same kernels
 (``PORTABLE``), before torch is imported: they are read once, when a library first runs.
 
@@ -44,7 +44,8 @@ PORTABLE: dict[str, str] = {
     # torch's thread count (reductions split by thread): one per cell, on any machine, so that
     # the numbers do not depend on the core count; `xbmbench reproduce` runs one cell per core
     # side by side instead (two single-thread cells do 1.3x the work of one two-thread cell on
-    # the reference machine's two cores: README, "Where a demo cell's time goes")
+    # the reference machine's two cores: CHANGELOG.md, "Where a Fashion-MNIST demo cell's time
+    # went")
     "OMP_NUM_THREADS": "1",
 }
 ALIASES: dict[str, tuple[str, ...]] = {

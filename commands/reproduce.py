@@ -82,7 +82,8 @@ def longest_first(todo: list) -> list:
     first, so that no long cell is left running alone while the other workers idle at the end;
     the study's order otherwise (a stable sort). Cost: epochs (warm-up included), doubled for a
     variant that re-embeds its memory (``oracle_xbm``: about twice a metric cell in the demo;
-    a MoCo epoch costs about a metric epoch there, README "Where a demo cell's time goes")."""
+    a MoCo epoch costs about a metric epoch there: CHANGELOG.md, "Where a Fashion-MNIST demo
+    cell's time went")."""
     from variants import DROP_IN_VARIANTS, VARIANTS
 
     def cost(cfg) -> int:

@@ -8,7 +8,7 @@ classes, few images each, unseen test classes) at CPU scale. Two datasets:
 
 - ``omniglot``: ``images_background.zip`` (30 alphabets, 964 characters, 19,280 images) -> train,
   ``images_evaluation.zip`` (20 alphabets, 659 characters, 13,180 images) -> test.
-- ``omniglot-small``, the "minimal" split (a choice, README "The CPU demo"): train on
+- ``omniglot-small``, the "minimal" split (a choice, docs/demo.md): train on
   ``images_background_small1.zip`` (5 alphabets, 136 characters, 2,720 images); test on the
   alphabets of ``images_background_small2.zip`` that are *not* in small 1 (Japanese katakana,
   Sanskrit, Tagalog: 106 characters, 2,120 images). Greek and Latin are in both zips with the same

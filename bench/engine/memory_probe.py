@@ -18,7 +18,7 @@ through ``torch.func.functional_call`` with copies of its buffers (BatchNorm's r
 statistics are updated in the copies, never in the model, and the autograd graph of the
 step's loss is not touched), under ``no_grad``, with every RNG restored afterwards.
 
-Choices (README, "The memory error"): the probe runs after the step's loss is computed and
+Choices (docs/memory-error.md): the probe runs after the step's loss is computed and
 before the optimizer step, so "current model" is the model that embedded this step's batch and
 "stored entry" is what this step's loss saw; the current batch itself (age 0, made by this very
 model) is not probed; a stored batch partly overwritten by the FIFO is re-embedded as the part

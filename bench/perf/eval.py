@@ -16,9 +16,9 @@ peak and recall, and a third one (``... time ...``) times both:
   allocates above the embeddings it is given. ``tracemalloc`` does not see torch's allocations.
   ``-1`` where /proc is unavailable.
 
-Targets (README, not tests): ours at most faiss' time at 20,000 x 512 (parity; it was 1.5x
-before the self protocol used the symmetry of the similarities), the same recalls, and a memory
-peak that does not grow with N^2.
+Targets (docs/performance.md, not tests): ours at most faiss' time at 20,000 x 512 (parity;
+it was 1.5x before the self protocol used the symmetry of the similarities), the same recalls,
+and a memory peak that does not grow with N^2.
 """
 
 from __future__ import annotations
