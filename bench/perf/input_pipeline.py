@@ -19,12 +19,18 @@ Method:
 - per-worker rate: images/s with one worker (W = 1) where it was measured, else the best
   images/s / max(W, 1); the workers a GPU needs at ``TARGETS`` img/s follow from it, assuming
   workers scale linearly up to the cores there are (they do not beyond them);
-- decode only: the same pass in this process with the decode and no transform (and no keys).
+- decode only: the same pass in this process with the decode and no transform (and no keys);
+- stages: one process, one thread, each image decoded and then put through the transform's
+  steps one at a time (the flattened ``Compose``), each step timed on its own, then the batches
+  collated; the stages' times per image add up to one worker's time per image without the
+  DataLoader's own overhead (``stages`` in the output; ``stage_sequence`` applies the same steps
+  and equals the whole transform, tested).
 """
 
 from __future__ import annotations
 
 import math
+import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -151,6 +157,76 @@ def loader_rate(
     }
 
 
+# the issue's stage names for timm's steps (class or function name -> stage)
+STAGE_NAMES = {
+    "_to_rgb": "decode (convert to RGB)",
+    "RandomResizedCropAndInterpolation": "crop and resize",
+    "RandomHorizontalFlip": "flip",
+    "RandAugment": "RandAugment",
+    "MaybeToTensor": "to tensor",
+    "ToTensor": "to tensor",
+    "Normalize": "normalise",
+    "RandomErasing": "erasing",
+}
+
+
+def steps(transform: Callable) -> list[Callable]:
+    """The transform's steps in order, nested ``Compose`` flattened."""
+    inner = getattr(transform, "transforms", None)
+    if inner is None:
+        return [transform]
+    return [step for t in inner for step in steps(t)]
+
+
+def step_name(step: Callable) -> str:
+    name = getattr(step, "__name__", None) or type(step).__name__
+    return STAGE_NAMES.get(name, name)
+
+
+def stage_sequence(image: Image.Image, transform: Callable) -> torch.Tensor:
+    """The transform applied one step at a time (what ``stages`` times): equal to
+    ``transform(image)`` under the same random state."""
+    x = image
+    for step in steps(transform):
+        x = step(x)
+    return x
+
+
+def stages(paths: Sequence[Path], transform: Callable, batch_size: int, seed: int) -> list[dict]:
+    """Milliseconds per image of each stage (decode, each transform step, collation), on one
+    thread in this process; each image's draws seeded from (seed, its index)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    totals: dict[str, float] = {"decode (read and decompress)": 0.0}
+    outputs = []
+    try:
+        for i, path in enumerate(paths):
+            key = seed * 1_000_003 + i  # timm draws from python's random and numpy's
+            random.seed(key), np.random.seed(key), torch.manual_seed(key)
+            t = time.perf_counter()
+            with Image.open(path) as im:
+                im.load()
+                x = im.copy()
+            totals["decode (read and decompress)"] += time.perf_counter() - t
+            for step in steps(transform):
+                t = time.perf_counter()
+                x = step(x)
+                name = step_name(step)
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - t
+            outputs.append(x)
+        t = time.perf_counter()
+        for b in range(0, len(outputs), batch_size):
+            torch.stack(outputs[b : b + batch_size])
+        totals["collation"] = time.perf_counter() - t
+    finally:
+        torch.set_num_threads(threads)
+    whole = sum(totals.values())
+    return [
+        {"stage": name, "ms_per_image": 1e3 * sec / len(paths), "share": sec / whole}
+        for name, sec in totals.items()
+    ]
+
+
 def workers_needed(per_worker: float, target: float) -> int:
     """Workers that, scaling linearly, deliver ``target`` images/s."""
     return math.ceil(target / per_worker)
@@ -188,6 +264,7 @@ def run(images: int, workers: Sequence[int], batch_size: int, seed: int, root: P
         transform = paper_train_transform()
         shape = tuple(transform(decode(paths[0])).shape)
         decode_only = loader_rate(paths, _image_size, 0, batch_size, keyed=False)
+        breakdown = stages(paths, transform, batch_size, seed)
         rows = [loader_rate(paths, transform, w, batch_size) for w in workers]
     config = {
         "images": images,
@@ -211,6 +288,7 @@ def run(images: int, workers: Sequence[int], batch_size: int, seed: int, root: P
             # of one worker's time per image
             "share_of_pipeline": decode_ms * est["per_worker_images_per_s"] / 1e3,
         },
+        "stages": breakdown,
         "rows": rows,
         "estimate": est,
     }
@@ -234,6 +312,9 @@ def format_table(result: dict) -> str:
         f"ms/image, {100 * d['share_of_pipeline']:.0f}% of the pipeline's time per image"
     )
     lines.append(f"per-worker rate used: {e['per_worker_images_per_s']:.1f} img/s")
+    lines.append("stages (one thread, ms per image, share of the stages' time):")
+    for st in result.get("stages", []):
+        lines.append(f"  {st['stage']:<30} {st['ms_per_image']:>8.2f} {100 * st['share']:>5.1f}%")
     for t in e["targets"]:
         lines.append(
             f"a GPU at {t['gpu_images_per_s']} img/s needs {t['workers_needed']} workers"

@@ -13,7 +13,7 @@ from PIL import Image
 from bench.perf import input_pipeline as bd
 from commands.perf import bench_data
 
-KEYS = {"config", "decode_only", "rows", "estimate"}
+KEYS = {"config", "decode_only", "stages", "rows", "estimate"}
 ROW_KEYS = {
     "workers",
     "images",
@@ -114,3 +114,33 @@ def test_too_few_images_for_the_workers_is_a_value_error(tmp_path):
     paths = [tmp_path / "a.jpg"]
     with pytest.raises(ValueError, match="need at least 4 images"):
         bd.loader_rate(paths, bd._image_size, 1, 2)
+
+
+def test_the_stages_are_the_transforms_steps_and_add_up(tmp_path):
+    """Every step of the paper transform is one stage, named as the issue names them, in order,
+    with decode first and collation last; the shares add up to 1; and the steps applied one by
+    one give the whole transform's tensor under the same random state."""
+    paths = [tmp_path / f"{i}.jpg" for i in range(4)]
+    bd.write_jpegs(paths, seed=1)
+    tf = bd.paper_train_transform()
+    rows = bd.stages(paths, tf, batch_size=2, seed=0)
+    names = [r["stage"] for r in rows]
+    assert names == [
+        "decode (read and decompress)", "decode (convert to RGB)", "crop and resize", "flip",
+        "RandAugment", "to tensor", "normalise", "erasing", "collation",
+    ]  # fmt: skip
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert all(r["ms_per_image"] >= 0 for r in rows)
+    import random
+
+    import numpy as np
+
+    def seed_all(seed):  # timm draws from python's random and numpy's, erasing from torch's
+        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+
+    image = bd.decode(paths[0])
+    for seed in range(5):
+        seed_all(seed)
+        whole = tf(image)
+        seed_all(seed)
+        assert torch.equal(bd.stage_sequence(image, tf), whole)
