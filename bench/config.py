@@ -31,8 +31,7 @@ def setting(kind: type, default: Any = MISSING, help: str = "", added=None, **co
     that added the field, its absent value: the one that does what runs did before it existed);
     None for the fields of schema v1 (bench/run_schema.py)."""
     option = Option(kind, default, help=help, **contract)
-    meta = {"option": option, "added": added}
-    return dataclasses.field(default=default, metadata=meta)  # type: ignore[call-overload]
+    return dataclasses.field(default=default, metadata={"option": option, "added": added})
 
 
 @dataclass(frozen=True)
