@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from bench.config import MOCO_PROFILES, PROFILES, RunConfig, make_config
+from bench.config import RunConfig, make_config, profile_values
+from bench.profiles import MOCO_PROFILES
 from common import UserError
 from data_prep import DATASETS
 from variants import SOURCED_VARIANTS, VARIANTS
@@ -50,7 +51,7 @@ DEMO_SETTINGS = {"epochs": 3, "memory_probe_points": 1, "memory_probe_size": 500
 REGIME_MEMORY = (0.25, 0.5, 1.0)
 REGIME_LR = (0.5, 1.0, 2.0)  # x the cpu profile's lr (the 1x cells are the demo's own)
 REGIME_SETTINGS = tuple(
-    {**DEMO_SETTINGS, "memory_ratio": m, "lr": PROFILES["cpu"]["lr"] * f}
+    {**DEMO_SETTINGS, "memory_ratio": m, "lr": profile_values("cpu")["lr"] * f}
     for f in REGIME_LR
     for m in REGIME_MEMORY
 )
@@ -313,7 +314,7 @@ STUDIES: dict[str, Study] = {
             ),
         ),
         # paper appendix B / fig. 2: MoCo (xbm) and MoCo+XBN (xbn) as in PML's MoCo example,
-        # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.config.MOCO_PROFILES)
+        # batch 128, key momentum 0.99, 200 epochs, from scratch (bench.profiles.MOCO_PROFILES)
         Study(
             "paper-moco",
             "paper figure 2 (MoCo with and without XBN)",
@@ -344,7 +345,7 @@ def _cell(block: Block, dataset: str, variant: str, seed: int, setting: dict) ->
 
 def _available(block: Block) -> bool:
     """Whether every (variant, option) the block requires is declared by its variant."""
-    from variants.registry import get_variant  # imports torch: only when cells are made
+    from variants import get_variant  # imports torch: only when cells are made
 
     return all(opt in get_variant(v).option_specs() for v, opt in block.requires)
 

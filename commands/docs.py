@@ -46,8 +46,7 @@ def variants_table() -> str:
     and valid range, and whether it works as a PML loss on its own."""
     import importlib
 
-    from variants import DROP_IN_VARIANTS, VARIANTS, get_variant
-    from variants.registry import option_specs
+    from variants import DROP_IN_VARIANTS, VARIANTS, get_variant, option_specs
 
     lines = ["| variant | what it is | options (default; valid values) | drop-in |"]
     lines.append("| --- | --- | --- | --- |")
@@ -55,7 +54,7 @@ def variants_table() -> str:
         module = importlib.import_module(get_variant(name).__module__)
         what = (module.__doc__ or "").strip().splitlines()[0].rstrip(".")
         opts = "; ".join(
-            f"`{k}` = `{spec.default!r}` ({_describe(spec)})"
+            f"`{k}` = `{spec.default!r}` ({spec.describe()})"
             for k, spec in option_specs(name).items()
         )
         lines.append(
@@ -65,19 +64,9 @@ def variants_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _describe(spec) -> str:
-    """An option's valid values in words (the option class's own ``describe`` where it has one)."""
-    describe = getattr(spec, "describe", None)
-    if describe is not None:
-        return describe()
-    from bench.fields import Field
-
-    return Field.of(spec).describe()
-
-
 def protocol_table(profile: str) -> Callable[[], str]:
     def render() -> str:
-        from bench.config import protocol_table as table
+        from bench.profiles import protocol_table as table
 
         return table(profile)
 
@@ -87,12 +76,12 @@ def protocol_table(profile: str) -> Callable[[], str]:
 
 def profile_differences() -> str:
     """Every setting in which the ``cpu`` profile departs from the ``paper`` profile."""
-    from bench.config import PROFILES
+    from bench.config import profile_values
 
-    paper, cpu = PROFILES["paper"], PROFILES["cpu"]
+    paper, cpu = profile_values("paper"), profile_values("cpu")
     lines = ["| setting | paper | cpu |", "| --- | --- | --- |"]
-    for key in sorted(set(paper) | set(cpu)):
-        a, b = paper.get(key, "(default)"), cpu.get(key, "(default)")
+    for key in sorted(paper):
+        a, b = paper[key], cpu[key]
         if a != b:
             lines.append(f"| `{key}` | `{a!r}` | `{b!r}` |")
     return "\n".join(lines) + "\n"

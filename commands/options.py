@@ -1,13 +1,12 @@
 """Click options generated from RunConfig's fields, so the CLI maps one to one onto the config.
 
-Values travel as text: ``make_config`` parses and checks each by the field's declared spec
-(bench/spec.py) or the variant's declared option (variants/registry.py ``Option``), so the
-command line and the Python API share one check and one message.
+Values travel as text: ``make_config`` parses and checks each by the field's declared contract
+(bench/config.py) or the variant's declared option (``variants.options.Option``), so the command
+line and the Python API share one check and one message.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +14,10 @@ from typing import Any
 
 import click
 
-from bench.config import RunConfig
+from bench.config import FIELDS
 from bench.engine.tensorboard import ENV as TENSORBOARD_ENV
-from bench.fields import Field
-from bench.spec import FIELDS
+from common import UserError
+from variants.options import Option, OptionError
 
 # fields set by dedicated arguments, or not meant for the command line
 SKIP = {"dataset", "variant", "seed", "profile", "variant_options", "deviations"}
@@ -51,10 +50,10 @@ tensorboard_option = click.option(
     "DIR/<dataset>/<variant>/seed<seed>-<run id> [off]",
 )
 
-SEEDS = Field(tuple, item=int, ge=0, why="seeds number the repetitions 0, 1, 2, ...")
+SEEDS = Option(tuple, item=int, ge=0, why=FIELDS["seed"].why)
 
 
-def _metavar(name: str, spec: Field) -> str:
+def _metavar(name: str, spec: Option) -> str:
     if name == "pretrained_file":
         return "FILE"
     if spec.choices is not None:
@@ -72,16 +71,15 @@ def _click_type(name: str) -> Any:
 
 def config_options(f: Callable) -> Callable:
     """Add ``--<field>`` for every RunConfig field (default None: the profile's value)."""
-    for field in reversed(dataclasses.fields(RunConfig)):
-        if field.name in SKIP:
+    for name, spec in reversed(FIELDS.items()):
+        if name in SKIP:
             continue
-        spec = FIELDS[field.name]
-        help_ = f"RunConfig.{field.name}: {spec.describe()} (default: the profile's)"
+        help_ = f"{spec.help}: {spec.describe()} (default: the profile's)"
         f = click.option(
-            "--" + field.name.replace("_", "-"),
-            field.name,
-            type=_click_type(field.name),
-            metavar=_metavar(field.name, spec),
+            "--" + name.replace("_", "-"),
+            name,
+            type=_click_type(name),
+            metavar=_metavar(name, spec),
             default=None,
             help=help_,
         )(f)
@@ -112,4 +110,9 @@ def parse_variant_options(items: tuple[str, ...]) -> dict[str, str]:
 
 def parse_seeds(text: str | None) -> list[int] | None:
     """``--seeds 0,1,2`` -> [0, 1, 2]; None: every seed."""
-    return None if text is None else list(SEEDS.coerce("seeds", text))
+    if text is None:
+        return None
+    try:
+        return list(SEEDS.coerce("seeds", text))
+    except OptionError as e:
+        raise UserError(str(e)) from None

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from bench.config import PROFILES
 from bench.perf.memory_config import PER_CLASS, MemoryBenchConfig, check_config
+from bench.profiles import PROFILES
 
 CONTEXT = dict(help_option_names=["-h", "--help"])
 DEFAULTS = MemoryBenchConfig()

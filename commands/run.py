@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from bench.config import CHOICES, PROFILES, make_config
+from bench.choices import LAUNCHERS
+from bench.config import make_config
+from bench.profiles import PROFILES
 from commands.options import (
     config_options,
     data_option,
@@ -294,7 +296,7 @@ def _saved_config(path: str, config_params: list[str]):
 @_filters
 @click.option(
     "--launcher",
-    type=click.Choice(CHOICES["launcher"]),
+    type=click.Choice(LAUNCHERS),
     default="local",
     show_default=True,
     help="local: worker processes on this machine; submitit-local: submitit's local executor; "

@@ -11,53 +11,38 @@
 ``memory.reembed`` (``TRAINER_ONLY``). ``DROP_IN_VARIANTS``: those that work as a PML loss alone;
 ``SOURCED_VARIANTS``: those the paper or the thesis describe (not ``BEYOND_SOURCES``).
 
-Every module is imported here explicitly, which registers it.
+Importing the package imports no torch: the variants (``variants.catalogue``, which imports and
+registers every one) load on first use of any name below. The option contract
+(``variants.options``) is shared with the run config of the experiment engine, which must read
+it without torch (a config, ``xbmbench --help`` and grid enumeration stay light).
 """
 
-from . import (  # noqa: F401  (imported for registration)
-    axbn,
-    centre_xbn,
-    delayed_xbn,
-    no_xbm,
-    oracle_xbm,
-    pc_xbn,
-    sc_xbn,
-    scaled_xbn,
-    xbm,
-    xbm_star,
-    xbn,
-)
-from .base import MemoryBase
-from .registry import build, get_variant, registered, variant_options
+from __future__ import annotations
 
-# the order of the papers' tables (baseline, XBM, then each normalisation); a variant registered
-# outside this list is appended after it
-_ORDER = (
-    "no_xbm",
-    "xbm",
-    "xbm_star",
-    "xbn",
-    "axbn",
-    "pc_xbn",
-    "sc_xbn",
-    "delayed_xbn",
-    "centre_xbn",
-    "scaled_xbn",
-    "oracle_xbm",  # beyond the sources, last: the sources' cells keep their order and ids
-)
-VARIANTS: tuple[str, ...] = tuple(n for n in _ORDER if n in registered()) + tuple(
-    n for n in registered() if n not in _ORDER
-)
-
-DROP_IN_VARIANTS: tuple[str, ...] = tuple(v for v in VARIANTS if not get_variant(v).TRAINER_ONLY)
-SOURCED_VARIANTS: tuple[str, ...] = tuple(v for v in VARIANTS if not get_variant(v).BEYOND_SOURCES)
+from typing import Any
 
 __all__ = [
     "DROP_IN_VARIANTS",
     "SOURCED_VARIANTS",
     "VARIANTS",
     "MemoryBase",
+    "Option",
     "build",
     "get_variant",
+    "option_specs",
+    "registered",
     "variant_options",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``variants.NAME``: the catalogue's name, or a submodule (imported with the catalogue)."""
+    if name == "catalogue" or name.startswith("__"):  # asked while importing it, or a dunder
+        raise AttributeError(f"module 'variants' has no attribute {name!r}")
+    from . import catalogue  # imports torch and PML, and registers every variant
+
+    if name in catalogue.__all__:
+        return getattr(catalogue, name)
+    if name in globals():  # a submodule the catalogue imported (variants.registry, ...)
+        return globals()[name]
+    raise AttributeError(f"module 'variants' has no attribute {name!r}")

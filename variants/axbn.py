@@ -16,7 +16,8 @@ With r = 0 the gain is 1 and AXBN is XBN step for step. With the paper's q = 1, 
 
 import torch
 
-from .registry import Option, register
+from .options import Option
+from .registry import register
 from .stats import kalman_gain, kalman_update, moments
 from .xbn import XBN
 
@@ -25,10 +26,10 @@ from .xbn import XBN
 class AXBN(XBN):
     OPTIONS = {
         **XBN.OPTIONS,  # std_correction: of the observed batch std and of the memory's
-        "p0": Option(1.0, float, ge=0.0, why="the initial estimate's variance"),
-        "q": Option(1.0, float, ge=0.0, why="the process noise's variance (eq. 19)"),
-        "r": Option(0.01, float, ge=0.0, why="the measurement noise's variance: 0 is XBN"),
-        "gain_interval": Option(100, int, ge=1, why="adapting steps between gain refreshes"),
+        "p0": Option(float, 1.0, ge=0.0, why="the initial estimate's variance"),
+        "q": Option(float, 1.0, ge=0.0, why="the process noise's variance (eq. 19)"),
+        "r": Option(float, 0.01, ge=0.0, why="the measurement noise's variance: 0 is XBN"),
+        "gain_interval": Option(int, 100, ge=1, why="adapting steps between gain refreshes"),
     }
 
     def __init__(self, *args, **kwargs):

@@ -37,7 +37,7 @@ from pytorch_metric_learning.losses import CrossBatchMemory
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from .miners import MINER_DISTANCES, convert_miner
-from .registry import Option
+from .options import Option
 
 
 class MemoryBase(CrossBatchMemory):
@@ -56,12 +56,12 @@ class MemoryBase(CrossBatchMemory):
         """Every option this variant understands: the shared ones, then its own."""
         opts = {
             "miner_distance": Option(
-                None, str, choices=MINER_DISTANCES, nullable=True, why="None: the given miner's"
+                str, None, choices=MINER_DISTANCES, nullable=True, why="None: the given miner's"
             )
         }
         if cls.NORMALISING:
             opts["delay_epochs"] = Option(
-                cls.DEFAULT_DELAY, int, ge=0, why="main-phase epochs of plain XBM before adapting"
+                int, cls.DEFAULT_DELAY, ge=0, why="main-phase epochs of plain XBM before adapting"
             )
         opts.update(cls.OPTIONS)
         return opts

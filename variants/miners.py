@@ -18,7 +18,7 @@ import math
 from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
 from pytorch_metric_learning.miners import PairMarginMiner
 
-MINER_DISTANCES = ("euclidean", "euclidean_raw", "cosine")
+from .options import MINER_DISTANCES
 
 
 def _euclidean_margins(miner: PairMarginMiner) -> tuple[float, float]:

@@ -20,7 +20,8 @@ from collections.abc import Callable
 import torch
 
 from .base import MemoryBase
-from .registry import Option, register
+from .options import Option
+from .registry import register
 
 
 @register("oracle_xbm")
@@ -31,7 +32,7 @@ class OracleXBM(MemoryBase):
     BEYOND_SOURCES = True
     OPTIONS = {
         "refresh_interval": Option(
-            1, int, ge=1, why="enqueue steps between re-embeddings; 1: never stale"
+            int, 1, ge=1, why="enqueue steps between re-embeddings; 1: never stale"
         )
     }
 

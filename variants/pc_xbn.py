@@ -12,7 +12,8 @@ unbiased std), under either convention: it takes the global path above.
 """
 
 from .base import MemoryBase
-from .registry import Option, register
+from .options import Option
+from .registry import register
 from .stats import grouped_transform
 from .xbn import STD_CORRECTION
 
@@ -23,9 +24,9 @@ class PerClassXBN(MemoryBase):
     OPTIONS = {
         # thesis eq. 4.3: weights of a convex mix of batch and class statistics (table 5.14
         # sweeps both over 0..1); outside [0, 1] the mix extrapolates past both
-        "lambda_mu": Option(0.5, float, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
-        "lambda_sigma": Option(1.0, float, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
-        "normalize_absent": Option(True, bool, why="global XBN for classes without statistics"),
+        "lambda_mu": Option(float, 0.5, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
+        "lambda_sigma": Option(float, 1.0, ge=0.0, le=1.0, why="a convex weight, thesis eq. 4.3"),
+        "normalize_absent": Option(bool, True, why="global XBN for classes without statistics"),
         "std_correction": STD_CORRECTION,
     }
 

@@ -1,34 +1,18 @@
-"""Name -> class registry of the memory variants (timm's ``register_model`` pattern)."""
+"""Name -> class registry of the memory variants (timm's ``register_model`` pattern).
+
+A variant is registered when its module is imported: ``variants.catalogue`` imports every one,
+and the package's names (``variants.get_variant``, ``variants.build``, ...) import the catalogue
+first, so use those; the functions here see only what was imported so far.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from .options import Option
+
 _REGISTRY: dict[str, type] = {}
-
-
-@dataclass(frozen=True)
-class Option:
-    """A variant option: its default, type and valid range, declared with the variant.
-
-    ``kind`` is int, float, bool or str; the bounds (``gt``, ``ge``, ``lt``, ``le``) and
-    ``choices`` say what a run may use, ``nullable`` whether None is a value, ``why`` the reason
-    for a non-obvious range. The experiment engine checks every value against it before a run
-    (bench.fields.Field.of); this module stays free of that engine, since variants import only
-    torch and PML.
-    """
-
-    default: Any
-    kind: type
-    gt: float | None = None
-    ge: float | None = None
-    lt: float | None = None
-    le: float | None = None
-    choices: tuple[Any, ...] | None = None
-    nullable: bool = False
-    why: str = ""
 
 
 def register(name: str) -> Callable[[type], type]:

@@ -1,7 +1,8 @@
 """XBM*: memory loss plus minibatch loss, as the official XBM code trains (paper table 2)."""
 
 from .base import MemoryBase, compute_dtype, minibatch_loss
-from .registry import Option, register
+from .options import Option
+from .registry import register
 
 
 @register("xbm_star")
@@ -15,7 +16,7 @@ class XBMStar(MemoryBase):
 
     OPTIONS = {
         "memory_weight": Option(
-            1.0, float, ge=0.0, why="< 0 ascends the memory loss; 0 leaves the minibatch loss"
+            float, 1.0, ge=0.0, why="< 0 ascends the memory loss; 0 leaves the minibatch loss"
         )
     }
 

@@ -7,12 +7,13 @@ the default here; 1: unbiased, Bessel's n - 1). Neither paper says which it used
 """
 
 from .base import MemoryBase
-from .registry import Option, register
+from .options import Option
+from .registry import register
 from .stats import moments, xbn_inplace
 
 STD_CORRECTION = Option(
-    0,
     int,
+    0,
     ge=0,
     le=1,
     choices=(0, 1),

@@ -32,7 +32,6 @@ POSITION_LIMIT = 2**EPOCH_SHIFT - 1  # positions 0 .. 2**32 - 2: NO_KEY is never
 EPOCH_RANGE = (-(2**31), 2**31)
 PREFILL_EPOCH = -(2**31)  # the lowest code: below every warm-up epoch (-1 - w)
 NO_KEY = -1
-DRAW_MODES = ("keyed", "global")  # RunConfig.augment_draws (bench/spec.py CHOICES)
 
 _MASK64 = (1 << 64) - 1
 

@@ -5,21 +5,23 @@ every task; the lifecycle they share is bench/engine/lifecycle.py.
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any
 
 import torch
 
-from bench.config import PROFILE_DEPARTURES, RunConfig
+from bench.config import RunConfig
 from bench.engine.data import Data
 from bench.engine.lifecycle import Task, preserved_rng, run_task
 from bench.engine.memory_probe import MemoryProbe, reembed_all
 from bench.engine.metric_epoch import evaluate, train_epoch
-from bench.engine.moco.task import MocoTask
 from bench.engine.model import build_model
 from bench.engine.registry import build_loss, build_miner, build_optimizer, build_variant
 from bench.engine.warmup import kmeans_superclasses, prefill, warmup
+from bench.profiles import PROFILE_DEPARTURES
 from bench.store import BEST_PRE_MAIN, METRIC_COLUMNS, PRE_MAIN_PHASES, RunDir
+from bench.tasks import TASKS
 from common import UserError
 
 
@@ -171,9 +173,6 @@ class MetricTask(Task):
             rd.write_memory_error(self.memory_probe.rows)
 
 
-TASKS: dict[str, type[Task]] = {"metric": MetricTask, "moco": MocoTask}
-
-
 def run(
     cfg: RunConfig,
     data_dir: str,
@@ -186,4 +185,6 @@ def run(
     done; ``stop_after`` as in ``bench.engine.lifecycle.run_task``."""
     if cfg.task not in TASKS:
         raise UserError(f"unknown task {cfg.task!r}; valid: {', '.join(TASKS)}")
-    return run_task(TASKS[cfg.task](cfg), data_dir, results, device, progress, stop_after)
+    spec = TASKS[cfg.task]  # the task's module is imported when a run of it starts
+    task: type[Task] = getattr(importlib.import_module(spec.module), spec.cls)
+    return run_task(task(cfg), data_dir, results, device, progress, stop_after)

@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.choices import HEADS
 from common import UserError
-
-HEADS = ("l2", "l2_bn", "l2_ln")
 
 
 class EmbeddingNet(nn.Module):

@@ -16,6 +16,7 @@ from pytorch_metric_learning.miners import PairMarginMiner
 from pytorch_metric_learning.reducers import SumReducer
 
 import variants
+from bench import choices
 from bench.config import RunConfig
 from common import UserError
 
@@ -72,6 +73,16 @@ OPTIMIZERS: dict[str, Callable[[Iterable, RunConfig], torch.optim.Optimizer]] = 
         params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
     ),
 }
+
+
+# the builders of the names bench/choices.py declares: a declared name without one fails here, at
+# import, not in the middle of a grid
+for _kind, _declared, _table in (
+    ("loss", choices.LOSSES, LOSSES),
+    ("optimizer", choices.OPTIMIZERS, OPTIMIZERS),
+):
+    if tuple(_table) != _declared:
+        raise ImportError(f"{_kind} builders {tuple(_table)} differ from bench.choices {_declared}")
 
 
 def _lookup(kind: str, table: dict[str, Any], name: str) -> Any:

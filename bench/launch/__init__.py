@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import pinning
+from bench.choices import LAUNCHERS
 from bench.config import RunConfig
 from bench.launch.cell import _describe, record_failure, run_cell
 
 __all__ = ["LAUNCHERS", "launch_local", "launch_submitit", "record_failure", "run_cell"]
 
-LAUNCHERS = ("local", "submitit-local", "slurm")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 Callback = Callable[[RunConfig, dict[str, Any]], None]
 

@@ -18,7 +18,7 @@ import time
 import torch
 
 import variants
-from bench.config import PROFILES, make_config
+from bench.config import make_config, profile_values
 from bench.engine.memory_probe import reembed
 from bench.engine.metric import build_memory
 from bench.engine.metric_epoch import optimizer_step
@@ -138,8 +138,8 @@ def run(
         "warmup": warmup,
         "device": device,
         "threads": torch.get_num_threads(),
-        "model": PROFILES[profile]["model"],
-        "batch_size": PROFILES[profile]["batch_size"],
+        "model": profile_values(profile)["model"],
+        "batch_size": profile_values(profile)["batch_size"],
     }
     return {"config": config, "rows": rows}
 

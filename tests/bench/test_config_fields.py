@@ -1,6 +1,7 @@
-"""The declarative field specs (bench/fields.py, bench/spec.py): every RunConfig field and every
-variant option has one, each rejects what it should and accepts its boundaries, and the choice
-fields equal the registries that implement them."""
+"""The declarative contracts (variants.options.Option, declared with each RunConfig field in
+bench/config.py and with each variant's options): every field and every variant option has one,
+each rejects what it should and accepts its boundaries, and the choice fields build what they
+name."""
 
 import dataclasses
 import math
@@ -10,14 +11,20 @@ import sys
 import pytest
 
 import variants
-from bench.config import MOCO_PROFILES, PROFILES, RunConfig, make_config
-from bench.fields import Field
-from bench.spec import AUGMENTS, CHOICES, FIELDS
+from bench.choices import HEADS
+from bench.config import DEFAULTS, FIELDS, RunConfig, make_config
+from bench.profiles import MOCO_PROFILES, PROFILES
+from bench.tasks import TASKS
 from common import UserError
+from variants.options import Option, OptionError
 
 
-def test_every_runconfig_field_has_a_spec():
-    assert set(FIELDS) == {f.name for f in dataclasses.fields(RunConfig)}
+def test_every_runconfig_field_has_a_contract_with_its_default():
+    for f in dataclasses.fields(RunConfig):
+        assert isinstance(f.metadata["option"], Option), f.name
+        assert f.metadata["option"].default is f.default, f.name
+        assert f.metadata["option"].help, f"{f.name} has no help"
+    assert set(DEFAULTS) == set(FIELDS) - {"dataset", "variant"}
 
 
 @pytest.mark.parametrize(
@@ -37,20 +44,20 @@ def test_every_profile_value_and_default_meets_its_spec(profile):
 @pytest.mark.parametrize(
     "spec,text,expected",
     [
-        (Field(float, gt=0.0), "1e-12", 1e-12),
-        (Field(float, ge=0.0, le=1.0), "0", 0.0),
-        (Field(float, ge=0.0, le=1.0), "1", 1.0),
-        (Field(float, ge=0.0, le=1.0), " 0.25 ", 0.25),
-        (Field(int, ge=1), "7", 7),
-        (Field(int, ge=0), "0", 0),
-        (Field(bool), "true", True),
-        (Field(bool), "TRUE", True),
-        (Field(bool), "1", True),
-        (Field(bool), "False", False),
-        (Field(bool), "0", False),
-        (Field(str, choices=("a", "b")), "b", "b"),
-        (Field(tuple, item=int, ge=1, sort=True, contains=(1, 10)), "10,1,5", (1, 5, 10)),
-        (Field(int, ge=1, nullable=True), None, None),
+        (Option(float, gt=0.0), "1e-12", 1e-12),
+        (Option(float, ge=0.0, le=1.0), "0", 0.0),
+        (Option(float, ge=0.0, le=1.0), "1", 1.0),
+        (Option(float, ge=0.0, le=1.0), " 0.25 ", 0.25),
+        (Option(int, ge=1), "7", 7),
+        (Option(int, ge=0), "0", 0),
+        (Option(bool), "true", True),
+        (Option(bool), "TRUE", True),
+        (Option(bool), "1", True),
+        (Option(bool), "False", False),
+        (Option(bool), "0", False),
+        (Option(str, choices=("a", "b")), "b", "b"),
+        (Option(tuple, item=int, ge=1, sort=True, contains=(1, 10)), "10,1,5", (1, 5, 10)),
+        (Option(int, ge=1, nullable=True), None, None),
     ],
 )
 def test_field_parses_and_accepts(spec, text, expected):
@@ -61,47 +68,47 @@ def test_field_parses_and_accepts(spec, text, expected):
 @pytest.mark.parametrize(
     "spec,value,shown",
     [
-        (Field(float, gt=0.0), "0", "0.0"),  # open bound
-        (Field(float, gt=0.0), 0, "0.0"),
-        (Field(float, ge=0.0), "-1e-9", "-1e-09"),
-        (Field(float, ge=0.0, le=1.0), 1.0000001, "1.0000001"),
-        (Field(float, ge=0.0, lt=1.0), "1", "1.0"),  # open upper bound
-        (Field(float), "nan", "nan"),
-        (Field(float), "NaN", "nan"),
-        (Field(float), float("inf"), "inf"),
-        (Field(float), "-inf", "-inf"),
-        (Field(float), "abc", "'abc'"),
-        (Field(float), True, "True"),  # a boolean is not a number here
-        (Field(int), "1.5", "'1.5'"),
-        (Field(int), 1.5, "1.5"),
-        (Field(int), 2.0, "2.0"),
-        (Field(int), "abc", "'abc'"),
-        (Field(int), True, "True"),
-        (Field(bool), "maybe", "'maybe'"),
-        (Field(bool), "yes", "'yes'"),
-        (Field(bool), "2", "'2'"),
-        (Field(bool), 1, "1"),
-        (Field(str, choices=("a", "b")), "c", "'c'"),
-        (Field(int), None, "None"),  # not nullable
-        (Field(tuple, item=int, sort=True, contains=(1, 10)), "1,10,10", "'1,10,10'"),
-        (Field(tuple, item=int, sort=True, contains=(1, 10)), "1,5", "'1,5'"),
-        (Field(tuple, item=int, ge=1, contains=(1, 10)), "0,1,10", "'0,1,10'"),
-        (Field(tuple, item=int, contains=(1, 10)), "1,ten", "'1,ten'"),
+        (Option(float, gt=0.0), "0", "0.0"),  # open bound
+        (Option(float, gt=0.0), 0, "0.0"),
+        (Option(float, ge=0.0), "-1e-9", "-1e-09"),
+        (Option(float, ge=0.0, le=1.0), 1.0000001, "1.0000001"),
+        (Option(float, ge=0.0, lt=1.0), "1", "1.0"),  # open upper bound
+        (Option(float), "nan", "nan"),
+        (Option(float), "NaN", "nan"),
+        (Option(float), float("inf"), "inf"),
+        (Option(float), "-inf", "-inf"),
+        (Option(float), "abc", "'abc'"),
+        (Option(float), True, "True"),  # a boolean is not a number here
+        (Option(int), "1.5", "'1.5'"),
+        (Option(int), 1.5, "1.5"),
+        (Option(int), 2.0, "2.0"),
+        (Option(int), "abc", "'abc'"),
+        (Option(int), True, "True"),
+        (Option(bool), "maybe", "'maybe'"),
+        (Option(bool), "yes", "'yes'"),
+        (Option(bool), "2", "'2'"),
+        (Option(bool), 1, "1"),
+        (Option(str, choices=("a", "b")), "c", "'c'"),
+        (Option(int), None, "None"),  # not nullable
+        (Option(tuple, item=int, sort=True, contains=(1, 10)), "1,10,10", "'1,10,10'"),
+        (Option(tuple, item=int, sort=True, contains=(1, 10)), "1,5", "'1,5'"),
+        (Option(tuple, item=int, ge=1, contains=(1, 10)), "0,1,10", "'0,1,10'"),
+        (Option(tuple, item=int, contains=(1, 10)), "1,ten", "'1,ten'"),
     ],
 )
 def test_field_rejects_naming_field_and_value(spec, value, shown):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(OptionError) as e:
         spec.coerce("the_field", value)
-    assert e.value.message.startswith("the_field must be ")
-    assert e.value.message.endswith(f", got {shown}")
+    assert str(e.value).startswith("the_field must be ")
+    assert str(e.value).endswith(f", got {shown}")
 
 
 def test_field_describes_its_bounds():
-    assert Field(float, gt=0.0, le=1.0).describe() == "a finite number in (0, 1]"
-    assert Field(float, ge=0.0, lt=1.0).describe() == "a finite number in [0, 1)"
-    assert Field(int, ge=1).describe() == "an integer >= 1"
-    with pytest.raises(UserError, match=r"^lr must be a finite number > 0, got 0.0: because$"):
-        Field(float, gt=0.0, why="because").coerce("lr", 0)
+    assert Option(float, gt=0.0, le=1.0).describe() == "a finite number in (0, 1]"
+    assert Option(float, ge=0.0, lt=1.0).describe() == "a finite number in [0, 1)"
+    assert Option(int, ge=1).describe() == "an integer >= 1"
+    with pytest.raises(OptionError, match=r"^lr must be a finite number > 0, got 0.0: because$"):
+        Option(float, gt=0.0, why="because").coerce("lr", 0)
 
 
 def test_an_int_for_a_float_field_is_stored_as_the_same_float():
@@ -176,46 +183,27 @@ def test_augment_must_belong_to_the_task():
         make_config("fashion-mnist", "xbn", 0, "cpu", task="moco", augment="flip")
 
 
-# ----- the choice fields are the registries that implement them --------------------------------
-def test_heads_are_the_models():
+# ----- the choice fields build what they name ---------------------------------------------------
+def test_every_head_builds():
     import torch
 
     from bench.engine import model
 
-    assert CHOICES["head"] == model.HEADS
     x = torch.randn(6, 3, 8, 8)
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 5))
     backbone.num_features = 5
-    for head in CHOICES["head"]:
+    for head in HEADS:
         out = model.EmbeddingNet(backbone, 4, head).eval()(x)
         assert out.shape == (6, 4) and torch.isfinite(out).all()
     plain = model.EmbeddingNet(backbone, 4, "l2")(x)
     assert torch.allclose(plain.norm(dim=1), torch.ones(6), atol=1e-6)  # the l2 head: unit rows
 
 
-def test_launchers_are_the_launch_modules():
-    from bench import launch
-
-    assert CHOICES["launcher"] == launch.LAUNCHERS
-
-
-def test_augment_draws_are_the_engines_draw_modes():
-    from bench.engine.draws import DRAW_MODES
-
-    assert CHOICES["augment_draws"] == DRAW_MODES
-
-
-def test_miner_distances_are_the_variants():
-    from variants.miners import MINER_DISTANCES
-
-    assert CHOICES["miner_distance"] == MINER_DISTANCES
-
-
 def test_metric_augments_give_three_different_train_transforms():
     from bench.engine.data import _transforms
 
     names = {}
-    for augment in AUGMENTS["metric"]:
+    for augment in TASKS["metric"].augments:
         cfg = make_config("sop", "xbn", 0, "cpu", augment=augment, image_size=32)
         names[augment] = [type(t).__name__ for t in _transforms(cfg, True).transforms[1].transforms]
     assert "RandAugment" in names["randaugment"] and "RandAugment" not in names["flip"]
@@ -225,7 +213,8 @@ def test_metric_augments_give_three_different_train_transforms():
 
 def test_config_imports_no_torch_timm_or_pml():
     code = (
-        "import sys, bench.config, bench.spec, bench.fields, commands.options\n"
+        "import sys, bench.config, bench.profiles, bench.run_schema, variants, variants.options\n"
+        "import commands.options\n"
         "print(sorted(m for m in ('torch', 'timm', 'pytorch_metric_learning') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

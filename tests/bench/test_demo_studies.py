@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from bench.config import PROFILES
+from bench.config import profile_values
 from bench.studies import cells
 from commands.reproduce import DEFAULT_STUDIES
 from variants import VARIANTS
@@ -31,7 +31,7 @@ def test_the_fashion_demo_is_kept_under_its_own_name():
 
 def test_regimes_cross_memory_lr_variant_seed_and_share_the_demos_cells():
     regimes = cells("demo-regimes")
-    lr = PROFILES["cpu"]["lr"]
+    lr = profile_values("cpu")["lr"]
     grid = {(c.memory_ratio, round(c.lr / lr, 6), c.variant, c.seed) for c in regimes}
     want = set(
         itertools.product(

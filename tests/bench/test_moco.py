@@ -14,11 +14,12 @@ from pytorch_metric_learning.losses import CrossBatchMemory, NTXentLoss
 from torch import nn
 
 import variants
-from bench.config import MOCO_PROFILES, make_config
+from bench.config import make_config
 from bench.engine.metric import run
 from bench.engine.moco.data import tensor_views
 from bench.engine.moco.model import momentum_update, split_batchnorm
 from bench.engine.moco.task import MOCO_VARIANTS, moco_step
+from bench.profiles import MOCO_PROFILES
 from bench.store import RunDir
 from bench.studies import cells
 from common import UserError

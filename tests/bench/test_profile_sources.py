@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import bench.config as C
-from bench.config import PROFILE_DEPARTURES, PROFILE_SOURCES, PROFILES, is_sourced, make_config
+import bench.profiles as C
+from bench.config import make_config
+from bench.profiles import PROFILE_DEPARTURES, PROFILE_SOURCES, PROFILES, is_sourced
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 START, END = "<!-- protocol-table -->", "<!-- /protocol-table -->"
@@ -70,6 +71,6 @@ def test_readme_protocol_table_is_the_rendered_one():
     assert START in text and END in text, "README.md has only one of the protocol-table markers"
     section = text.split(START, 1)[1].split(END, 1)[0]
     assert section.strip() == C.protocol_table("paper").strip(), (
-        "README's protocol table differs from bench.config.protocol_table('paper'): "
+        "README's protocol table differs from bench.profiles.protocol_table('paper'): "
         "paste the rendered table between the markers"
     )

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 import bench.config as C
-from bench import spec
-from bench.config import RunConfig, make_config
-from bench.fields import Field
+from bench.config import RunConfig, make_config, setting
+from bench.run_schema import added_fields
 from bench.store import RunDir
 from bench.studies import STUDIES, cells
 from commands import reproduce
@@ -29,13 +28,15 @@ LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu, written at
 FROZEN = json.loads((LEGACY / "run_ids.json").read_text())["run_ids"]
 
 
-def _with_field(name: str, default, absent=None, version: int = 3):
-    """RunConfig plus one field (as a later issue would add it), registered in the schema."""
-    sub = dataclasses.make_dataclass(
-        "RunConfigPlus", [(name, type(default), dataclasses.field(default=default))],
-        bases=(RunConfig,), frozen=True,
-    )  # fmt: skip
-    return sub, {**C.SCHEMA_ADDED, name: (version, default if absent is None else absent)}
+def _with_field(name: str, default, absent=None, version: int = 3, declared: bool = True):
+    """RunConfig plus one field, declared as a later change would add it: with the schema version
+    that added it and its absent value (``declared=False``: a plain dataclass field)."""
+    added = (version, default if absent is None else absent)
+    spec = setting(type(default), default, "a new field", added=added)
+    spec = spec if declared else dataclasses.field(default=default)
+    return dataclasses.make_dataclass(
+        "RunConfigPlus", [(name, type(default), spec)], bases=(RunConfig,), frozen=True
+    )
 
 
 def _global(cfgs):
@@ -43,7 +44,7 @@ def _global(cfgs):
     value (global augmentation draws, no memory probe, the probe settings' defaults: the `cpu`
     profile's 2 probe points are meaningless without the probe)."""
     names = {f.name for f in dataclasses.fields(RunConfig)}  # a test may register one more
-    absent = {name: value for name, (_, value) in C.SCHEMA_ADDED.items() if name in names}
+    absent = {name: value for name, (_, value) in added_fields(RunConfig).items() if name in names}
     return [dataclasses.replace(c, **absent) for c in cfgs]
 
 
@@ -113,9 +114,8 @@ def test_the_id_of_schema_v1_is_the_hash_of_every_field():
     assert cfg.to_dict()["schema"] == keyed.to_dict()["schema"] == 2
 
 
-def test_a_field_added_at_its_absent_value_keeps_every_demo_id(monkeypatch):
-    sub, added = _with_field("label_smoothing", 0.0)
-    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+def test_a_field_added_at_its_absent_value_keeps_every_demo_id():
+    sub = _with_field("label_smoothing", 0.0)
     demo = _global(cells("demo-fashion", variants=SOURCED_VARIANTS))
     assert len(demo) == 30 and [c.run_id for c in demo] == FROZEN["demo"]
     for cfg in demo:
@@ -126,28 +126,34 @@ def test_a_field_added_at_its_absent_value_keeps_every_demo_id(monkeypatch):
     assert changed.run_id != demo[0].run_id and changed.to_dict()["label_smoothing"] == 0.1
 
 
-def test_changing_an_added_fields_default_later_rewrites_no_stored_id(monkeypatch):
+def test_changing_an_added_fields_default_later_rewrites_no_stored_id():
     """The absent value is frozen: a new default is a new experiment, the old runs keep their id."""
-    sub, added = _with_field("label_smoothing", 0.1, absent=0.0)
-    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+    sub = _with_field("label_smoothing", 0.1, absent=0.0)
     cfg = cells("demo-fashion")[0]
     assert _as(sub, cfg).run_id != cfg.run_id  # the new default 0.1 is hashed
     assert _as(sub, cfg, label_smoothing=0.0).run_id == cfg.run_id
 
 
-def test_an_unregistered_field_is_an_error_naming_it():
-    sub, _ = _with_field("label_smoothing", 0.0)
-    with pytest.raises(TypeError, match="label_smoothing.*SCHEMA_ADDED"):
+def test_an_undeclared_field_is_an_error_naming_it():
+    sub = _with_field("label_smoothing", 0.0, declared=False)
+    with pytest.raises(TypeError, match="label_smoothing.*no declaration.*added="):
         _ = _as(sub, cells("demo-fashion")[0]).run_id
 
 
-def test_the_legacy_record_reads_back_to_its_id(monkeypatch):
+def test_the_fields_of_schema_v1_are_the_legacy_records():
+    """A field declared without ``added`` enters every id: only the fields of the record written
+    before versioning may be so declared."""
+    record = json.loads((LEGACY / "runs" / LEGACY_ID / "config.json").read_text())
+    v1 = {f.name for f in dataclasses.fields(RunConfig)} - set(added_fields(RunConfig))
+    assert v1 == set(record) - {"run_id"}
+
+
+def test_the_legacy_record_reads_back_to_its_id():
     record = json.loads((LEGACY / "runs" / LEGACY_ID / "config.json").read_text())
     assert "schema" not in record  # written before versioning
     legacy = RunConfig.from_dict(record)
     assert legacy.run_id == LEGACY_ID and legacy.augment_draws == "global"  # its absent value
-    sub, added = _with_field("label_smoothing", 0.0)
-    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+    sub = _with_field("label_smoothing", 0.0)
     plus = sub.from_dict(record)
     assert plus.label_smoothing == 0.0 and plus.run_id == LEGACY_ID
 
@@ -173,11 +179,8 @@ def test_reproduce_finds_the_legacy_run_done_after_a_field_is_added(tmp_path, mo
     monkeypatch.setattr(reproduce, "cells", lambda *a, **k: _global(cells(*a, **k)))
     todo, counts = plan("demo-fashion", str(tmp_path), variants=["xbm"], seeds=[0, 1])
     assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
-    sub, added = _with_field("label_smoothing", 0.0)
-    monkeypatch.setattr(C, "SCHEMA_ADDED", added)
+    sub = _with_field("label_smoothing", 0.0)
     monkeypatch.setattr(C, "RunConfig", sub)  # make_config now builds the extended config
-    # a new field comes with its spec (bench/spec.py: every field is validated)
-    monkeypatch.setitem(spec.FIELDS, "label_smoothing", Field(float, ge=0, lt=1))
     todo, counts = plan("demo-fashion", str(tmp_path), variants=["xbm"], seeds=[0, 1])
     assert counts == {"done": 1, "missing": 1} and [c.seed for c in todo] == [1]
     assert isinstance(todo[0], sub)  # the patch reached the planner: the test is not vacuous

@@ -98,7 +98,7 @@ def test_a_block_needing_an_unknown_option_is_left_out(monkeypatch):
 
 
 def test_the_std_correction_cell_is_there_when_pc_xbn_knows_the_option():
-    from variants.registry import get_variant
+    from variants import get_variant
 
     known = "std_correction" in get_variant("pc_xbn").option_specs()
     cfgs = [c for c in cells("thesis-pc-sweep") if "std_correction" in c.options]

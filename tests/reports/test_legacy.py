@@ -9,7 +9,8 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from bench.config import SCHEMA_ADDED
+from bench.config import RunConfig
+from bench.run_schema import added_fields
 from bench.studies import cells as study_configs
 from bench.studies import study_cells
 from reports.build import build_report, compute
@@ -21,7 +22,7 @@ LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu
 def _demo_cells_as_before() -> list[dict]:
     """The demo's cells as every run before issue 14 was: each field added since at its absent
     value (the global draws, no memory probe and so the probe settings' defaults)."""
-    absent = {name: value for name, (_, value) in SCHEMA_ADDED.items()}
+    absent = {name: value for name, (_, value) in added_fields(RunConfig).items()}
     configs = (dataclasses.replace(c, **absent) for c in study_configs("demo-fashion"))
     return [{"run_id": c.run_id, **c.to_dict()} for c in configs]
 

@@ -2,7 +2,9 @@ import pytest
 from pytorch_metric_learning.losses import CrossBatchMemory, SupConLoss
 
 import variants
-from variants.registry import Option, option_specs, register
+from variants import option_specs
+from variants.options import Option
+from variants.registry import register
 
 EXPECTED = {
     "no_xbm",

@@ -115,12 +115,11 @@ def test_xbn_unbiased_equals_torch_std():
 
 
 def test_std_correction_is_validated():
-    from bench.fields import Field
-    from common import UserError
+    from variants.options import OptionError
 
-    field = Field.of(variants.registry.option_specs("pc_xbn")["std_correction"])
+    field = variants.option_specs("pc_xbn")["std_correction"]
     assert field.coerce("std_correction", "1") == 1
-    with pytest.raises(UserError, match="one of 0, 1"):
+    with pytest.raises(OptionError, match="one of 0, 1"):
         field.coerce("std_correction", 2)
     R, gR, B, gB = _case()
     mem = variants.build("pc_xbn", SupConLoss(), 6, 32, std_correction=2)  # a direct caller

@@ -1,33 +1,42 @@
-"""The declarative spec of every RunConfig field: type, range, allowed values, nullable, and why.
+"""The contract of one option: a run config's field or a memory variant's own option.
 
-``Field.coerce(name, value)`` is the one check every value goes through before anything runs:
-text (what the command line passes) is parsed by the declared type, Python values are checked
-against it, and the result is normalised (an int given for a float field becomes a float, so the
-same run has the same hash). Every failure is a ``UserError`` naming the field and the value.
-Variants declare their own options the same way (``variants.registry.Option``, converted with
-``Field.of``), since ``variants`` may import only torch and PML.
+``Option.coerce(name, value)`` is the one check every value goes through before anything runs:
+text (what the command line passes) is parsed by the declared kind, Python values are checked
+against it, and the result is normalised (an int given for a float option becomes a float, so the
+same run has the same hash). Every failure is an ``OptionError`` (a ValueError) naming the option
+and the value; the experiment engine turns it into its user-facing error.
 
-Importing this module imports nothing heavy: no torch, timm or PML (grid enumeration stays light).
+Why here: the variants declare their options with this class, and ``variants`` may import only
+torch, PML and the standard library (setup.cfg), so the one class for both lives in this package;
+this module imports only the standard library, and the package imports its variants (and torch)
+on first use of a name (``variants/__init__.py``), so the config layer and ``xbmbench --help``
+read it without torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field
 from typing import Any
-
-from common import UserError
 
 TRUE, FALSE = ("true", "1"), ("false", "0")  # the only spellings a boolean accepts
 
+# the distances of the ``miner_distance`` option and config field (variants/miners.py)
+MINER_DISTANCES = ("euclidean", "euclidean_raw", "cosine")
+
+
+class OptionError(ValueError):
+    """A value outside its option's contract; the message names the option and the value."""
+
 
 @dataclass(frozen=True)
-class Field:
-    """One field's contract. ``kind``: int, float, bool, str or tuple (items of kind ``item``,
-    bounds and choices applying to each item). Floats must always be finite."""
+class Option:
+    """One option's contract. ``kind``: int, float, bool, str or tuple (items of kind ``item``,
+    bounds and choices applying to each item); floats must always be finite. ``default``: the
+    value when none is given (``MISSING``: the option must be given)."""
 
     kind: type
+    default: Any = field(default_factory=lambda: MISSING)  # (MISSING itself means no default)
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
@@ -38,12 +47,7 @@ class Field:
     contains: tuple[Any, ...] = ()  # tuples: items that must be present
     sort: bool = False  # tuples: stored sorted (the order carries no meaning), duplicates refused
     why: str = ""  # the reason for a non-obvious range, shown with the error
-
-    @classmethod
-    def of(cls, spec: Any) -> Field:
-        """A Field from any object with the same attributes (a variant's ``Option``)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: getattr(spec, k) for k in names if hasattr(spec, k)})
+    help: str = ""  # what the option is, in a few words (the command line's help)
 
     def describe(self) -> str:
         """The contract in words, e.g. 'a finite number in (0, 1]'."""
@@ -68,9 +72,9 @@ class Field:
             text += f", containing {' and '.join(map(str, self.contains))}"
         return text
 
-    def _fail(self, name: str, value: Any, detail: str = "") -> UserError:
+    def _fail(self, name: str, value: Any, detail: str = "") -> OptionError:
         why = f": {self.why}" if self.why else ""
-        return UserError(f"{name} must be {detail or self.describe()}, got {value!r}{why}")
+        return OptionError(f"{name} must be {detail or self.describe()}, got {value!r}{why}")
 
     def coerce(self, name: str, value: Any) -> Any:
         """``value`` (text or Python) checked against the contract and normalised."""
@@ -122,7 +126,7 @@ class Field:
             raise self._fail(name, value)
         try:
             out = [self._scalar(name, v, self.item or str) for v in items]
-        except UserError:
+        except OptionError:
             raise self._fail(name, value) from None  # name the whole value, not one item
         if self.sort:
             if len(set(out)) != len(out):
