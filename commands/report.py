@@ -15,11 +15,11 @@ from typing import Any
 import click
 import pandas as pd
 
+from bench.store import DAMAGED, EPOCH_CHOICES
 from common import UserError
 from reports.build import compute, write
-from reports.load import DAMAGED, EPOCH_CHOICES
 from reports.markdown import study_for_table
-from reports.render import NOT_REPRODUCED, display_table, to_markdown, with_verdicts
+from reports.tables import NOT_REPRODUCED, display_table, to_markdown, with_verdicts
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STUDIES = ("paper-table1", "paper-table2", "paper-table3", "paper-fig1", "thesis",

@@ -1,4 +1,8 @@
-"""Inference on per-seed results: differences with confidence intervals, power, and the four
+"""Statistics, numbers in and numbers out, each rule citing its equation or source: summaries
+over seeds, which runs pair and the difference of two arms, tests, confidence intervals, power,
+the claims' verdicts under Holm, and the ratio of two paired differences (Fieller).
+
+Inference on per-seed results: differences with confidence intervals, power, and the four
 verdicts of the claims table. Pure: numbers in, numbers out, no I/O.
 
 Conventions: the difference is Delta = mean(A) - mean(B) in the metric's units (Recall@1 points);
@@ -15,18 +19,79 @@ verdict rule (``judge``): when d == 0 exactly, the two arms gave the same number
 few equal differences are far more likely Recall@K's quantisation (it moves in steps of
 100 / queries points) than a deterministic shift, so no verdict is read from it: "not resolved"
 with the note "zero spread". Neither case has a p-value, so neither enters the Holm family.
+
+Which runs of two arms are pairs (common random numbers), and the difference of two arms.
+
+The engine re-seeds python, numpy and torch from (seed, epoch) before model construction, before
+each warm-up epoch and before each main epoch (bench.engine.metric.seed_everything); the
+training subset and the drift probe come from their own fixed generators. No variant, loss or
+miner draws from a generator during a step, so two runs with the same seed and the same config
+apart from the variant start from the same weights, warm up identically, and see the same
+sampler order and the same augmentation draws, batch for batch. Their results are therefore a
+pair: the per-seed difference cancels the seed's shared effect (``paired_difference``).
+
+Pairing rule (``pairable``): the two configs are equal on every field of ``config_key`` except
+``PAIR_FREE`` (the variant and its options) and the fields ``make_config`` sets from the
+variant (``VARIANT_SET``: no_xbm's memory_ratio of 0), and the seed is the same. Anything else
+that differs (batch size, margins, profile, epochs, ...) makes the arms unpaired: Welch.
+
+The ratio of two paired mean differences with its confidence set: the share of the staleness
+cost that an adapting variant recovers. Pure: numbers in, numbers out.
+
+Per seed s (the runs pair by seed, reports.inference): a_s = V_s - X_s (what variant V gains over
+XBM) and b_s = O_s - X_s (the staleness cost: the oracle over XBM), in Recall@1 points. The share
+is the ratio of the means, R = mean(a) / mean(b) = (mean V - mean X) / (mean O - mean X): 0 when V
+recovers nothing, 1 when it recovers the whole cost. (Not the mean of the per-seed ratios, which
+one seed with a small cost would dominate.)
+
+Confidence set: Fieller's (Fieller 1954, J. R. Stat. Soc. B 16; Franz 2007, "Ratios: a short
+guide to confidence limits and proper use"), exact for normal per-seed differences at any n,
+where the delta method and the bootstrap are not. With means a_bar, b_bar, sample (co)variances
+s_aa, s_bb, s_ab of the per-seed pairs (a_s, b_s), v_xy = s_xy / n and
+t = t_{(1 + level)/2, n - 1}, it is the set of rho with
+(a_bar - rho b_bar)^2 <= t^2 (v_aa - 2 rho v_ab + rho^2 v_bb), i.e.
+
+    A rho^2 - 2 B rho + C <= 0,   A = b_bar^2 - t^2 v_bb,  B = a_bar b_bar - t^2 v_ab,
+                                  C = a_bar^2 - t^2 v_aa,  D = B^2 - A C.
+
+A > 0 (the cost's own t statistic exceeds t: the cost is resolved at this level): the bounded
+interval (B -+ sqrt(D)) / A. A <= 0: the set is unbounded: two rays (-inf, r1] U [r2, inf) where
+D > 0, every real number otherwise; ``RatioCI`` says which, and no number stands in for it.
+The percentile bootstrap (``bootstrap_ratio``) is a check, as the claims table's (n >= 5).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
+
+from reports.load import pairable
+
+
+class Summary(NamedTuple):
+    mean: float
+    std: float  # sample std, ddof = 1; NaN for n < 2
+    n: int
+
+
+def summarize(values: Iterable[float]) -> Summary:
+    """mean = sum(x) / n; std = sqrt(sum((x - mean)^2) / (n - 1))."""
+    xs = [float(x) for x in values if not math.isnan(float(x))]
+    n = len(xs)
+    if n == 0:
+        return Summary(math.nan, math.nan, 0)
+    mean = sum(xs) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else math.nan
+    return Summary(mean, std, n)
+
 
 ALPHA = 0.05  # family-wise error rate of the claims table; two-sided 95% CIs for directions
 POWER = 0.8  # target power of the minimum detectable difference and the seeds-needed search
@@ -131,9 +196,10 @@ def paired_difference(a_by_seed: Mapping[int, float], b_by_seed: Mapping[int, fl
     the bootstrap percentile CI where n >= 5; Pearson r of a_s and b_s (what pairing bought:
     var(d) = var(a) + var(b) - 2 r sd(a) sd(b)), None for n < 3 or a constant arm."""
     seeds = sorted(
-        s for s in a_by_seed.keys() & b_by_seed.keys()
+        s
+        for s in a_by_seed.keys() & b_by_seed.keys()
         if math.isfinite(float(a_by_seed[s])) and math.isfinite(float(b_by_seed[s]))
-    )  # fmt: skip
+    )
     a = np.array([float(a_by_seed[s]) for s in seeds])
     b = np.array([float(b_by_seed[s]) for s in seeds])
     n = len(seeds)
@@ -202,9 +268,16 @@ def one_sample_difference(a: Sequence[float], reported: float) -> Difference:
     mean, sd = _mean_sd(x)
     boot = _bootstrap_mean([x - float(reported)]) if n >= MIN_N_BOOTSTRAP else None
     return Difference(
-        "one-sample", mean - float(reported), sd / math.sqrt(n), n - 1.0, n, n, 0, sd,
+        "one-sample",
+        mean - float(reported),
+        sd / math.sqrt(n),
+        n - 1.0,
+        n,
+        n,
+        0,
+        sd,
         bootstrap_ci=boot,
-    )  # fmt: skip
+    )
 
 
 # --- power (Cohen 1988, through statsmodels' solvers) -------------------------------------------
@@ -397,15 +470,33 @@ def _judge_at(diff: Difference, hyp: Hypothesis, alpha: float, p: float, p_holm:
     if diff.zero_spread:
         point = (diff.diff, diff.diff)
         if diff.diff != 0:
-            return Verdict(NOT_RESOLVED, point, level, p, p_holm, math.nan, None, False,
-                           "zero spread")  # fmt: skip
+            return Verdict(
+                NOT_RESOLVED, point, level, p, p_holm, math.nan, None, False, "zero spread"
+            )
         verdict, level = read_ci(diff, hyp, alpha)
-        return Verdict(verdict, point, level, p, p_holm, math.nan, None, False,
-                       "zero spread: identical results")  # fmt: skip
+        return Verdict(
+            verdict,
+            point,
+            level,
+            p,
+            p_holm,
+            math.nan,
+            None,
+            False,
+            "zero spread: identical results",
+        )
     verdict, level = read_ci(diff, hyp, alpha)
     needed = _seeds(diff, hyp, ALPHA)
-    return Verdict(verdict, diff.ci(level), level, p, p_holm, min_detectable_difference(diff),
-                   needed, needed is None)  # fmt: skip
+    return Verdict(
+        verdict,
+        diff.ci(level),
+        level,
+        p,
+        p_holm,
+        min_detectable_difference(diff),
+        needed,
+        needed is None,
+    )
 
 
 def judge(diff: Difference, hyp: Hypothesis, alpha: float = ALPHA) -> Verdict:
@@ -448,3 +539,123 @@ def judge_family(
         level_alpha = alpha * p / p_adj if p > 0 else alpha / len(tested)
         out.append(_judge_at(diff, hyp, level_alpha, p, p_adj))
     return out
+
+
+def by_seed(runs: pd.DataFrame, metric: str) -> dict[int, float]:
+    """{seed: value} of one arm; a seed counted twice is an error (it would fake a pair)."""
+    twice = runs["seed"][runs["seed"].duplicated()]
+    if len(twice):
+        raise ValueError(
+            f"seed(s) {sorted(set(twice))} twice in one arm: {' '.join(sorted(runs['run_id']))}"
+        )
+    return {int(s): float(v) for s, v in zip(runs["seed"], runs[metric])}
+
+
+def one_config(runs: pd.DataFrame) -> str | None:
+    """The config_key of an arm; None for an empty arm; more than one config is an error
+    (reports never pool runs trained differently)."""
+    keys = list(dict.fromkeys(runs["config_key"]))
+    if len(keys) > 1:
+        raise ValueError(f"an arm holds {len(keys)} configs: {' '.join(sorted(runs['run_id']))}")
+    return keys[0] if keys else None
+
+
+def arms_paired(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Both arms non-empty, their configs pairable and at least two seeds shared."""
+    ka, kb = one_config(a), one_config(b)
+    if ka is None or kb is None or not pairable(ka, kb):
+        return False
+    return len(set(a["seed"]) & set(b["seed"])) >= 2
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Difference:
+    """mean(A) - mean(B) of ``metric``: paired over the shared seeds where the arms pair
+    (``arms_paired``), Welch over every run of each arm otherwise. ``a``/``b``: runs frames
+    with ``config_key``, ``seed``, ``run_id`` and ``metric``."""
+    if arms_paired(a, b):
+        return paired_difference(by_seed(a, metric), by_seed(b, metric))
+    by_seed(a, metric), by_seed(b, metric)  # the seed check, paired or not
+    return welch_difference(a[metric], b[metric])
+
+
+BOUNDED, TWO_RAYS, EVERYTHING, NONE = "bounded", "two rays", "every value", "none"
+
+
+@dataclass(frozen=True)
+class RatioCI:
+    """A Fieller confidence set: ``kind`` BOUNDED is [low, high]; TWO_RAYS is
+    (-inf, low] U [high, inf); EVERYTHING is the real line (low, high = -inf, inf); NONE: no set
+    (fewer than 2 seeds; low, high NaN)."""
+
+    kind: str
+    low: float
+    high: float
+
+    @property
+    def bounded(self) -> bool:
+        return self.kind == BOUNDED
+
+    def text(self, digits: int = 2) -> str:
+        """'[0.12, 0.80]', 'unbounded: (−∞, -0.40] ∪ [2.10, +∞)', 'unbounded: every value'."""
+        if self.kind == BOUNDED:
+            return f"[{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        if self.kind == TWO_RAYS:
+            return f"unbounded: (−∞, {self.low:.{digits}f}] ∪ [{self.high:.{digits}f}, +∞)"
+        return "unbounded: every value" if self.kind == EVERYTHING else "-"
+
+
+def _pairs(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(
+            f"a and b must be 1-D of one length (one pair per seed), got {x.shape} and {y.shape}"
+        )
+    return x, y
+
+
+def ratio_of_means(a: Sequence[float], b: Sequence[float]) -> float:
+    """mean(a) / mean(b); NaN where mean(b) is 0 or there is no pair."""
+    x, y = _pairs(a, b)
+    if not len(x) or y.mean() == 0:
+        return math.nan
+    return float(x.mean() / y.mean())
+
+
+def fieller(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> RatioCI:
+    """Fieller's confidence set of mean(a) / mean(b) over paired samples (module docstring)."""
+    x, y = _pairs(a, b)
+    n = len(x)
+    if n < 2:
+        return RatioCI(NONE, math.nan, math.nan)
+    cov = np.cov(x, y, ddof=1) / n  # [[v_aa, v_ab], [v_ab, v_bb]]: variances of the means
+    t2 = float(sps.t.ppf(0.5 + level / 2, n - 1)) ** 2
+    am, bm = float(x.mean()), float(y.mean())
+    qa = bm**2 - t2 * cov[1, 1]
+    qb = am * bm - t2 * cov[0, 1]
+    qc = am**2 - t2 * cov[0, 0]
+    disc = qb**2 - qa * qc
+    if qa > 0:  # D >= 0 here up to rounding: the point estimate lies in the set
+        root = math.sqrt(max(disc, 0.0))
+        return RatioCI(BOUNDED, (qb - root) / qa, (qb + root) / qa)
+    if qa < 0 and disc > 0:
+        r1, r2 = sorted(((qb - math.sqrt(disc)) / qa, (qb + math.sqrt(disc)) / qa))
+        return RatioCI(TWO_RAYS, r1, r2)
+    return RatioCI(EVERYTHING, -math.inf, math.inf)
+
+
+def bootstrap_ratio(
+    a: Sequence[float], b: Sequence[float], level: float = 0.95
+) -> tuple[float, float] | None:
+    """Paired percentile bootstrap (Efron 1979) of mean(a) / mean(b): seeds resampled with
+    replacement, the pair (a_s, b_s) kept together, N_BOOTSTRAP times, generator seeded with
+    BOOTSTRAP_SEED. None below MIN_N_BOOTSTRAP seeds; (-inf, inf) where a resample's mean(b) is
+    0 or of the other sign than mean(b) (its ratio is unbounded, so is the interval)."""
+    x, y = _pairs(a, b)
+    if len(x) < MIN_N_BOOTSTRAP:
+        return None
+    idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(x), (N_BOOTSTRAP, len(x)))
+    num, den = x[idx].mean(axis=1), y[idx].mean(axis=1)
+    if not np.all(np.sign(den) == np.sign(y.mean())) or y.mean() == 0:
+        return -math.inf, math.inf
+    lo, hi = np.percentile(num / den, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)

@@ -1,7 +1,35 @@
-"""Read the run store (results/README.md) into two tidy frames; never imports the trainer.
+"""The run store read into frames, and the rules that say which runs are one experiment: how a
+configuration is keyed and labelled, what the variants registry says of a label's variant, and
+where a table's runs come from (their environments).
+
+Which runs are the same experiment, and how a run that is not a study cell is named.
+
+Grouping rule: two runs are pooled (mean +- std over seeds) only when their configs are equal on
+every field of config.json except ``NOT_COMPARED``:
+
+- ``run_id`` and ``schema``: the record's name and format version, not choices;
+- ``seed``: the replicate axis the mean and std are taken over;
+- ``deviations``: notes ``make_config`` writes about adaptations it made (m_per_class raised,
+  delay_epochs set); each note describes values that are fields themselves.
+
+Every other field stays in, including ones that look harmless: ``num_workers`` (with a DataLoader
+the augmentation draws come from per-worker RNG streams, so 0 and 8 workers see different
+augmentations), ``eval_ks`` (the top-k search differs), ``pretrained_file`` (a path, not a
+fingerprint of the weights), ``drift_probe``. A field is left out only where it cannot change a
+number. Numbers compare as floats (1 and 1.0 are one value). Within a config a seed counts once:
+a second run with the same config and seed is not counted (``drop_duplicate_seeds``).
+
+Study cells (``cells``: plain config dicts, ``{"run_id": ..., **RunConfig.to_dict()}``) say which
+configs the studies meant: a run equal to a cell is a *study run*; only study runs are compared
+with a reported number, judged in claims and drawn in figures. Any other run keeps its own row,
+labelled with what differs from the nearest cell (``xbm (epochs=2)``). Without cells, claims and
+figures use the runs of configurations that no other config shares a label with, and no run is
+compared with a reported number: only a cell says which config a published number belongs to.
+
+Read the run store (results/README.md) into two tidy frames; never imports the trainer.
 
 ``runs``: one row per run folder, every status, with the fields of ``CONFIG_FIELDS`` and
-``config_key`` (the whole config minus seed and names, ``reports.configs``: what groups runs);
+``config_key`` (the whole config minus seed and names, ``reports.load``: what groups runs);
 ``epochs``: one row per (run, metrics.csv row). Each summary's ``phase`` (``best_phase``,
 ``last_phase``) says which phase its epoch belongs to (bench.store.PRE_MAIN_PHASES: "init" = the
 network as loaded, epoch -1; "warmup" = epoch 0): from result.json where it names it, else from
@@ -14,12 +42,21 @@ whole (bench.store.record_damage: metrics.csv cut short) is a run of status ``da
 ``error`` names the file and the problem: it is listed, never silently skipped (a report over
 silently skipped runs would answer the wrong question), and none of its rows enter the tables,
 claims or figures; the other runs are read as usual.
+
+Where a table's runs come from: a flag when the runs it aggregates were made by different
+code, library versions or CPU settings (their env.json), which can change the numbers as
+surely as a config field (README, "Reproducibility across machines").
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +66,7 @@ from bench.store import (
     CONFIG_FIELDS,
     CONFIG_FILE,
     DAMAGED,
+    ENV_FILE,
     EPOCH_CHOICES,
     MEMORY_ERROR_COLUMNS,
     MEMORY_ERROR_FILE,
@@ -45,7 +83,318 @@ from bench.store import (
     record_damage,
 )
 from common import UserError
-from reports.configs import config_key
+from variants import VARIANTS, get_variant
+from variants.registry import variant_options
+
+DEFAULT_MARGINS = (0.2, 0.8)  # PairMarginMiner pos/neg, paper and thesis
+ADJUSTED_MARGINS = (0.1, 2.0)  # thesis table 5.15, appendix 9.1
+PAPER_PROFILE = "paper"
+
+
+# --- what the variants registry says of a variant -------------------------------------------------
+
+
+def variant_class(name: str) -> type | None:
+    """The registered class of a variant (variants.get_variant); None for a name the registry
+    does not know (a side such as "every variant", a label of another code's run)."""
+    return get_variant(name) if name in VARIANTS else None
+
+
+def base_variant(label: str) -> str | None:
+    """The registered variant a label names: itself, else the longest registered name it starts
+    with followed by ``_``, ``+``, ``[``, `` `` or ``(`` (``pc_xbn_adjusted_margin``,
+    ``xbn+l2_bn``, ``delayed_xbn[delay_epochs=2]``); None for anything else."""
+    if label in VARIANTS:
+        return label
+    known = [k for k in VARIANTS if label.startswith(k) and label[len(k) :][:1] in tuple("_+[ (")]
+    return max(known, key=len) if known else None
+
+
+def variant_rank(label: str) -> int:
+    """Where a label's variant stands in the registry's order (variants.VARIANTS: the papers'
+    tables' order); labels of no registered variant after every registered one."""
+    base = base_variant(label)
+    return VARIANTS.index(base) if base is not None else len(VARIANTS)
+
+
+def ordered(labels: Iterable[str]) -> list[str]:
+    """Labels once each, in the registry's order of their variants, ties and the rest sorted."""
+    return sorted(dict.fromkeys(labels), key=lambda v: (variant_rank(v), v))
+
+
+def variant_fact(label: str, attribute: str, default: Any) -> Any:
+    """A class attribute of the label's variant (``TITLE``, ``FAMILY``, ``COLOUR``, ...), or
+    ``default`` for a label of no registered variant or an attribute left empty."""
+    cls = variant_class(base_variant(label) or "")
+    value = getattr(cls, attribute, None) if cls is not None else None
+    return default if value in (None, "") else value
+
+
+def uses_memory(variant: str) -> bool:
+    """False for a variant that never uses its memory (no_xbm: memory_ratio 0 in every record)."""
+    return bool(variant_fact(variant, "USES_MEMORY", True))
+
+
+_LABEL = re.compile(
+    r"^(?P<variant>[a-z0-9_]+?)(?P<suffix>_512|_adjusted_margin)?"
+    r"(?:\+(?P<head>l2(?:_bn|_ln)?))?(?:\[(?P<opts>[^\]]*)\])?$"
+)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """What a label asks of a run's configuration."""
+
+    variant: str
+    head: str = "l2"
+    options: tuple[tuple[str, Any], ...] = ()
+    margins: tuple[float, float] = DEFAULT_MARGINS
+    batch_size: int | None = None  # None: taken from the reported row (or the claim's reference)
+
+
+def _value(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+@cache
+def parse_label(label: str) -> Selector:
+    """Reported variant label -> Selector (see the module docstring for the grammar)."""
+    m = _LABEL.match(label.strip())
+    if not m:
+        raise ValueError(f"cannot parse reported variant label {label!r}")
+    opts: list[tuple[str, Any]] = []
+    if m["opts"]:
+        for part in m["opts"].split(","):
+            key, sep, val = part.partition("=")
+            if not sep:
+                raise ValueError(f"option {part!r} in label {label!r} is not key=value")
+            opts.append((key.strip(), _value(val.strip())))
+    suffix = m["suffix"] or ""
+    return Selector(
+        variant=m["variant"],
+        head=m["head"] or "l2",
+        options=tuple(sorted(opts)),
+        margins=ADJUSTED_MARGINS if suffix == "_adjusted_margin" else DEFAULT_MARGINS,
+        batch_size=512 if suffix == "_512" else None,
+    )
+
+
+def _same(x: Any, y: Any) -> bool:
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-9)
+    return x == y
+
+
+def _non_default(variant: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that set a run apart: an option at its registered default is dropped (the
+    store drops it too: ``pc_xbn[lambda_sigma=1.0]`` matches a run whose options are {}), and so
+    is an option the protocol sets per dataset or profile (the class's ``PROTOCOL_OPTIONS``:
+    AXBN's gain interval, delayed XBN's delay), which never separates runs."""
+    defaults = variant_options(variant) if variant_class(variant) else {}
+    ignored = variant_fact(variant, "PROTOCOL_OPTIONS", frozenset())
+    return {
+        k: v
+        for k, v in options.items()
+        if k not in ignored and not (k in defaults and _same(v, defaults[k]))
+    }
+
+
+def options_equal(
+    variant: str, run_options: str | Mapping[str, Any], wanted: tuple[tuple[str, Any], ...]
+) -> bool:
+    """True when a run's variant_options (dict or canonical JSON) are ``wanted``, defaults aside."""
+    opts = json.loads(run_options) if isinstance(run_options, str) else dict(run_options)
+    opts, want = _non_default(variant, opts), _non_default(variant, dict(wanted))
+    return opts.keys() == want.keys() and all(_same(opts[k], want[k]) for k in want)
+
+
+def config_matches(
+    sel: Selector, run: Mapping[str, Any], batch_size: int, memory_ratio: float
+) -> bool:
+    """Pure: does one run's configuration satisfy the selector at this batch/memory cell?"""
+    return (
+        run["variant"] == sel.variant
+        and run["head"] == sel.head
+        and options_equal(sel.variant, run["variant_options"], sel.options)
+        and _same(run["pos_margin"], sel.margins[0])
+        and _same(run["neg_margin"], sel.margins[1])
+        and int(run["batch_size"]) == int(sel.batch_size or batch_size)
+        and (not uses_memory(sel.variant) or _same(run["memory_ratio"], memory_ratio))
+    )
+
+
+def run_label(run: Mapping[str, Any]) -> str:
+    """The label of a run's configuration in the same grammar (batch size and memory excluded)."""
+    label = str(run["variant"])
+    margins = (float(run["pos_margin"]), float(run["neg_margin"]))
+    if all(_same(a, b) for a, b in zip(margins, ADJUSTED_MARGINS)):
+        label += "_adjusted_margin"
+    elif not all(_same(a, b) for a, b in zip(margins, DEFAULT_MARGINS)):
+        label += f"(pos={margins[0]:g},neg={margins[1]:g})"
+    if run["head"] != "l2":
+        label += f"+{run['head']}"
+    opts = json.loads(run["variant_options"]) if isinstance(run["variant_options"], str) else {}
+    if opts:
+        label += "[" + ",".join(f"{k}={v}" for k, v in sorted(opts.items())) + "]"
+    return label
+
+
+PAIR_FREE = ("variant", "variant_options")
+# fields make_config derives from the variant alone (bench.config.make_config), so they differ
+# between two arms whenever the variant does, and change no random draw
+MEMORY_SET = ("memory_ratio",)  # 0 for a variant that never uses its memory (``uses_memory``)
+
+
+def pairable(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Do two configs (config dicts or ``config_key`` JSON) draw the same random numbers for
+    the same seed? Equal apart from ``PAIR_FREE`` and the variant-set fields of either side."""
+    a = json.loads(a) if isinstance(a, str) else dict(a)
+    b = json.loads(b) if isinstance(b, str) else dict(b)
+    free = set(PAIR_FREE)
+    for cfg in (a, b):
+        if not uses_memory(str(cfg.get("variant"))):
+            free |= set(MEMORY_SET)
+    keys = (set(a) | set(b)) - free
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+NOT_COMPARED = ("run_id", "schema", "seed", "deviations")
+# fields shown by a table's own columns or by the variant label (reports.load.run_label)
+SHOWN = (
+    "profile",
+    "dataset",
+    "task",
+    "variant",
+    "variant_options",
+    "head",
+    "pos_margin",
+    "neg_margin",
+    "batch_size",
+    "memory_ratio",
+)
+DISPLAY_KEY = ["profile", "dataset", "task", "label", "batch_size", "memory_ratio"]
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return str(value)
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """The config minus ``NOT_COMPARED`` as canonical JSON: equal keys = the same experiment."""
+    kept = {k: _canonical(v) for k, v in config.items() if k not in NOT_COMPARED}
+    return json.dumps(kept, sort_keys=True)
+
+
+def differences(key: str, reference: str) -> dict[str, Any]:
+    """Fields outside ``SHOWN`` where config ``key`` differs from ``reference``, with key's
+    values (a field the record lacks reads as None)."""
+    a, b = json.loads(key), json.loads(reference)
+    return {f: a.get(f) for f in sorted(set(a) | set(b)) if f not in SHOWN and a.get(f) != b.get(f)}
+
+
+def describe(diff: Mapping[str, Any]) -> str:
+    """{'epochs': 2.0, 'lr': 0.01} -> 'epochs=2, lr=0.01'."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:g}"
+        if isinstance(v, list):
+            return ",".join(fmt(x) for x in v)
+        return str(v)
+
+    return ", ".join(f"{k}={fmt(v)}" for k, v in diff.items())
+
+
+def cell_keys(cells: Iterable[Mapping[str, Any]] | None) -> set[str] | None:
+    """The config keys of the study cells (None: no cells given)."""
+    return None if cells is None else {config_key(c) for c in cells}
+
+
+def drop_duplicate_seeds(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(counted, not counted): per (config, seed) the run with the smallest run_id counts."""
+    ordered = runs.sort_values("run_id", kind="stable")
+    dup = ordered.duplicated(subset=["config_key", "seed"], keep="first")
+    return runs.loc[~runs.index.isin(ordered.index[dup])], runs.loc[ordered.index[dup]]
+
+
+def _nearest(key: str, candidates: Iterable[str]) -> str | None:
+    """The candidate config with the fewest differing fields (ties: the smallest key)."""
+    others = sorted(c for c in candidates if c != key)
+    return min(others, key=lambda c: len(differences(key, c)), default=None)
+
+
+def label_runs(runs: pd.DataFrame, cells: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
+    """``runs`` with ``label`` (variant label, plus "(what differs)" where needed) and
+    ``differs`` (that text alone, "" for a study run or a config alone under its label).
+
+    A run equal to a cell has no suffix; another run is described against the nearest cell of
+    the same profile, dataset, task, variant label, batch size and memory ratio, or, if there is
+    none, against the nearest other config of the runs under that label.
+    """
+    if runs.empty:
+        return runs.assign(label=pd.Series(dtype=str), differs=pd.Series(dtype=str))
+    base = runs.assign(label=[run_label(r) for r in runs.to_dict("records")])
+    keys = cell_keys(cells) or set()
+    cell_by_display: dict[tuple, set[str]] = {}
+    for key in keys:
+        c = json.loads(key)
+        row = {**c, "variant_options": json.dumps(c.get("variant_options") or {})}
+        display = (
+            c["profile"],
+            c["dataset"],
+            c.get("task", "metric"),
+            run_label(row),
+            c["batch_size"],
+            c["memory_ratio"],
+        )
+        cell_by_display.setdefault(display, set()).add(key)
+    differs = {}
+    for display, grp in base.groupby(DISPLAY_KEY, sort=False):
+        run_keys = set(grp["config_key"])
+        display = (*display[:4], float(display[4]), float(display[5]))
+        for key in run_keys:
+            if key in keys:
+                differs[key] = ""
+                continue
+            near = _nearest(key, cell_by_display.get(display, set())) or _nearest(key, run_keys)
+            differs[key] = describe(differences(key, near)) if near else ""
+    text = base["config_key"].map(differs)
+    return base.assign(
+        label=[f"{lab} ({d})" if d else lab for lab, d in zip(base["label"], text)],
+        differs=text,
+    )
+
+
+def study_runs(runs: pd.DataFrame, cells: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
+    """Runs equal to a study cell (none without cells): the only ones compared with a reported
+    number."""
+    keys = cell_keys(cells)
+    return runs.iloc[0:0] if keys is None else runs[runs["config_key"].isin(keys)]
+
+
+def comparable_runs(runs: pd.DataFrame, cells: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
+    """Runs claims and figures may use: the study runs; without cells, the runs under a label
+    (profile, dataset, task, variant label, batch size, memory ratio) that one config holds."""
+    if cells is not None:
+        return study_runs(runs, cells)
+    if runs.empty:
+        return runs
+    labels = [run_label(r) for r in runs.to_dict("records")]
+    display = runs.assign(label=labels)
+    configs = display.groupby(DISPLAY_KEY, sort=False)["config_key"].transform("nunique")
+    return runs[(configs == 1).to_numpy()]
+
 
 RUNNING, DONE, FAILED = STATUSES  # bench.store's names, in its order
 
@@ -93,8 +442,9 @@ def canonical_options(options: Any, path: Path) -> str:
     return json.dumps(options, sort_keys=True)
 
 
-def read_metrics(path: Path, run_id: str,
-                 required: tuple[str, ...] = METRIC_COLUMNS) -> pd.DataFrame:  # fmt: skip
+def read_metrics(
+    path: Path, run_id: str, required: tuple[str, ...] = METRIC_COLUMNS
+) -> pd.DataFrame:
     """metrics.csv of one run, with ``run_id`` prepended; a missing column is a UserError."""
     try:
         frame = pd.read_csv(path)
@@ -126,8 +476,9 @@ def _phase_at(metrics: pd.DataFrame | None, epoch: int) -> str:
     return str(rows[SUMMARY_PHASE].iloc[-1]) if len(rows) else ""
 
 
-def _summary(result: dict[str, Any], which: str, path: Path, moco: bool,
-             metrics: pd.DataFrame | None) -> dict[str, Any]:  # fmt: skip
+def _summary(
+    result: dict[str, Any], which: str, path: Path, moco: bool, metrics: pd.DataFrame | None
+) -> dict[str, Any]:
     """The ``best`` or ``last`` block of result.json as runs-frame columns; MoCo runs carry
     k-NN accuracy and no Recall@K. A block without a phase (written before the init
     evaluation) takes it from its metrics.csv row."""
@@ -249,3 +600,90 @@ def select_epoch(runs: pd.DataFrame, epoch: str = "best") -> pd.DataFrame:
     for f in (*SUMMARY_FIELDS, SUMMARY_PHASE, *TOP_K):
         out[f] = runs[f"{epoch}_{f}"]
     return out
+
+
+# what is compared, by the words the flag uses; a dotted name reads inside a block of env.json
+PROVENANCE: dict[str, tuple[str, ...]] = {
+    "code commits": ("git_commit",),
+    "library versions": (
+        "python",
+        "torch",
+        "torchvision",
+        "timm",
+        "pytorch_metric_learning",
+        "numpy",
+    ),
+    "CPU settings": (
+        "device",
+        "torch_threads",
+        "cpu_capability",
+        "cpu_env",
+        "cpu_pinning.mode",
+        "blas",
+        "mkl_version",
+        "onednn_version",
+    ),
+}
+NOT_RECORDED = "not recorded"
+
+
+def _get(env: Mapping[str, Any], name: str) -> Any:
+    for part in name.split("."):
+        env = env.get(part) if isinstance(env, Mapping) else None
+    return env
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return NOT_RECORDED
+    if isinstance(value, Mapping):  # the oneDNN/MKL variables: only those set
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items()) if v is not None) or "none set"
+    return str(value)[:12] if isinstance(value, str) and len(value) == 40 else str(value)
+
+
+def read_envs(results: str | Path, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """run id -> its env.json ({} where the file is missing or unreadable)."""
+    out = {}
+    for run_id in run_ids:
+        try:
+            out[run_id] = json.loads((Path(results) / RUNS_DIR / run_id / ENV_FILE).read_text())
+        except (OSError, ValueError):
+            out[run_id] = {}
+    return out
+
+
+def mixed(envs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Counter]]:
+    """{group: {field: Counter(value shown -> runs)}} for every field whose runs disagree."""
+    out: dict[str, dict[str, Counter]] = {}
+    for group, names in PROVENANCE.items():
+        for name in names:
+            values = Counter(_shown(_get(env, name)) for env in envs.values())
+            if len(values) > 1:
+                out.setdefault(group, {})[name] = values
+    return out
+
+
+def flag_text(flags: Mapping[str, Mapping[str, Counter]], n_runs: int) -> str:
+    """The Markdown note for under a table's heading, after a blank line ("" when its runs
+    agree)."""
+    if not flags:
+        return ""
+    parts = []
+    for group, fields in flags.items():
+        shown = "; ".join(
+            f"`{name}` " + ", ".join(f"{v} ({k} runs)" for v, k in counts.most_common())
+            for name, counts in fields.items()
+        )
+        parts.append(f"{group}: {shown}")
+    return (
+        f"\n\n> **Mixed environments:** the {n_runs} runs of this table come from "
+        f"different {', '.join(flags)} ({'; '.join(parts)})."
+    )
+
+
+def provenance_note(results: str | Path, table: pd.DataFrame) -> str:
+    """The flag for one report table: its runs are the ids in its ``run_ids`` column."""
+    ids = sorted(
+        {r for cell in table.get("run_ids", []) if isinstance(cell, str) for r in cell.split()}
+    )
+    return flag_text(mixed(read_envs(results, ids)), len(ids))

@@ -1,27 +1,377 @@
-"""REPORT.md: the page that says which published numbers and claims this grid reproduced."""
+"""REPORT.md: what a report holds (``Report``) and its page, section by section.
+
+REPORT.md's claims section: the primary family first, the share of the staleness cost
+recovered, the secondary (exploratory) family, the verdict rules and the command that would
+resolve the open claims.
+
+REPORT.md's section on the mechanism: the memory-error table per dataset, its two
+figures, the mechanism claims' verdicts (judged with the claims table, in their families) and what
+staleness costs in Recall@1; the runs without memory_error.csv are named, never an error.
+
+REPORT.md: the page that says which published numbers and claims this grid reproduced.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from reports import moco as M
-from reports import sweep as SW
-from reports.claims_page import claims_section
-from reports.configs import NOT_COMPARED
-from reports.contents import FIGURES, HEADLINE, Report, table_file_stem
-from reports.load import DONE
-from reports.mechanism_page import mechanism_section
-from reports.provenance import provenance_note
-from reports.render import (
+import pandas as pd
+from matplotlib.figure import Figure
+
+from reports.claims import (
+    DEFAULT_REFRESH,
+    PRIMARY,
+    PRIMARY_FAMILY,
+    REFRESH,
+    SECONDARY_FAMILY,
+    Claim,
+    design_text,
+    family_rows,
+    refresh_text,
+)
+from reports.figures import FIGURES, HEADLINE, MECHANISM_FIGURES, MEMORY_TABLE, MOCO_FIGURE, ordered
+from reports.inference import (
+    ALPHA,
+    DEFAULT_MARGIN,
+    HOLDS,
+    MAX_SEEDS,
+    NOT_RESOLVED,
+    POWER,
+    REFUTED,
+    TOO_FEW,
+)
+from reports.load import DONE, NOT_COMPARED, Store, provenance_note
+from reports.mechanism import (
+    EPOCH_STEM,
+    PHASE_STEM,
+    display_memory_table,
+    display_phase_table,
+    mechanism_claims,
+    recovery_section,
+    refresh_intervals,
+    staleness_rows,
+    untested,
+)
+from reports.tables import (
+    EARLY_EPOCH,
+    MATCH_TOL,
     NOT_REPRODUCED,
     NOT_RUN,
+    READINGS,
     REPRODUCED,
     SELECTED,
+    SWEEP_KEY,
+    SWEEP_STEM,
+    display_claims,
+    display_moco_table,
+    display_sweep,
     display_table,
+    fmt_ci,
     fmt_num,
+    has_runs,
+    sweep_verdict,
+    table_file_stem,
     to_markdown,
-)  # fmt: skip
-from reports.stats import MATCH_TOL
+    verdict_text,
+)
+
+
+@dataclass
+class Report:
+    results: Path
+    epoch: str
+    store: Store
+    tables: dict[str, pd.DataFrame]
+    missing_tables: list[str]
+    claims: pd.DataFrame
+    untested: list[Claim]
+    gain: pd.DataFrame
+    figures: dict[str, Figure | None] = field(default_factory=dict)
+    moco: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.tables.moco_table
+    # done runs not counted: the same config and seed as a counted run (reports.load)
+    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    with_cells: bool = False  # whether the study cells were given (reported numbers need them)
+    # thesis table 5.14 under both readings (reports.tables.sweep_points)
+    sweep: pd.DataFrame = field(default_factory=pd.DataFrame)
+    memory: pd.DataFrame = field(default_factory=pd.DataFrame)  # reports.mechanism.memory_table
+    # done metric runs without memory_error.csv (reports.mechanism.unprobed)
+    unprobed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the share of the staleness cost recovered per adapting variant (reports.mechanism)
+    recovery: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the memory error and adaptation gain per LR phase and per epoch (reports.mechanism)
+    memory_phases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    memory_epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the primary claims' power at the designed effect (reports.claims)
+    design: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+DEMO_PROFILE, DEMO_STUDY = "cpu", "demo"  # the profile whose claims more demo seeds resolve
+
+
+def _claims_notes(c: pd.DataFrame) -> str:
+    tested = {f: int(g["p"].notna().sum()) for f, g in c.groupby("family")}
+    counts = "; ".join(f"{f}: {n}" for f, n in sorted(tested.items()))
+    return f"""
+- Verdicts: *{HOLDS}*: the CI of A − B excludes 0 in the claimed direction; *{REFUTED}*: it
+  excludes 0 in the other direction (for "matches": it lies wholly beyond the margin);
+  *{NOT_RESOLVED}*: it contains 0 (for "matches": it straddles the margin), so these runs cannot
+  tell (the "seeds needed" column says how many would); *{TOO_FEW}*: fewer than 2 runs on a
+  side. With zero spread a non-zero difference is not resolved ("zero spread" in checks).
+  "A ~ B" (matches) holds when the 90% CI lies within ±{DEFAULT_MARGIN:g} point (TOST,
+  Schuirmann 1987); "A >= B - tol" holds when the CI lies above −{DEFAULT_MARGIN:g} point.
+  The margin was fixed before any run.
+- **Family-wise error: Holm within each family, per (profile, dataset)** (claims with a
+  p-value: {counts}; alpha {ALPHA:g} per family and dataset). Each dataset under each profile
+  is its own experiment, so a claim on one dataset does not pay for the claims on another, and
+  the secondary claims never widen a primary CI. Each CI is shown at the level Holm tested its
+  claim at ("CI level"), so a CI that excludes 0 is exactly a Holm rejection; "p (Holm)" is
+  the Holm-adjusted p.
+- Test: *paired t* on per-seed differences where A's and B's runs pair (the same config apart
+  from the variant, the same seeds: they share model initialisation, training subset, sampler
+  order and augmentation draws); *Welch t* otherwise. r: correlation of A's and B's per-seed
+  results (paired only): what pairing bought. Checks: Wilcoxon signed-rank p (n ≥ 6) and a
+  bootstrap 95% CI over seeds (n ≥ 5).
+- min. detectable: the smallest |A − B| a two-sided test at alpha {ALPHA:g} detects with power
+  {POWER:g} given the observed spread and n. seeds needed: the seeds (pairs, or runs per arm)
+  at which the observed difference would be resolved with power {POWER:g} at alpha {ALPHA:g}
+  for one claim alone (Holm's correction within its family asks for somewhat more).
+- Verdicts on the `cpu` profile are demo-scale (small backbone, small images, few epochs): they
+  check the pipeline and the direction of effects, not the papers' numbers.
+"""
+
+
+PRIMARY_INTRO = (
+    "### Primary claims\n\n"
+    "These {n} claims were fixed in code (`reports/claims.py`, `PRIMARY`) before the demo's "
+    "verdicts were seen, from a pilot's spread and cost: {names}. They are one family, "
+    "Holm-corrected within it per (profile, dataset), so each "
+    "faces a correction over at most the {n} primary claims of its dataset (one staleness row "
+    "per oracle refresh interval), never over the secondary ones.\n\n"
+)
+SECONDARY_INTRO = (
+    "### Secondary claims (exploratory)\n\n"
+    "Every other claim: the other claims of the paper and the thesis, the oracle against each "
+    "variant, the memory-closer claims per variant and per LR phase, MoCo's. Exploratory, with "
+    "their own Holm per (profile, dataset): a verdict here is a lead for a future primary claim, "
+    "not a finding of this design.\n\n"
+)
+
+
+def _more_seeds(c: pd.DataFrame) -> str:
+    """The command that would resolve the not-resolved claims of the demo-scale profile(s)."""
+    open_ = c[(c["verdict"] == NOT_RESOLVED) & c["seeds_needed"].notna()]
+    lines = []
+    for profile, grp in open_.groupby("profile", sort=True):
+        k = int(grp["seeds_needed"].max())
+        study = DEMO_STUDY if profile == DEMO_PROFILE else "STUDY"
+        lines.append(
+            f"- {len(grp)} not-resolved claim(s) on the `{profile}` profile would be "
+            f"resolved (power {POWER:g}) with {k} seeds: "
+            f"`xbmbench reproduce --study {study} --seeds 0-{k - 1}` "
+            "(done seeds are skipped)."
+        )
+    beyond = c[(c["verdict"] == NOT_RESOLVED) & c["more_than_max"].astype(bool)]
+    if len(beyond):
+        lines.append(
+            f"- {len(beyond)} claim(s) would need more than {MAX_SEEDS} seeds: the "
+            "observed difference is too small for its spread."
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _family_table(c: pd.DataFrame, family: str, intro: str) -> str:
+    rows = family_rows(c, family)
+    if rows.empty:
+        return intro + "No claim of this family could be tested here.\n\n"
+    return intro + to_markdown(display_claims(rows)) + "\n"
+
+
+def claims_section(report: Report) -> str:
+    c = report.claims
+    text = "## Claims\n\n"
+    if c.empty:
+        text += "No claim could be tested: no runs of the compared variants.\n"
+    else:
+        counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
+        names = "; ".join(f"`{i}`" for i in PRIMARY)
+        text += (
+            f"Verdicts: {counts}. A − B in Recall@1 points (MoCo: k-NN accuracy), "
+            "[md](tables/claims.md) · [csv](tables/claims.csv) · [tex](tables/claims.tex) "
+            "(column `family`)\n\n"
+            + _family_table(c, PRIMARY_FAMILY, PRIMARY_INTRO.format(n=len(PRIMARY), names=names))
+            + design_text(report.design)
+            + recovery_section(report.recovery)
+            + _family_table(c, SECONDARY_FAMILY, SECONDARY_INTRO)
+            + _claims_notes(c)
+            + _more_seeds(c)
+        )
+    if report.untested:
+        text += (
+            "\nClaims with no runs of either side: "
+            + "; ".join(c.text for c in report.untested)
+            + ".\n"
+        )
+    return text
+
+
+MECHANISM_TITLE = "## The mechanism: how far the memory is from the current embeddings"
+MECHANISM_INTRO = (
+    "Every variant exists to fix one thing: the stored embeddings were computed by an older "
+    "model than the one being trained. At evenly spaced steps of every epoch (and its last), the "
+    "probe re-embeds whole stored batches with the current model, with the same images, batch "
+    "composition and augmentation draws the training forward used, and measures the L2 distance "
+    "between each stored entry and its fresh embedding: the **memory error**, as the loss sees "
+    "the entry (after this step's adaptation), and the same for the un-adapted copy, what plain "
+    "XBM would hold. **Adaptation gain** = un-adapted error / adapted error (1: the adaptation "
+    "changed nothing; above 1: it brought the memory closer), per run the geometric mean over "
+    "the points where the memory was adapted. **Pair agreement**: Jaccard overlap of the pairs "
+    "the miner selects against the stored and against the re-embedded memory (1: the loss sees "
+    "the pairs a fresh memory would give). `oracle_xbm` (beyond the sources) re-embeds its "
+    "memory {refresh}: its Recall@1 is the bound any adaptation can reach, and its gap to "
+    "`xbm` is what staleness costs at this scale.{stale}\n"
+)
+MECHANISM_CLAIM_COLUMNS = ["claim", "where", "verdict", "A − B [CI]", "CI level", "p (Holm)", "n"]
+
+
+def oracle_refresh(intervals: list[int]) -> str:
+    """How often the oracle runs re-embed their memory, for the section's intro: each interval
+    the runs used (``refresh_text``), joined when several are present (their claims are kept
+    apart, one row each); without oracle runs, the option and its default."""
+    if not intervals:
+        return f"every `{REFRESH}` steps (default {DEFAULT_REFRESH}: every step; no run of it here)"
+    return " in some runs and ".join(refresh_text(k) for k in intervals)
+
+
+def mechanism_intro(intervals: list[int]) -> str:
+    """``MECHANISM_INTRO`` with the oracle's refresh interval(s) of the runs
+    (``oracle_refresh``); where one is above 1, a note that between refreshes its entries go stale
+    as XBM's do."""
+    stale = (
+        " Between two refreshes its entries go stale as XBM's do, so an interval above 1 makes "
+        "it a looser bound than a memory re-embedded every step."
+        if any(k > 1 for k in intervals)
+        else ""
+    )
+    return MECHANISM_INTRO.format(refresh=oracle_refresh(intervals), stale=stale)
+
+
+def _mechanism_figure(name: str, report: Report) -> str:
+    title = MECHANISM_FIGURES[name]
+    if report.figures.get(name) is None:
+        return f"{title}: not drawn (no probed runs in a reference configuration).\n"
+    return f"![{title}](figures/{name}.png) ([PDF](figures/{name}.pdf))\n\n{title}.\n"
+
+
+def _memory_tables(report: Report) -> str:
+    t = report.memory
+    links = " · ".join(f"[{x}](tables/{MEMORY_TABLE}.{x})" for x in ("md", "csv", "tex"))
+    parts = [f"Mean ± sample std over seeds of each run's mean over its probe points. {links}\n"]
+    for (profile, dataset), grp in t.groupby(["profile", "dataset"], sort=True):
+        shown = display_memory_table(grp).drop(columns="dataset")
+        parts.append(f"### {dataset} ({profile} profile)\n\n" + to_markdown(shown))
+    return "\n".join(parts)
+
+
+def _phase_tables(report: Report) -> str:
+    """The memory error and gain per LR phase, per dataset (reports.mechanism)."""
+    t = report.memory_phases
+    if t is None or t.empty:
+        return ""
+    links = " · ".join(f"[{x}](tables/{PHASE_STEM}.{x})" for x in ("md", "csv", "tex"))
+    parts = [
+        "### Per LR phase\n\nThe same numbers over the probe points before the first LR decay "
+        "(main epochs 1 to `lr_step_epochs`, at the full LR) and after it: an average over the "
+        "whole run can hide a gain above 1 while the LR is high and below 1 after the decay. "
+        f"The closer-memory claims are judged per phase too (secondary family). {links}; per "
+        f"epoch: [csv](tables/{EPOCH_STEM}.csv).\n"
+    ]
+    for (profile, dataset), grp in t.groupby(["profile", "dataset"], sort=True):
+        parts.append(
+            f"#### {dataset} ({profile} profile)\n\n" + to_markdown(display_phase_table(grp))
+        )
+    return "\n".join(parts)
+
+
+def _staleness(claims: pd.DataFrame) -> str:
+    rows = staleness_rows(claims)
+    lines = [
+        f"- {r['dataset']} ({r['profile']} profile): {r['a']} − xbm = "
+        f"{fmt_ci(r['diff'], r['ci_low'], r['ci_high'])} Recall@1 points, n = {r['n']} "
+        f'(CI at the level Holm tested it, {r["level"]:.1%}); "the oracle beats XBM": '
+        f"{r['verdict']}."
+        for r in rows.to_dict("records")
+    ]
+    if not lines:
+        return "What staleness costs: no `oracle_xbm` and `xbm` runs side by side yet.\n"
+    head = "What staleness costs (Recall@1 of the oracle minus that of XBM):\n\n"
+    return head + "\n".join(lines) + "\n"
+
+
+def _mechanism_claims(report: Report) -> str:
+    mech = mechanism_claims(report.claims)
+    text = (
+        "Verdicts from the claims table above (the staleness claim in the primary family, the "
+        "others in the secondary one, reports.claims). The "
+        "closer-memory claims test each run's log adaptation gain against 0 over seeds (paired "
+        "within the run: adapted and un-adapted copy probed at the same steps); the oracle's "
+        "claims compare Recall@1, paired by seed, the bound as non-inferiority within the "
+        "claims' margin.\n\n"
+    )
+    if len(mech):
+        text += to_markdown(display_claims(mech)[MECHANISM_CLAIM_COLUMNS]) + "\n"
+    return text + _untested_mechanism(report) + _staleness(report.claims)
+
+
+def _untested_mechanism(report: Report) -> str:
+    missing = [c.text for c in untested(report.claims)]
+    if not missing:
+        return ""
+    return (
+        "Not tested (no probed runs of the variant, or no `oracle_xbm` runs): "
+        + "; ".join(missing)
+        + ".\n\n"
+    )
+
+
+def _unprobed(report: Report) -> str:
+    u = report.unprobed
+    if u is None or u.empty:
+        return ""
+    parts = []
+    for (profile, dataset), grp in u.groupby(["profile", "dataset"], sort=True):
+        counts = grp["variant"].value_counts()
+        shown = ", ".join(f"{v} ×{counts[v]}" for v in ordered(grp["variant"]))
+        parts.append(f"{dataset} ({profile}): {shown}")
+    listed = "; ".join(parts)
+    return (
+        f"Left out: {len(u)} done run(s) without memory_error.csv (recorded before the probe "
+        f"existed; no_xbm keeps no memory to probe): {listed}. MoCo runs are not probed.\n"
+    )
+
+
+def mechanism_section(report: Report) -> str:
+    """The section's Markdown; a short note where no run was probed."""
+    done = report.store.done
+    intervals = refresh_intervals(done[done["task"] == "metric"])
+    head = f"{MECHANISM_TITLE}\n\n{mechanism_intro(intervals)}\n"
+    if report.memory is None or report.memory.empty:
+        return head + (
+            "No done run has memory_error.csv yet: runs recorded before the probe existed have "
+            "none. `xbmbench reproduce` records it for every new metric-learning run.\n\n"
+            + _untested_mechanism(report)
+            + _unprobed(report)
+        )
+    figures = "\n".join(_mechanism_figure(name, report) for name in MECHANISM_FIGURES)
+    parts = [
+        head + _memory_tables(report),
+        _phase_tables(report),
+        figures,
+        _mechanism_claims(report),
+        _unprobed(report),
+    ]
+    return "\n".join(p for p in parts if p)
+
 
 DEMO_COMMAND = "xbmbench reproduce"
 GAIN_NAMES = {"gain_r1": "best − last R@1", "gain_r10": "best − last R@10"}
@@ -29,7 +379,7 @@ STATUS_COLUMNS = ["run_id", "status", "profile", "dataset", "variant", "seed", "
 
 
 def study_for_table(name: str) -> str:
-    """The study whose runs fill a source table (study names from DESIGN.md)."""
+    """The study whose runs fill a source table (study names of bench.studies)."""
     if name.startswith("paper table "):
         return "paper-table" + name.removeprefix("paper table ")
     if name in ("thesis table 5.14", "thesis table 5.15"):
@@ -38,11 +388,13 @@ def study_for_table(name: str) -> str:
 
 
 def _rules(epoch: str) -> str:
-    which = ("the **best** epoch (selected on the test set, as the papers did, among every "
-             "evaluated epoch: the network as loaded, epoch −1, and after the warm-up, epoch 0, "
-             f"included; a table's \"{SELECTED}\" column says where it was one of those)"
-             if epoch == "best"
-             else "the **last** epoch (no selection on the test set)")  # fmt: skip
+    which = (
+        "the **best** epoch (selected on the test set, as the papers did, among every "
+        "evaluated epoch: the network as loaded, epoch −1, and after the warm-up, epoch 0, "
+        f'included; a table\'s "{SELECTED}" column says where it was one of those)'
+        if epoch == "best"
+        else "the **last** epoch (no selection on the test set)"
+    )
     not_compared = ", ".join(f"`{f}`" for f in NOT_COMPARED)
     return f"""## How to read this report
 
@@ -80,9 +432,15 @@ def _glance_numbers(report: Report) -> str:
     for name, t in report.tables.items():
         if "reported_mean" in t and t["reported_mean"].notna().any():
             v = t["verdict"]
-            rows.append({"table": name, "numbers": len(t), REPRODUCED: int((v == REPRODUCED).sum()),
-                         NOT_REPRODUCED: int((v == NOT_REPRODUCED).sum()),
-                         NOT_RUN: int((v == NOT_RUN).sum())})  # fmt: skip
+            rows.append(
+                {
+                    "table": name,
+                    "numbers": len(t),
+                    REPRODUCED: int((v == REPRODUCED).sum()),
+                    NOT_REPRODUCED: int((v == NOT_REPRODUCED).sum()),
+                    NOT_RUN: int((v == NOT_RUN).sum()),
+                }
+            )
     if not rows:
         return "No published number has matching runs yet.\n"
     return to_markdown(pd.DataFrame(rows))
@@ -108,8 +466,10 @@ def _runs_section(report: Report) -> str:
     counts = runs["status"].value_counts()
     text = "## Runs\n\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".\n"
     if not report.with_cells:
-        text += ("\nNo study cells were given: no run is compared with a published number "
-                 "(`xbmbench report` gives them).\n")  # fmt: skip
+        text += (
+            "\nNo study cells were given: no run is compared with a published number "
+            "(`xbmbench report` gives them).\n"
+        )
     if len(report.duplicates):
         text += "\nNot counted (the same config and seed as a counted run):\n\n" + to_markdown(
             report.duplicates[STATUS_COLUMNS].fillna("").astype(str)
@@ -134,8 +494,10 @@ def _tables_section(report: Report) -> str:
             parts.append(SELECTED_NOTE)
     if report.missing_tables:
         parts.append("Source tables with no runs yet (they show only the reported numbers):\n")
-        parts += [f"- {n}: `xbmbench reproduce --study {study_for_table(n)}`"
-                  for n in report.missing_tables]  # fmt: skip
+        parts += [
+            f"- {n}: `xbmbench reproduce --study {study_for_table(n)}`"
+            for n in report.missing_tables
+        ]
     return "\n".join(parts) + "\n"
 
 
@@ -150,25 +512,28 @@ SELECTED_NOTE = (
 
 def _sweep_section(report: Report) -> str:
     """Thesis table 5.14 under both readings of its margins, and which one it fits."""
-    if not SW.has_runs(report.sweep):
+    if not has_runs(report.sweep):
         return ""
-    names = "; ".join(f"reading {r}: {name}" for r, (name, _) in SW.READINGS.items())
-    links = " · ".join(f"[{x}](tables/{SW.SWEEP_STEM}.{x})" for x in ("md", "csv", "tex"))
+    names = "; ".join(f"reading {r}: {name}" for r, (name, _) in READINGS.items())
+    links = " · ".join(f"[{x}](tables/{SWEEP_STEM}.{x})" for x in ("md", "csv", "tex"))
     return (
-        f"## {SW.SWEEP_KEY} under both readings\n\n"
+        f"## {SWEEP_KEY} under both readings\n\n"
         "The thesis' tables 5.14 and 5.15 cannot both describe the default margins (85.0 vs "
         f"39.69 at lambda_mu 0.5, lambda_sigma 1), so the sweep runs under both ({names}). "
-        f"The table \"{SW.SWEEP_KEY}\" above compares reading A only (its labels' margins); "
+        f'The table "{SWEEP_KEY}" above compares reading A only (its labels\' margins); '
         "here each point is set beside both.\n\n"
-        f"{links}\n\n" + to_markdown(SW.display_sweep(report.sweep)) + "\n"
-        + SW.verdict_text(SW.sweep_verdict(report.sweep)) + "\n"
+        f"{links}\n\n"
+        + to_markdown(display_sweep(report.sweep))
+        + "\n"
+        + verdict_text(sweep_verdict(report.sweep))
+        + "\n"
         "Rule: the points with runs under both readings (at least 2); per reading the mean "
         "|ours − reported| over them; a reading is closer when the 95% t interval of the "
         "per-point differences of |ours − reported| (A − B) excludes 0; a reading fits when at "
         "least half of the points are reproduced under it (the tables' rule). \"fits reading "
-        "R better\": R is closer and fits; \"neither fits\": the closer reading (if any) does "
-        "not fit; \"cannot tell the readings apart\": neither is closer, one fits.\n"
-    )  # fmt: skip
+        'R better": R is closer and fits; "neither fits": the closer reading (if any) does '
+        'not fit; "cannot tell the readings apart": neither is closer, one fits.\n'
+    )
 
 
 def _gain_section(report: Report) -> str:
@@ -176,8 +541,9 @@ def _gain_section(report: Report) -> str:
     if g.empty:
         return ""
     total = g.iloc[-1]
-    shown = g.assign(gain_r1=[fmt_num(x) for x in g["gain_r1"]],
-                     gain_r10=[fmt_num(x) for x in g["gain_r10"]]).astype(str)  # fmt: skip
+    shown = g.assign(
+        gain_r1=[fmt_num(x) for x in g["gain_r1"]], gain_r10=[fmt_num(x) for x in g["gain_r10"]]
+    ).astype(str)
     return (
         "## What selecting the best epoch on the test set adds\n\n"
         f"Mean over {int(total['n'])} done runs of best − last: Recall@1 "
@@ -194,8 +560,9 @@ def _figures_section(report: Report) -> str:
         if report.figures.get(name) is None:
             missing.append(f"- {title}: no runs; `xbmbench reproduce --study {study}`")
         else:
-            parts.append(f"### {title}\n\n![{title}](figures/{name}.png) "
-                         f"([PDF](figures/{name}.pdf))\n")  # fmt: skip
+            parts.append(
+                f"### {title}\n\n![{title}](figures/{name}.png) ([PDF](figures/{name}.pdf))\n"
+            )
     if missing:
         parts += ["Not drawn (no runs behind them):\n", *missing]
     return "\n".join(parts) + "\n"
@@ -203,14 +570,14 @@ def _figures_section(report: Report) -> str:
 
 def _moco_section(report: Report) -> str:
     """MoCo with and without XBN (paper fig. 2): the table and the figure, or how to get them."""
-    name, title = M.FIGURE
+    name, title = MOCO_FIGURE
     text = (
         "## MoCo with and without XBN (paper fig. 2, appendix B)\n\n"
         "Self-supervised MoCo with the memory as its queue: `xbm` is plain MoCo, `xbn` adapts "
         "the queue to the keys being enqueued. k-NN accuracy (k = 200, t = 0.1) of the test "
         "set against the training set, query encoder. The claim row above is judged on it at "
-        f"the early epoch: {M.EARLY_EPOCH['paper']} for the paper profile (the paper's "
-        f"epoch 15 of 200), {M.EARLY_EPOCH['cpu']} for the cpu profile. "
+        f"the early epoch: {EARLY_EPOCH['paper']} for the paper profile (the paper's "
+        f"epoch 15 of 200), {EARLY_EPOCH['cpu']} for the cpu profile. "
         "MoCo runs never enter the metric-learning tables.\n\n"
     )
     if report.moco.empty:
@@ -220,7 +587,7 @@ def _moco_section(report: Report) -> str:
         )
     text += (
         "[md](tables/moco.md) · [csv](tables/moco.csv) · [tex](tables/moco.tex)\n\n"
-        + to_markdown(M.display_moco_table(report.moco))
+        + to_markdown(display_moco_table(report.moco))
     )
     if report.figures.get(name) is not None:
         text += f"\n![{title}](figures/{name}.png) ([PDF](figures/{name}.pdf))\n"
@@ -250,9 +617,18 @@ def report_text(report: Report) -> str:
         f"Tables use the **{report.epoch}** epoch of each run.\n"
     )
     glance = "## Published numbers at a glance\n\n" + _glance_numbers(report)
-    sections = [head, claims_section(report), _headline_section(report), glance,
-                _runs_section(report), _tables_section(report), _sweep_section(report),
-                _moco_section(report),
-                mechanism_section(report),  # issue 14: the memory error and the oracle bound
-                _gain_section(report), _figures_section(report), _rules(report.epoch)]  # fmt: skip
+    sections = [
+        head,
+        claims_section(report),
+        _headline_section(report),
+        glance,
+        _runs_section(report),
+        _tables_section(report),
+        _sweep_section(report),
+        _moco_section(report),
+        mechanism_section(report),  # the memory error and the oracle bound
+        _gain_section(report),
+        _figures_section(report),
+        _rules(report.epoch),
+    ]
     return "\n".join(s for s in sections if s)

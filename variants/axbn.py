@@ -24,6 +24,10 @@ from .xbn import XBN
 
 @register("axbn")
 class AXBN(XBN):
+    TITLE = "AXBN"
+    COLOUR = "#009e73"
+    MARKER = "v"
+    PROTOCOL_OPTIONS = frozenset({"gain_interval"})
     OPTIONS = {
         **XBN.OPTIONS,  # std_correction: of the observed batch std and of the memory's
         "p0": Option(float, 1.0, ge=0.0, why="the initial estimate's variance"),

@@ -50,6 +50,15 @@ class MemoryBase(CrossBatchMemory):
     NEEDS_SUPERCLASS: ClassVar[bool] = False
     TRAINER_ONLY: ClassVar[bool] = False  # needs the trainer's images (no drop-in PML use)
     BEYOND_SOURCES: ClassVar[bool] = False  # in neither paper nor thesis (a bound, not a method)
+    # how the report names, groups and draws the variant (reports.figures, reports.claims)
+    TITLE: ClassVar[str] = ""  # its name in prose: "XBN", "PC-XBN"
+    FAMILY: ClassVar[str] = "memory"  # the forest plot's group: no memory, memory, ...
+    COLOUR: ClassVar[str] = ""  # one colour and marker per variant in every figure (Okabe & Ito's
+    MARKER: ClassVar[str] = ""  # colour-blind-safe set plus Paul Tol's; xbm grey, no_xbm black)
+    USES_MEMORY: ClassVar[bool] = True  # False: memory_ratio is 0 whatever the profile says
+    # options the protocol sets per dataset or profile, never per table row or claim: two runs
+    # that differ only there are one configuration to a label (reports.load.options_equal)
+    PROTOCOL_OPTIONS: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def option_specs(cls) -> dict[str, Option]:

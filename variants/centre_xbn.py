@@ -6,6 +6,10 @@ from .registry import register
 
 @register("centre_xbn")
 class CentreXBN(MemoryBase):
+    TITLE = "Centre XBN"
+    FAMILY = "normalised memory"
+    COLOUR = "#cc79a7"
+    MARKER = ">"
     NORMALISING = True
 
     def adapt(

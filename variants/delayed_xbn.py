@@ -11,4 +11,8 @@ from .xbn import XBN
 
 @register("delayed_xbn")
 class DelayedXBN(XBN):
+    TITLE = "Delayed XBN"
+    COLOUR = "#e69f00"
+    MARKER = "<"
+    PROTOCOL_OPTIONS = frozenset({"delay_epochs"})
     DEFAULT_DELAY = 15

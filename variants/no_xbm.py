@@ -8,6 +8,12 @@ from .registry import register
 class NoXBM(MemoryBase):
     """Reference set = the batch. Keeps the memory attributes (empty) for a uniform interface."""
 
+    TITLE = "no-XBM"
+    FAMILY = "no memory"
+    USES_MEMORY = False
+    COLOUR = "#000000"
+    MARKER = "s"
+
     def forward(
         self,
         embeddings,

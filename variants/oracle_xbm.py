@@ -28,6 +28,9 @@ from .registry import register
 class OracleXBM(MemoryBase):
     """XBM whose stored entries are re-embedded with the current model (``memory.reembed``)."""
 
+    TITLE = "oracle XBM"
+    COLOUR = "#663333"
+    MARKER = "p"
     TRAINER_ONLY = True
     BEYOND_SOURCES = True
     OPTIONS = {

@@ -20,6 +20,10 @@ from .xbn import STD_CORRECTION
 
 @register("pc_xbn")
 class PerClassXBN(MemoryBase):
+    TITLE = "PC-XBN"
+    FAMILY = "per-class"
+    COLOUR = "#882255"
+    MARKER = "X"
     NORMALISING = True
     OPTIONS = {
         # thesis eq. 4.3: weights of a convex mix of batch and class statistics (table 5.14

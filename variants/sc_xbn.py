@@ -10,6 +10,9 @@ from .registry import register
 
 @register("sc_xbn")
 class SuperClassXBN(PerClassXBN):
+    TITLE = "SC-XBN"
+    COLOUR = "#999933"
+    MARKER = "*"
     NEEDS_SUPERCLASS = True
 
     def groups(self, labels, superclasses):

@@ -13,6 +13,10 @@ from .xbn import XBN
 
 @register("scaled_xbn")
 class ScaledXBN(XBN):
+    TITLE = "Scaled XBN"
+    COLOUR = "#d55e00"
+    MARKER = "D"
+
     def adapt(
         self, memory, memory_labels, batch, batch_labels, memory_superclasses, batch_superclasses
     ):

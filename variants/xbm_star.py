@@ -14,6 +14,10 @@ class XBMStar(MemoryBase):
     positives 1 - s below 1 - 1e-5, negatives s above 0.5, sum / batch size) this is the original
     XBM as its authors trained it; over SupCon it is the XBN paper's XBM* (table 2)."""
 
+    TITLE = "XBM*"
+    COLOUR = "#56b4e9"
+    MARKER = "P"
+
     OPTIONS = {
         "memory_weight": Option(
             float, 1.0, ge=0.0, why="< 0 ascends the memory loss; 0 leaves the minibatch loss"

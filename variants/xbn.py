@@ -23,6 +23,10 @@ STD_CORRECTION = Option(
 
 @register("xbn")
 class XBN(MemoryBase):
+    TITLE = "XBN"
+    FAMILY = "normalised memory"
+    COLOUR = "#0072b2"
+    MARKER = "^"
     NORMALISING = True
     OPTIONS = {"std_correction": STD_CORRECTION}
 

@@ -260,7 +260,7 @@ def test_studies():
 @pytest.mark.slow
 def test_report_keeps_moco_apart(tiny_data, tmp_path):
     from reports.build import build_report, compute
-    from reports.moco import EARLY_EPOCH
+    from reports.tables import EARLY_EPOCH
 
     for variant in ("xbm", "xbn"):
         for seed in (0, 1):

@@ -1,7 +1,7 @@
 """Common random numbers, checked on real tiny runs: with the same seed, every variant starts
 from the same weights, warms up identically and sees the same batches (sampler order and flip
 draws) in every epoch as XBM, so runs of two variants with one seed are a pair
-(reports.pairing). With keyed draws (the default, bench/engine/draws.py) a flip depends on
+(reports.inference.compare). With keyed draws (the default, bench/engine/draws.py) a flip depends on
 (seed, epoch, position) only and the sampler's numpy generator is re-seeded every epoch, so a
 variant that drew from a global generator during a step can no longer shift the batches; the
 warm-up row still shows that the initial weights and the warm-up are shared."""

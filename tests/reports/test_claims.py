@@ -10,8 +10,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from reports.claims import CLAIMS, HYPOTHESES, hypothesis, reference_cell
-from reports.families import judge_all
+from reports.claims import CLAIMS, HYPOTHESES, hypothesis, judge_all, reference_cell
 from reports.inference import (
     DEFAULT_MARGIN,
     HOLDS,
@@ -20,10 +19,9 @@ from reports.inference import (
     Hypothesis,
     judge,
     welch_difference,
-)  # fmt: skip
-from reports.load import load_store, select_epoch
-from reports.render import display_claims
-from reports.reported import load_reported, parse_label
+)
+from reports.load import load_store, parse_label, select_epoch
+from reports.tables import display_claims, load_reported
 
 from .conftest import make_run
 
@@ -121,7 +119,7 @@ def test_arms_trained_differently_are_compared_by_welch(results):
 
 
 def test_holm_within_the_primary_family(results):
-    """Both claims are primary (reports.families.PRIMARY) on one dataset: one Holm family of 2."""
+    """Both claims are primary (reports.claims.PRIMARY) on one dataset: one Holm family of 2."""
     no_xbm = [74.0, 76.5, 74.1, 75.0]
     _runs(results, "xbn", XBN)
     _runs(results, "xbm", XBM)

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from commands.report import compare, report
-from reports.contents import FIGURES, REGIMES
+from reports.figures import FIGURES, REGIMES
 
 from .conftest import make_run
 

@@ -1,4 +1,4 @@
-"""The grouping rule (reports.configs) and what it relies on in the studies."""
+"""The grouping rule (reports.load) and what it relies on in the studies."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from bench.config import make_config
 from bench.studies import study_cells
-from reports.configs import config_key, describe, differences, label_runs
-from reports.reported import load_reported, matches
+from reports.load import config_key, describe, differences
+from reports.tables import load_reported, matches
 
 from .conftest import make_run
 
@@ -42,7 +42,7 @@ def test_differences_name_the_fields_outside_the_label_with_the_runs_values():
 
 
 def test_without_cells_every_config_under_one_label_says_what_sets_it_apart(results):
-    from reports.load import load_store
+    from reports.load import label_runs, load_store
 
     make_run(results, dataset="fashion-mnist", variant="xbm", seed=0, best_r1=1, profile="cpu")
     make_run(results, dataset="fashion-mnist", variant="xbm", seed=0, best_r1=1, profile="cpu",

@@ -1,4 +1,5 @@
-"""The primary claims' design check against statsmodels called directly (reports.design)."""
+"""The primary claims' design check against statsmodels called directly
+(reports.claims.primary_design)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.power import TTestPower
 
-from reports.design import primary_design
+from reports.claims import primary_design
 
 
 def _row(claim, family, dataset, diffs):

@@ -8,18 +8,19 @@ import pytest
 from pandas.testing import assert_frame_equal
 from scipy import stats as sps
 
-from reports import mechanism as MECH
-from reports.families import (
+from reports.claims import (
+    MOCO_CLAIM,
     PRIMARY,
     PRIMARY_FAMILY,
     SECONDARY_FAMILY,
+    bound_claim,
     family_of,
     judge_all,
+    staleness_claim,
     unknown_primary,
-)  # fmt: skip
+)
 from reports.load import load_store, select_epoch
-from reports.moco import MOCO_CLAIM
-from reports.reported import load_reported
+from reports.tables import load_reported
 
 from .conftest import make_run
 
@@ -65,9 +66,13 @@ def test_every_variant_of_a_primary_claim_runs_the_demos_powered_seeds():
     """The demo is designed for the primary claims: both sides of each run every seed of the
     primary block (bench/studies.py), the other variants fewer."""
     from bench.studies import DEMO_SEEDS, cells
-    from reports.claims import CLAIMS
+    from reports.claims import (
+        CLAIMS,
+        ORACLE,
+        PRIMARY,
+    )
 
-    sides = {s for c in CLAIMS if c.id in PRIMARY for s in (c.a, c.b)} | {MECH.ORACLE, "xbm"}
+    sides = {s for c in CLAIMS if c.id in PRIMARY for s in (c.a, c.b)} | {ORACLE, "xbm"}
     demo = cells("demo")
     seeds = {v: {c.seed for c in demo if c.variant == v} for v in {c.variant for c in demo}}
     assert all(seeds[v] == set(DEMO_SEEDS) for v in sides)
@@ -76,8 +81,8 @@ def test_every_variant_of_a_primary_claim_runs_the_demos_powered_seeds():
 
 @pytest.mark.parametrize(
     ("claim_id", "family"),
-    [("xbn>xbm", PRIMARY_FAMILY), (MECH.staleness_claim(10).id, PRIMARY_FAMILY),
-     (MECH.staleness_claim(1).id, PRIMARY_FAMILY), (MECH.bound_claim("xbn", 10).id,
+    [("xbn>xbm", PRIMARY_FAMILY), (staleness_claim(10).id, PRIMARY_FAMILY),
+     (staleness_claim(1).id, PRIMARY_FAMILY), (bound_claim("xbn", 10).id,
      SECONDARY_FAMILY), ("xbn:closer", SECONDARY_FAMILY), (MOCO_CLAIM.id, SECONDARY_FAMILY),
      ("delayed>xbn", SECONDARY_FAMILY), ("axbn>xbn@small", SECONDARY_FAMILY)],
 )  # fmt: skip

@@ -3,16 +3,22 @@ figure, at most two curves per small-multiple panel (the variant over XBM in gre
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from reports import moco as M
-from reports import style as S
 from reports.build import make_figures
-from reports.contents import REGIMES
+from reports.figures import (
+    OTHER_COLOUR,
+    REGIMES,
+    colour,
+    fig_moco,
+)
 from reports.load import load_store, select_epoch
-from reports.reported import load_reported
+from reports.tables import load_reported
+from variants import VARIANTS, get_variant
 
 from .conftest import DEMO_VARIANTS, make_demo, make_run
 from .overlap import text_overlaps
@@ -43,7 +49,7 @@ def moco_figure():
                          "dataset": "fashion-mnist", "task": "moco", "status": "done"})  # fmt: skip
             epochs += [{"run_id": rid, "epoch": e, "phase": "init" if e == 0 else "main",
                         "knn_acc": 20.0 + e + seed} for e in range(6)]  # fmt: skip
-    return M.fig_moco(pd.DataFrame(epochs), pd.DataFrame(runs))
+    return fig_moco(pd.DataFrame(epochs), pd.DataFrame(runs))
 
 
 def test_every_figure_is_drawn(demo):
@@ -70,20 +76,22 @@ def test_small_multiples_show_each_variant_over_grey_xbm_in_its_own_colour(demo,
     assert len(titled) == blocks * (len(DEMO_VARIANTS) - 1)
     for ax in titled:
         variant = ax.get_title()
-        assert to_hex(ax.title.get_color()) == S.VARIANT_COLOURS[variant]
+        assert to_hex(ax.title.get_color()) == get_variant(variant).COLOUR
         colours = {to_hex(line.get_color()) for line in ax.lines}
-        assert colours == {to_hex("0.55"), S.VARIANT_COLOURS[variant]}
+        assert colours == {to_hex("0.55"), get_variant(variant).COLOUR}
 
 
 def test_one_colour_per_variant_and_all_distinct():
-    assert len(set(S.VARIANT_COLOURS.values())) == len(S.VARIANT_COLOURS)
-    known = {*DEMO_VARIANTS, "oracle_xbm"}  # the re-embedding bound (issue 14) has its own
-    assert set(S.VARIANT_COLOURS) == known == set(S.VARIANT_MARKERS)
-    assert S.colour("pc_xbn_adjusted_margin") == S.colour("pc_xbn")
-    assert S.colour("xbn+l2_bn") == S.colour("xbn") and S.colour("mystery") == S.OTHER_COLOUR
+    # every registered variant names its own colour, marker and title (its class attributes)
+    classes = [get_variant(v) for v in VARIANTS]
+    assert {*DEMO_VARIANTS, "oracle_xbm"} <= set(VARIANTS)
+    assert len({c.COLOUR for c in classes}) == len({c.MARKER for c in classes}) == len(VARIANTS)
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c.COLOUR) and c.MARKER and c.TITLE for c in classes)
+    assert colour("pc_xbn_adjusted_margin") == colour("pc_xbn")
+    assert colour("xbn+l2_bn") == colour("xbn") and colour("mystery") == OTHER_COLOUR
 
 
 def test_sweep_lines_use_the_variant_colours(demo):
     fig = demo["recall_vs_batch_memory"]
     colours = {to_hex(line.get_color()) for ax in fig.axes for line in ax.lines}
-    assert colours == {S.VARIANT_COLOURS[v] for v in ("no_xbm", "xbm", "xbn", "axbn")}
+    assert colours == {get_variant(v).COLOUR for v in ("no_xbm", "xbm", "xbn", "axbn")}

@@ -1,4 +1,5 @@
-"""reports.forest: one CI bar per (variant, reference) row, greyscale styles, no text overlaps."""
+"""The forest plot (reports.figures.forest_figure): one CI bar per (variant, reference) row,
+greyscale styles, no text overlaps."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.forest import CI_GID, FAMILIES, ci_bar_count, family, forest_figure
+from reports.figures import CI_GID, ci_bar_count, family, forest_figure
 
 from .overlap import text_overlaps
 
@@ -89,7 +90,7 @@ def test_saves_to_png(tmp_path):
 def test_family_by_name_then_by_label_prefix_then_other():
     assert family("xbn") == "normalised memory"
     assert family("pc_xbn_adjusted_margin") == family("pc_xbn") == "per-class"
-    assert family("no_xbm_512") == FAMILIES["no_xbm"]
+    assert family("no_xbm_512") == family("no_xbm") == "no memory"
     assert family("xbn+l2_bn") == family("xbn[foo=1]") == "normalised memory"
     assert family("xbnx") == family("mystery") == "other"
 

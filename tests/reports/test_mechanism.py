@@ -19,17 +19,32 @@ from scipy import stats as sps
 from bench.config import RunConfig, make_config
 from bench.store import MEMORY_ERROR_COLUMNS, MOCO_COLUMNS, RunDir
 from common import TMP_NAME
-from reports import build as B
-from reports import mechanism as MECH
-from reports import mechanism_page as MP
-from reports import style as S
-from reports.build import compute, write
-from reports.contents import ADAPTATION_GAIN, MEMORY_AGE
-from reports.families import judge_all
-from reports.figures import AGE_EPOCHS
+from reports.build import _save_figure, compute, write
+from reports.claims import (
+    ADAPTING,
+    BOUND_CLAIM,
+    CLOSER_CLAIMS,
+    ORACLE,
+    STALENESS_CLAIM,
+    bound_claim,
+    judge_all,
+    staleness_claim,
+)
+from reports.figures import ADAPTATION_GAIN, AGE_EPOCHS, MEMORY_AGE, colour
 from reports.inference import HOLDS, NOT_RESOLVED, REFUTED
 from reports.load import load_store, select_epoch
-from reports.reported import load_reported
+from reports.markdown import mechanism_intro
+from reports.mechanism import (
+    LOG_GAIN,
+    claim_rows,
+    display_memory_table,
+    mechanism_claims,
+    memory_table,
+    refresh_intervals,
+    run_stats,
+    untested,
+)
+from reports.tables import load_reported
 from variants import VARIANTS
 
 from .conftest import ENV, make_run
@@ -44,7 +59,7 @@ def config(variant: str, seed: int, options: dict | None = None, **overrides) ->
     """The cpu-profile config (``options``: variant options, ``overrides``: config fields);
     ``oracle_xbm`` as xbm's config under its own name until the variant is registered (its one
     option, refresh_interval, at its default is dropped)."""
-    if variant == MECH.ORACLE and MECH.ORACLE not in VARIANTS:
+    if variant == ORACLE and ORACLE not in VARIANTS:
         base = make_config(DATASET, "xbm", seed, PROFILE, **overrides)
         return dataclasses.replace(base, variant=variant, variant_options=tuple(
             sorted((options or {}).items())))  # fmt: skip
@@ -93,7 +108,7 @@ def _mechanism_claims(root: Path) -> pd.DataFrame:
     store = load_store(root)
     runs = select_epoch(store.done)
     reported = load_reported()
-    return judge_all(runs, reported, extra=MECH.claim_rows(runs, store.memory, reported))
+    return judge_all(runs, reported, extra=claim_rows(runs, store.memory, reported))
 
 
 def _row(judged: pd.DataFrame, text: str) -> pd.Series:
@@ -103,7 +118,7 @@ def _row(judged: pd.DataFrame, text: str) -> pd.Series:
 
 
 def _closer(variant: str) -> str:
-    return next(c.text for c in MECH.CLOSER_CLAIMS if c.a == variant)
+    return next(c.text for c in CLOSER_CLAIMS if c.a == variant)
 
 
 # ----- the record: writer and reader ---------------------------------------------------------
@@ -157,7 +172,7 @@ def table_store(results):
 def test_memory_table_is_the_mean_and_std_over_seeds_of_each_runs_mean(table_store):
     root, made = table_store
     store = load_store(root)
-    table = MECH.memory_table(select_epoch(store.done), store.memory).set_index("variant")
+    table = memory_table(select_epoch(store.done), store.memory).set_index("variant")
     for variant, arrays in made.items():
         row = table.loc[variant]
         expected = {
@@ -173,7 +188,7 @@ def test_memory_table_is_the_mean_and_std_over_seeds_of_each_runs_mean(table_sto
     # xbm adapts nothing: its stored copy is the un-adapted one, gain exactly 1
     assert table.loc["xbm", "gain_mean"] == 1.0 and table.loc["xbm", "gain_std"] == 0.0
     assert table.loc["xbn", "gain_mean"] == pytest.approx(np.mean(np.exp([0.3, 0.4, 0.6])))
-    shown = MECH.display_memory_table(table.reset_index())
+    shown = display_memory_table(table.reset_index())
     assert shown["adaptation gain"].tolist()[0] == "1.000 ± 0.000"
 
 
@@ -185,9 +200,9 @@ def test_gain_is_taken_over_the_adapting_points_only(results):
     adapting = np.arange(N) >= 6  # the last two epochs
     raw = np.where(adapting, 0.2 * np.array([1.5, 2.0] * (N // 2)), 0.2)
     RunDir(results, cfg).write_memory_error(probe_rows(err, raw, adapting, np.full(N, 0.8)))
-    stats = MECH.run_stats(load_store(results).memory).iloc[0]
+    stats = run_stats(load_store(results).memory).iloc[0]
     assert stats["adapting_points"] == 4
-    assert stats[MECH.LOG_GAIN] == pytest.approx(np.mean(np.log([1.5, 2.0, 1.5, 2.0])))
+    assert stats[LOG_GAIN] == pytest.approx(np.mean(np.log([1.5, 2.0, 1.5, 2.0])))
 
 
 # ----- the claims -----------------------------------------------------------------------------
@@ -220,27 +235,27 @@ def test_oracle_bounds_each_variant_on_recall_and_staleness_gap(results):
     oracle, xbm = [81.0, 81.7, 80.8], [80.0, 80.5, 79.9]
     scaled = [84.0, 84.5, 84.1]  # a variant far above the oracle: the bound is refuted
     for s in range(3):
-        make_run(results, config(MECH.ORACLE, s), best_r1=oracle[s])
+        make_run(results, config(ORACLE, s), best_r1=oracle[s])
         make_run(results, config("xbm", s), best_r1=xbm[s])
         make_run(results, config("scaled_xbn", s), best_r1=scaled[s])
     judged = _mechanism_claims(results)
     for variant, values, verdict in (("xbm", xbm, HOLDS), ("scaled_xbn", scaled, REFUTED)):
-        row = _row(judged, MECH.bound_claim(variant).text)
+        row = _row(judged, bound_claim(variant).text)
         d = np.subtract(oracle, values)
         assert row["method"] == "paired" and row["diff"] == pytest.approx(d.mean())
         half = sps.t.ppf(0.5 + row["level"] / 2, 2) * d.std(ddof=1) / math.sqrt(3)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
         assert row["verdict"] == verdict, row[["ci_low", "ci_high", "level"]]
-    gap = _row(judged, MECH.staleness_claim().text)  # no option recorded: the default, 1
+    gap = _row(judged, staleness_claim().text)  # no option recorded: the default, 1
     ref = sps.ttest_rel(oracle, xbm)
     assert gap["diff"] == pytest.approx(np.mean(oracle) - np.mean(xbm))
     assert gap["p"] == pytest.approx(ref.pvalue)  # A > B: two-sided p of the directional test
-    assert not any(c.text.startswith(MECH.BOUND_CLAIM.text) for c in MECH.untested(judged))
+    assert not any(c.text.startswith(BOUND_CLAIM.text) for c in untested(judged))
 
 
 REFRESH5 = {"refresh_interval": 5}  # the demo study's oracle (bench.studies.DEMO_REFRESH)
 DEMO_R1 = {  # Recall@1 per seed; the oracle re-embeds every 5 steps, the others at defaults
-    MECH.ORACLE: [79.9, 79.2, 79.6], "xbm": [79.1, 78.9, 79.3], "xbn": [79.4, 79.0, 79.8],
+    ORACLE: [79.9, 79.2, 79.6], "xbm": [79.1, 78.9, 79.3], "xbn": [79.4, 79.0, 79.8],
     "delayed_xbn": [80.5, 80.9, 80.1], "no_xbm": [70.2, 71.0, 70.5],
 }  # fmt: skip
 
@@ -250,7 +265,7 @@ def demo_runs(root: Path, r1: dict[str, list[float]] = DEMO_R1) -> dict[str, lis
     refresh_interval=5, every other variant with its default options (delayed_xbn's delay is
     the profile's, a protocol option). Returns the run ids per variant."""
     return {
-        v: [make_run(root, config(v, s, REFRESH5 if v == MECH.ORACLE else None), best_r1=x)
+        v: [make_run(root, config(v, s, REFRESH5 if v == ORACLE else None), best_r1=x)
             for s, x in enumerate(values)]
         for v, values in r1.items()
     }  # fmt: skip
@@ -279,32 +294,30 @@ def test_oracle_every_5_steps_is_judged_against_the_variants_at_defaults(results
     every number below is recomputed from the Recall@1 values given."""
     ids = demo_runs(results)
     judged = _mechanism_claims(results)
-    others = [v for v in DEMO_R1 if v != MECH.ORACLE]
-    oracle_rows = MECH.mechanism_claims(judged)
+    others = [v for v in DEMO_R1 if v != ORACLE]
+    oracle_rows = mechanism_claims(judged)
     assert len(oracle_rows) == len(others) + 1  # one bound per variant, one staleness gap
     for variant in others:
-        row = _row(judged, MECH.bound_claim(variant, 5).text)
-        ref = paired_by_hand(DEMO_R1[MECH.ORACLE], DEMO_R1[variant], row["level"])
+        row = _row(judged, bound_claim(variant, 5).text)
+        ref = paired_by_hand(DEMO_R1[ORACLE], DEMO_R1[variant], row["level"])
         assert row["method"] == "paired" and row["n"] == 3, variant
         assert row["diff"] == pytest.approx(ref["diff"])
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((ref["low"], ref["high"]))
         margin = 1.0  # the claims' non-inferiority margin in Recall@1 points (DEFAULT_MARGIN)
         assert row["verdict"] == verdict_by_hand(ref["low"], ref["high"], -margin), variant
-        assert set(row["run_ids"].split()) == {*ids[MECH.ORACLE], *ids[variant]}
-    gap = _row(judged, MECH.staleness_claim(5).text)
-    ref = paired_by_hand(DEMO_R1[MECH.ORACLE], DEMO_R1["xbm"], gap["level"])
+        assert set(row["run_ids"].split()) == {*ids[ORACLE], *ids[variant]}
+    gap = _row(judged, staleness_claim(5).text)
+    ref = paired_by_hand(DEMO_R1[ORACLE], DEMO_R1["xbm"], gap["level"])
     assert gap["method"] == "paired" and gap["n"] == 3
     assert gap["diff"] == pytest.approx(ref["diff"]) and gap["p"] == pytest.approx(ref["p"])
     assert (gap["ci_low"], gap["ci_high"]) == pytest.approx((ref["low"], ref["high"]))
     assert gap["verdict"] == verdict_by_hand(ref["low"], ref["high"], 0.0)
-    assert _row(judged, MECH.bound_claim("no_xbm", 5).text)["verdict"] == HOLDS  # ~9 points
+    assert _row(judged, bound_claim("no_xbm", 5).text)["verdict"] == HOLDS  # ~9 points
     # the rows name the interval the runs used
     assert gap["a"] == "oracle_xbm[refresh_interval=5]"
     assert "every 5 steps (refresh_interval=5)" in gap["source"]
     assert "every 5 steps" in gap["claim"] and "every step" not in gap["source"]
-    assert not {MECH.BOUND_CLAIM.id, MECH.STALENESS_CLAIM.id} & {
-        c.id for c in MECH.untested(judged)
-    }
+    assert not {BOUND_CLAIM.id, STALENESS_CLAIM.id} & {c.id for c in untested(judged)}
 
 
 @pytest.mark.parametrize("setting", [{"epochs": 3}, {"memory_ratio": 1.0}, {"lr": 0.01}])
@@ -314,37 +327,37 @@ def test_an_oracle_trained_otherwise_is_not_matched(results, setting):
     only the matching one's runs enter the rows."""
     r1 = {v: DEMO_R1[v] for v in ("xbm", "xbn", "no_xbm")}
     demo_runs(results, r1)
-    other = [make_run(results, config(MECH.ORACLE, s, REFRESH5, **setting), best_r1=90.0)
+    other = [make_run(results, config(ORACLE, s, REFRESH5, **setting), best_r1=90.0)
              for s in range(3)]  # fmt: skip
     judged = _mechanism_claims(results)
-    assert MECH.mechanism_claims(judged).empty
-    assert {MECH.BOUND_CLAIM.id, MECH.STALENESS_CLAIM.id} <= {c.id for c in MECH.untested(judged)}
-    matching = demo_runs(results, {MECH.ORACLE: DEMO_R1[MECH.ORACLE]})[MECH.ORACLE]
+    assert mechanism_claims(judged).empty
+    assert {BOUND_CLAIM.id, STALENESS_CLAIM.id} <= {c.id for c in untested(judged)}
+    matching = demo_runs(results, {ORACLE: DEMO_R1[ORACLE]})[ORACLE]
     judged = _mechanism_claims(results)
-    rows = MECH.mechanism_claims(judged)
+    rows = mechanism_claims(judged)
     assert len(rows) == len(r1) + 1
     for run_ids in rows["run_ids"]:
         assert set(matching) <= set(run_ids.split()) and not set(other) & set(run_ids.split())
-    gap = _row(judged, MECH.staleness_claim(5).text)
-    assert gap["mean_a"] == pytest.approx(np.mean(DEMO_R1[MECH.ORACLE]))
+    gap = _row(judged, staleness_claim(5).text)
+    assert gap["mean_a"] == pytest.approx(np.mean(DEMO_R1[ORACLE]))
 
 
 def test_oracle_configs_with_different_intervals_are_kept_apart(results):
     """Oracle runs re-embedding every step and every 5 steps: one row set each, its own
     numbers, and the intro names both intervals."""
     every_step = [80.6, 80.1, 80.4]
-    demo_runs(results, {v: DEMO_R1[v] for v in (MECH.ORACLE, "xbm")})
+    demo_runs(results, {v: DEMO_R1[v] for v in (ORACLE, "xbm")})
     for s, x in enumerate(every_step):
-        make_run(results, config(MECH.ORACLE, s), best_r1=x)
+        make_run(results, config(ORACLE, s), best_r1=x)
     judged = _mechanism_claims(results)
-    for interval, values in ((1, every_step), (5, DEMO_R1[MECH.ORACLE])):
-        gap = _row(judged, MECH.staleness_claim(interval).text)
+    for interval, values in ((1, every_step), (5, DEMO_R1[ORACLE])):
+        gap = _row(judged, staleness_claim(interval).text)
         assert gap["diff"] == pytest.approx(np.mean(values) - np.mean(DEMO_R1["xbm"]))
         assert gap["n_a"] == 3 and f"refresh_interval={interval})" in gap["source"]
-    assert len(MECH.mechanism_claims(judged)) == 4  # bound vs xbm and the gap, per interval
+    assert len(mechanism_claims(judged)) == 4  # bound vs xbm and the gap, per interval
     runs = load_store(results).done
-    assert MECH.refresh_intervals(runs) == [1, 5]
-    text = MP.intro(MECH.refresh_intervals(runs))
+    assert refresh_intervals(runs) == [1, 5]
+    text = mechanism_intro(refresh_intervals(runs))
     assert "re-embeds its memory every step (refresh_interval=1) in some runs and every 5 steps " \
         "(refresh_interval=5):" in text  # fmt: skip
 
@@ -354,9 +367,9 @@ def test_the_section_names_the_interval_the_oracle_runs_used(tmp_path):
     oracle's claims are judged and the staleness line shows the hand-computed gap."""
     root = tmp_path / "results"
     root.mkdir()
-    for v in (MECH.ORACLE, "xbm", "xbn"):
+    for v in (ORACLE, "xbm", "xbn"):
         for s, x in enumerate(DEMO_R1[v]):
-            opts = REFRESH5 if v == MECH.ORACLE else None
+            opts = REFRESH5 if v == ORACLE else None
             probed_run(root, v, s, x, 0.2 if v == "xbn" else None, v == "xbn", options=opts)
     text = write(compute(root)).read_text()
     section = text[text.index("## The mechanism") :]
@@ -364,14 +377,14 @@ def test_the_section_names_the_interval_the_oracle_runs_used(tmp_path):
     assert "`oracle_xbm` (beyond the sources) re-embeds its memory every 5 steps " \
         "(refresh_interval=5):" in section  # fmt: skip
     assert "re-embeds its memory every step" not in section
-    gap = np.mean(DEMO_R1[MECH.ORACLE]) - np.mean(DEMO_R1["xbm"])
+    gap = np.mean(DEMO_R1[ORACLE]) - np.mean(DEMO_R1["xbm"])
     assert f"- fashion-mnist (cpu profile): oracle_xbm[refresh_interval=5] − xbm = {gap:+.2f} [" \
         in section  # fmt: skip
-    assert MECH.staleness_claim(5).text in section and MECH.bound_claim("xbn", 5).text in section
+    assert staleness_claim(5).text in section and bound_claim("xbn", 5).text in section
     assert "no `oracle_xbm` and `xbm` runs side by side" not in section
     not_tested = [ln for ln in section.splitlines() if ln.startswith("Not tested")]
     assert not_tested  # the closer-memory claims of the variants without runs
-    for claim in (MECH.BOUND_CLAIM, MECH.STALENESS_CLAIM):
+    for claim in (BOUND_CLAIM, STALENESS_CLAIM):
         assert all(claim.text not in ln for ln in not_tested), claim.id
 
 
@@ -379,17 +392,16 @@ def test_no_oracle_or_probe_means_the_mechanism_claims_are_untested(results):
     for s in range(2):
         make_run(results, config("xbn", s), best_r1=80.0 + s)
     judged = _mechanism_claims(results)
-    assert MECH.mechanism_claims(judged).empty
-    assert {c.id for c in MECH.untested(judged)} == {
-        *(c.id for c in MECH.CLOSER_CLAIMS),
-        MECH.BOUND_CLAIM.id,
-        MECH.STALENESS_CLAIM.id,
+    assert mechanism_claims(judged).empty
+    assert {c.id for c in untested(judged)} == {
+        *(c.id for c in CLOSER_CLAIMS),
+        BOUND_CLAIM.id,
+        STALENESS_CLAIM.id,
     }
 
 
 def test_claim_variants_are_registered_names():
-    assert set(MECH.ADAPTING) <= set(VARIANTS)
-    assert set(S.VARIANT_COLOURS) - {MECH.ORACLE} == set(VARIANTS) - {MECH.ORACLE}
+    assert set(ADAPTING) <= set(VARIANTS)
 
 
 # ----- figures and the report -----------------------------------------------------------------
@@ -415,11 +427,11 @@ def report(tmp_path_factory):
     """xbm, xbn, oracle x 3 seeds probed; one more xbn seed and a MoCo run without the file."""
     root = tmp_path_factory.mktemp("mech") / "results"
     root.mkdir()
-    made = {"xbm": [], "xbn": [], MECH.ORACLE: []}
+    made = {"xbm": [], "xbn": [], ORACLE: []}
     for s in range(3):
         made["xbm"].append(probed_run(root, "xbm", s, 80.0 + 0.1 * s, None, adapting=False))
         made["xbn"].append(probed_run(root, "xbn", s, 80.2 + 0.1 * s, 0.3 + 0.05 * s))
-        made[MECH.ORACLE].append(probed_run(root, MECH.ORACLE, s, 81.0 + 0.2 * s, None, False))
+        made[ORACLE].append(probed_run(root, ORACLE, s, 81.0 + 0.2 * s, None, False))
     old = make_run(root, config("no_xbm", 0), best_r1=79.0)  # no memory_error.csv
     moco_run(root, 0)
     rep = compute(root)
@@ -439,7 +451,7 @@ def test_age_figure_draws_the_hand_computed_means(report):
         assert solid[0].get_ydata() == pytest.approx(err)
         assert dashed[0].get_ydata() == pytest.approx(raw)
         assert list(solid[0].get_xdata()) == [1, 2, 3, 4]
-        assert {to_hex(ln.get_color()) for ln in ax.lines} == {S.colour(variant)}
+        assert {to_hex(ln.get_color()) for ln in ax.lines} == {colour(variant)}
     assert text_overlaps(fig) == []
 
 
@@ -447,7 +459,7 @@ def test_gain_figure_draws_each_epochs_mean_gain_over_grey_xbm(report):
     rep, _, made, _ = report
     fig = rep.figures[ADAPTATION_GAIN]
     (ax,) = [a for a in fig.axes if a.get_title() == "xbn"]
-    line = next(ln for ln in ax.lines if to_hex(ln.get_color()) == S.colour("xbn"))
+    line = next(ln for ln in ax.lines if to_hex(ln.get_color()) == colour("xbn"))
     per_epoch = [np.exp(a["lg"]).reshape(EPOCHS, POINTS).mean(axis=1) for a in made["xbn"]]
     assert line.get_ydata() == pytest.approx(np.mean(per_epoch, axis=0))
     grey = next(ln for ln in ax.lines if to_hex(ln.get_color()) == to_hex("0.55"))
@@ -471,7 +483,7 @@ def test_report_section_table_claims_and_the_runs_left_out(report):
     assert set(rep.unprobed["run_id"]) == {old}  # the MoCo run is no metric run
     closer = rep.claims[rep.claims["claim"] == _closer("xbn")]
     assert closer["verdict"].tolist() == [HOLDS]
-    assert _closer("xbn") in section and MECH.bound_claim("xbn").text in section
+    assert _closer("xbn") in section and bound_claim("xbn").text in section
 
 
 def test_figures_and_table_files_are_written_atomically(report, monkeypatch):
@@ -490,7 +502,7 @@ def test_figures_and_table_files_are_written_atomically(report, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", broken)
     with pytest.raises(RuntimeError, match="killed"):
-        B._save_figure(rep.figures[MEMORY_AGE], stem)  # the save every report figure goes through
+        _save_figure(rep.figures[MEMORY_AGE], stem)  # the save every report figure goes through
     assert stem.with_suffix(".png").read_bytes() == before
     assert not [p for p in (out / "figures").iterdir() if TMP_NAME.match(p.name)]
 
@@ -507,7 +519,7 @@ def test_a_store_without_any_probe_record_still_reports(tmp_path):
     assert rep.figures[MEMORY_AGE] is None and rep.figures[ADAPTATION_GAIN] is None
     assert "No done run has memory_error.csv yet" in text
     assert "Not tested (no probed runs of the variant, or no `oracle_xbm` runs)" in text
-    assert MECH.BOUND_CLAIM.text in text and MECH.STALENESS_CLAIM.text in text
+    assert BOUND_CLAIM.text in text and STALENESS_CLAIM.text in text
     assert "re-embeds its memory every `refresh_interval` steps (default 1" in text  # no oracle
     assert "fashion-mnist (cpu): no_xbm ×2, xbm ×2, xbn ×2." in text
     assert not (rep.results / "report" / "figures" / f"{MEMORY_AGE}.png").exists()

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats as sps
 
 from bench.config import make_config
-from reports.configs import config_key
-from reports.pairing import arms_paired, compare, pairable
+from reports.inference import arms_paired, compare
+from reports.load import config_key, pairable
 from variants import VARIANTS
 
 

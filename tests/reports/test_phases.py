@@ -11,13 +11,26 @@ import pytest
 from scipy import stats as sps
 
 from bench.store import RunDir
-from reports import mechanism as MECH
-from reports import phases as PH
 from reports.build import compute, write
-from reports.families import SECONDARY_FAMILY, judge_all
+from reports.claims import SECONDARY_FAMILY, judge_all
 from reports.inference import HOLDS, REFUTED
 from reports.load import load_store, select_epoch
-from reports.reported import load_reported
+from reports.mechanism import (
+    AFTER,
+    BEFORE,
+    EPOCH_STEM,
+    LR_PHASE,
+    PHASE_STEM,
+    PHASE_TEXT,
+    claim_rows,
+    closer_phase_rows,
+    epoch_table,
+    epochs_of,
+    mechanism_claims,
+    phase_of,
+    phase_table,
+)
+from reports.tables import load_reported
 
 from .conftest import make_run
 from .test_mechanism import EPOCHS, POINTS, N, config, probe_rows
@@ -58,20 +71,18 @@ def _by_hand(arrays, epochs) -> dict[str, list[float]]:
 
 
 def test_phase_of_follows_steplr():
-    assert [PH.phase_of(e, 2) for e in (1, 2, 3, 5)] == [PH.BEFORE] * 2 + [PH.AFTER] * 2
-    assert PH.epochs_of(PH.BEFORE, 2, 5) == "epochs 1–2"
-    assert (
-        PH.epochs_of(PH.AFTER, 2, 5) == "epochs 3–5" and PH.epochs_of(PH.AFTER, 4, 5) == "epoch 5"
-    )
-    assert PH.epochs_of(PH.AFTER, 5, 5) == ""
+    assert [phase_of(e, 2) for e in (1, 2, 3, 5)] == [BEFORE] * 2 + [AFTER] * 2
+    assert epochs_of(BEFORE, 2, 5) == "epochs 1–2"
+    assert epochs_of(AFTER, 2, 5) == "epochs 3–5" and epochs_of(AFTER, 4, 5) == "epoch 5"
+    assert epochs_of(AFTER, 5, 5) == ""
 
 
 def test_phase_and_epoch_tables_against_a_hand_split(phase_store):
     root, arrays = phase_store
     store = load_store(root)
     runs = select_epoch(store.done)
-    table = PH.phase_table(runs, store.memory).set_index(PH.LR_PHASE)
-    for phase, epochs in ((PH.BEFORE, {1, 2}), (PH.AFTER, {3, 4, 5})):
+    table = phase_table(runs, store.memory).set_index(LR_PHASE)
+    for phase, epochs in ((BEFORE, {1, 2}), (AFTER, {3, 4, 5})):
         hand = _by_hand(arrays, epochs)
         row = table.loc[phase]
         assert row["n"] == 3 and row["variant"] == "xbn"
@@ -79,36 +90,36 @@ def test_phase_and_epoch_tables_against_a_hand_split(phase_store):
             stem = "err_l2" if col == "err" else "raw_l2" if col == "raw" else "gain"
             assert row[f"{stem}_mean"] == pytest.approx(np.mean(hand[col]))
             assert row[f"{stem}_std"] == pytest.approx(np.std(hand[col], ddof=1))
-    assert table.loc[PH.BEFORE, "gain_mean"] > 1 > table.loc[PH.AFTER, "gain_mean"]
-    per_epoch = PH.epoch_table(runs, store.memory).set_index("epoch")
+    assert table.loc[BEFORE, "gain_mean"] > 1 > table.loc[AFTER, "gain_mean"]
+    per_epoch = epoch_table(runs, store.memory).set_index("epoch")
     assert list(per_epoch.index) == list(range(1, EPOCHS + 1))
     for e in range(1, EPOCHS + 1):
         assert per_epoch.loc[e, "gain_mean"] == pytest.approx(
             np.mean(_by_hand(arrays, {e})["gain"])
         )
-        assert per_epoch.loc[e, PH.LR_PHASE] == (PH.BEFORE if e <= STEP else PH.AFTER)
+        assert per_epoch.loc[e, LR_PHASE] == (BEFORE if e <= STEP else AFTER)
 
 
 def test_closer_claims_per_phase_hold_before_and_are_refuted_after(phase_store):
     root, arrays = phase_store
     store = load_store(root)
     runs = select_epoch(store.done)
-    extra = [*MECH.claim_rows(runs, store.memory, load_reported()),
-             *PH.closer_phase_rows(runs, store.memory)]  # fmt: skip
+    extra = [*claim_rows(runs, store.memory, load_reported()),
+             *closer_phase_rows(runs, store.memory)]  # fmt: skip
     judged = judge_all(runs, load_reported(), extra=extra).set_index("claim_id")
-    for phase, epochs, verdict in ((PH.BEFORE, {1, 2}, HOLDS), (PH.AFTER, {3, 4, 5}, REFUTED)):
+    for phase, epochs, verdict in ((BEFORE, {1, 2}, HOLDS), (AFTER, {3, 4, 5}, REFUTED)):
         row = judged.loc[f"xbn:closer@{phase}"]
         logs = _by_hand(arrays, epochs)["log_gain"]
         assert row["family"] == SECONDARY_FAMILY and row["n"] == 3
         assert row["diff"] == pytest.approx(np.mean(logs))
         assert row["p"] == pytest.approx(sps.ttest_1samp(logs, 0.0).pvalue)
         assert row["verdict"] == verdict
-        assert PH.PHASE_TEXT[phase] in row["claim"]
+        assert PHASE_TEXT[phase] in row["claim"]
     # the per-phase rows are mechanism rows; the whole-run row is still there
     assert {"xbn:closer", "xbn:closer@before", "xbn:closer@after"} <= set(
-        MECH.mechanism_claims(judged.reset_index())["claim_id"]
+        mechanism_claims(judged.reset_index())["claim_id"]
     )
     text = write(compute(root)).read_text()
     assert "### Per LR phase" in text and "before the first LR decay (epochs 1–2)" in text
     tables = root / "report" / "tables"
-    assert (tables / f"{PH.PHASE_STEM}.csv").exists() and (tables / f"{PH.EPOCH_STEM}.csv").exists()
+    assert (tables / f"{PHASE_STEM}.csv").exists() and (tables / f"{EPOCH_STEM}.csv").exists()

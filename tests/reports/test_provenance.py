@@ -1,5 +1,5 @@
 """`xbmbench report` flags a table whose runs come from different code, library versions or CPU
-settings (reports/provenance.py), and says nothing when they agree."""
+settings (reports.load.provenance_note), and says nothing when they agree."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections import Counter
 
 from bench.store import ENV_FILE, RUNS_DIR
 from reports.build import compute
+from reports.load import flag_text, mixed
 from reports.markdown import report_text
-from reports.provenance import flag_text, mixed
 
 from .conftest import ENV, make_run
 

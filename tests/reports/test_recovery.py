@@ -11,22 +11,24 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reports import mechanism as MECH
 from reports.build import compute, write
-from reports.families import judge_all
-from reports.inference import BOOTSTRAP_SEED, HOLDS, N_BOOTSTRAP, NOT_RESOLVED
-from reports.load import load_store, select_epoch
-from reports.ratio import (
+from reports.claims import ORACLE, judge_all, staleness_claim
+from reports.inference import (
+    BOOTSTRAP_SEED,
     BOUNDED,
     EVERYTHING,
+    HOLDS,
+    N_BOOTSTRAP,
     NONE,
+    NOT_RESOLVED,
     TWO_RAYS,
     bootstrap_ratio,
     fieller,
     ratio_of_means,
-)  # fmt: skip
-from reports.recovery import recovery_table
-from reports.reported import load_reported
+)
+from reports.load import load_store, select_epoch
+from reports.mechanism import claim_rows, recovery_table
+from reports.tables import load_reported
 
 from .conftest import make_run
 
@@ -97,14 +99,14 @@ def test_paired_bootstrap_keeps_each_seeds_pair_together():
 # ----- the table -------------------------------------------------------------------------------
 
 R1 = {  # Recall@1 per seed; the oracle re-embeds every 10 steps
-    "xbm": [60.0, 61.0, 59.5, 60.4], MECH.ORACLE: [62.1, 63.9, 61.3, 63.0],
+    "xbm": [60.0, 61.0, 59.5, 60.4], ORACLE: [62.1, 63.9, 61.3, 63.0],
     "xbn": [60.9, 62.6, 59.9, 61.5], "axbn": [61.2, 61.9, 60.4, 61.0],
 }  # fmt: skip
 
 
 def _store(root, r1):
     for variant, values in r1.items():
-        opts = {"refresh_interval": 10} if variant == MECH.ORACLE else None
+        opts = {"refresh_interval": 10} if variant == ORACLE else None
         for seed, x in enumerate(values):
             make_run(root, dataset="fashion-mnist", variant=variant, seed=seed, profile="cpu",
                      options=opts, best_r1=x, best_epoch=3)  # fmt: skip
@@ -113,7 +115,7 @@ def _store(root, r1):
 def _table(root):
     runs = select_epoch(load_store(root).done)
     reported = load_reported()
-    judged = judge_all(runs, reported, extra=MECH.claim_rows(runs, load_store(root).memory,
+    judged = judge_all(runs, reported, extra=claim_rows(runs, load_store(root).memory,
                                                              reported))  # fmt: skip
     return recovery_table(runs, judged), judged
 
@@ -121,8 +123,8 @@ def _table(root):
 def test_share_recovered_per_variant_where_the_cost_is_resolved(results):
     _store(results, R1)
     table, judged = _table(results)
-    cost = np.subtract(R1[MECH.ORACLE], R1["xbm"])
-    gap = judged[judged["claim_id"] == MECH.staleness_claim(10).id].iloc[0]
+    cost = np.subtract(R1[ORACLE], R1["xbm"])
+    gap = judged[judged["claim_id"] == staleness_claim(10).id].iloc[0]
     assert gap["family"] == "primary" and gap["verdict"] == HOLDS
     assert table["variant"].tolist() == ["xbn", "axbn"]
     for r in table.to_dict("records"):
@@ -143,7 +145,7 @@ def test_share_recovered_per_variant_where_the_cost_is_resolved(results):
 
 
 def test_share_is_not_shown_where_the_cost_is_not_resolved(results):
-    _store(results, {**R1, MECH.ORACLE: [60.9, 60.2, 60.8, 60.1]})  # oracle ~ xbm
+    _store(results, {**R1, ORACLE: [60.9, 60.2, 60.8, 60.1]})  # oracle ~ xbm
     table, _ = _table(results)
     assert len(table) == 2 and table["share"].isna().all() and table["share_low"].isna().all()
     assert (table["cost_verdict"] == NOT_RESOLVED).all() and (table["share_ci"] == "-").all()

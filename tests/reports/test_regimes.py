@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reports import mechanism as MECH
 from reports.build import compute, write
-from reports.contents import REGIMES
+from reports.claims import ORACLE, staleness_claim
+from reports.figures import REGIMES, fig_regimes
+from reports.inference import BOUNDED
 from reports.load import load_store, select_epoch
-from reports.ratio import BOUNDED
-from reports.regimes import fig_regimes, regime_points
+from reports.mechanism import regime_points
 
 from .conftest import make_run
 from .overlap import text_overlaps
@@ -34,9 +34,9 @@ GAIN = [0.5, 0.7, 0.2]  # xbn - xbm per seed, every cell
 
 def _regime_runs(root, cells=COST) -> None:
     for (memory, lr), cost in cells.items():
-        arms = {"xbm": XBM, "xbn": np.add(XBM, GAIN), MECH.ORACLE: np.add(XBM, cost)}
+        arms = {"xbm": XBM, "xbn": np.add(XBM, GAIN), ORACLE: np.add(XBM, cost)}
         for variant, values in arms.items():
-            opts = {"refresh_interval": 10} if variant == MECH.ORACLE else None
+            opts = {"refresh_interval": 10} if variant == ORACLE else None
             for seed, x in enumerate(values):
                 make_run(root, dataset="fashion-mnist", variant=variant, seed=seed,
                          profile="cpu", options=opts, memory=memory, lr=lr,
@@ -73,7 +73,7 @@ def test_regime_points_group_by_memory_ratio_and_lr(results):
 
 def test_regimes_figure_draws_one_panel_per_lr(results):
     _regime_runs(results)
-    fig = fig_regimes(_runs(results))
+    fig = fig_regimes(regime_points(_runs(results)))
     assert fig is not None and text_overlaps(fig) == []
     for lr in LRS:
         (cost_ax,) = [a for a in fig.axes if a.get_title().endswith(f"lr {lr:g}")]
@@ -90,7 +90,8 @@ def test_regimes_figure_draws_one_panel_per_lr(results):
 
 def test_no_regimes_figure_without_such_runs(results):
     _regime_runs(results, {(0.5, 0.001): COST[(0.5, 0.001)]})  # one cell: the demo's
-    assert regime_points(_runs(results)).empty and fig_regimes(_runs(results)) is None
+    points = regime_points(_runs(results))
+    assert points.empty and fig_regimes(points) is None
     report = compute(results)
     assert report.figures[REGIMES] is None
     text = write(report).read_text()
@@ -104,6 +105,6 @@ def test_claims_beside_an_lr_sweep_are_judged_at_the_reference_lr(results):
     _regime_runs(results)
     cells = [json.loads(p.read_text()) for p in (results / "runs").glob("*/config.json")]
     report = compute(results, cells=cells)
-    gap = report.claims[report.claims["claim_id"] == MECH.staleness_claim(10).id].iloc[0]
+    gap = report.claims[report.claims["claim_id"] == staleness_claim(10).id].iloc[0]
     assert gap["n"] == 3 and gap["diff"] == pytest.approx(np.mean(COST[(0.25, 0.0005)]))
     assert report.figures[REGIMES] is not None

@@ -10,8 +10,8 @@ import pytest
 
 from bench.studies import study_cells
 from reports.build import compute, write
-from reports.forest import ci_bar_count
-from reports.headline import REFERENCES
+from reports.claims import REFERENCES
+from reports.figures import ci_bar_count
 from reports.inference import HOLDS, NOT_RESOLVED, REFUTED, TOO_FEW
 
 from .conftest import DEMO_VARIANTS, make_demo
@@ -65,7 +65,7 @@ def test_report_opens_with_the_claims_table(demo_report):
     notes = text[text.index("## Claims") : text.index("## Headline figure")]
     assert "Holm within each family, per (profile, dataset)" in notes
     assert notes.index("### Primary claims") < notes.index("### Secondary claims")
-    assert "fixed in code (`reports/families.py`, `PRIMARY`) before the demo's verdicts" in notes
+    assert "fixed in code (`reports/claims.py`, `PRIMARY`) before the demo's verdicts" in notes
 
 
 def test_forest_plot_comes_first_with_one_bar_per_pair(demo_report):

@@ -9,14 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.reported import (
-    ADJUSTED_MARGINS,
-    DEFAULT_MARGINS,
-    load_reported,
-    matches,
-    parse_label,
-    run_label,
-)  # fmt: skip
+from reports.load import ADJUSTED_MARGINS, DEFAULT_MARGINS, parse_label, run_label
+from reports.tables import load_reported, matches
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "reported_numbers.csv"
 
@@ -148,7 +142,7 @@ def test_load_reported_reads_every_row_with_its_key():
 
 
 def test_protocol_options_do_not_separate_runs():
-    from reports.reported import options_equal
+    from reports.load import options_equal
 
     # DeepFashion2's AXBN runs use gain interval 10 (paper sec. 5.1) and still are "axbn"
     assert options_equal("axbn", {"gain_interval": 10}, ())

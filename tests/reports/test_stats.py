@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from reports.stats import summarize
+from reports.inference import summarize
 
 
 def test_summarize_is_mean_and_sample_std():

@@ -1,6 +1,6 @@
-"""Thesis table 5.14 under both readings (reports.sweep): the runs of each reading are the study
-cells bench.studies labels so, and the verdict agrees with numbers computed by hand, whichever
-reading the fixture puts closer to the reported numbers."""
+"""Thesis table 5.14 under both readings (reports.tables.sweep_points): the runs of each reading
+are the study cells bench.studies labels so, and the verdict agrees with numbers computed by
+hand, whichever reading the fixture puts closer to the reported numbers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from scipy import stats as sps
 from bench import studies as S
 from bench.studies import study_cells
 from reports.build import compute, write
-from reports.reported import load_reported
-from reports.sweep import READINGS, SWEEP_KEY, SWEEP_STEM, sweep_verdict
+from reports.tables import READINGS, SWEEP_KEY, SWEEP_STEM, load_reported, sweep_verdict
 
 from .conftest import make_run
 

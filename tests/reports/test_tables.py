@@ -11,10 +11,8 @@ from scipy import stats as sps
 
 from bench.studies import study_cells
 from reports.build import compute, write
-from reports.configs import label_runs
-from reports.load import load_store, select_epoch
-from reports.render import display_table, with_verdicts
-from reports.tables import group_table, selection_gain
+from reports.load import label_runs, load_store, select_epoch
+from reports.tables import display_table, group_table, selection_gain, with_verdicts
 
 from .conftest import make_run
 
