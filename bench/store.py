@@ -40,13 +40,19 @@ DAMAGED = "damaged"
 TIMING_COLUMNS = ("seconds", "images_per_s")
 EPOCH_CHOICES = ("best", "last")  # the summaries of a done run's result.json
 TOP_K = tuple(f"superclass_top{k}" for k in range(1, 6))
+# the retrieval metrics beside Recall@K (bench.measure.evaluate.retrieval_metrics, percent);
+# records written before them have no such columns: readers take them as NaN, never require them
+RETRIEVAL_COLUMNS = ("map@r", "r_precision")
 # metrics.csv of a metric-learning run: one row per epoch (-1 = as loaded, 0 = warm-up)
 METRIC_COLUMNS = (
-    "epoch", "phase", "loss", "recall@1", "recall@10", "drift_mean", "drift_max",
-    "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist", *TOP_K,
+    "epoch", "phase", "loss", "recall@1", "recall@10", *RETRIEVAL_COLUMNS,
+    "drift_mean", "drift_max", "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist",
+    *TOP_K,
     "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
 )  # fmt: skip
 SUMMARY_FIELDS = ("epoch", "recall@1", "recall@10")  # each of result.json's best and last
+# the columns a done metric run's metrics.csv must hold (the added ones may be missing)
+METRIC_REQUIRED = tuple(c for c in METRIC_COLUMNS if c not in RETRIEVAL_COLUMNS)
 # metric runs since the init evaluation: each summary also names its row's phase, and result.json
 # says whether "best" is an epoch before the main phase (the network as loaded, or warmed up)
 SUMMARY_PHASE = "phase"

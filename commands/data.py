@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from data_prep.fashion_mnist import fetch_fashion_mnist
+from data_prep.folder import KIND, prepare_folder
 from data_prep.load import fingerprint, load_manifest
 from data_prep.manifest import default_data_dir, prepare, summarise
 from data_prep.registry import REGISTRY, get_source
@@ -24,14 +25,23 @@ def data() -> None:
 @data.command(
     "prepare",
     context_settings=CONTEXT,
-    help=f"Turn the official files of dataset NAME ({NAMES}) into OUT/NAME/manifest.csv.",
+    help=f"Turn the official files of dataset NAME ({NAMES}) into DATA/NAME/manifest.csv; "
+    f"or, with NAME `{KIND}` and --name, your own images (one sub-folder per class, or a CSV "
+    "path,label[,split][,superclass]) into DATA/NAME/, usable as --dataset NAME.",
 )
 @click.argument("name")
 @click.option(
     "--root",
     required=True,
     type=click.Path(path_type=Path),
-    help="Folder with the files downloaded from the dataset's official page.",
+    help="Folder with the files downloaded from the dataset's official page; for "
+    f"`{KIND}`: the folder of class sub-folders, or the CSV file.",
+)
+@click.option(
+    "--name",
+    "dataset_name",
+    default=None,
+    help=f"`{KIND}` only: the dataset's name (letters, digits, . _ -), as --dataset takes it.",
 )
 @click.option(
     "--data",
@@ -51,8 +61,20 @@ def data() -> None:
     help="DeepFashion2 only: write each item's crop once into this folder and use the crops.",
 )
 def prepare_command(
-    name: str, root: Path, out: Path | None, check_images: bool, crop_to: Path | None
+    name: str,
+    root: Path,
+    dataset_name: str | None,
+    out: Path | None,
+    check_images: bool,
+    crop_to: Path | None,
 ) -> None:
+    if name == KIND:
+        if crop_to is not None:
+            raise click.UsageError(f"--crop-to does not apply to {KIND}")
+        prepare_folder(root, dataset_name, out, check_images=check_images)
+        return
+    if dataset_name is not None:
+        raise click.UsageError(f"--name applies to `{KIND}` only, not to {name}")
     prepare(name, root, out, check_images=check_images, crop_to=crop_to)
 
 
@@ -69,8 +91,8 @@ def prepare_command(
 def info_command(name: str, data_dir: Path | None, as_json: bool) -> None:
     """Per split: the number of images, classes and superclasses of a prepared dataset, and its
     fingerprint (the content hash run records are checked against)."""
-    source = get_source(name)
     data_dir = data_dir if data_dir is not None else default_data_dir()
+    source = get_source(name, data_dir)  # a folder dataset is found there
     counts = summarise(load_manifest(name, data_dir), source.splits)  # every column checked
     if as_json:
         click.echo(json.dumps(counts, indent=2))

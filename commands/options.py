@@ -7,6 +7,7 @@ line and the Python API share one check and one message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +23,27 @@ from variants.options import Option, OptionError
 # fields set by dedicated arguments, or not meant for the command line
 SKIP = {"dataset", "variant", "seed", "profile", "variant_options", "deviations"}
 
+
+def _register_folders(ctx: click.Context, param: click.Parameter, value: str | None):
+    """The folder datasets prepared in the data folder join the registry before any dataset
+    name is checked (data_prep.folder); a data folder that cannot be read is left to the
+    command to report."""
+    from common import UserError
+    from data_prep.manifest import default_data_dir
+    from data_prep.registry import register_prepared
+
+    with contextlib.suppress(UserError, OSError):
+        register_prepared(value if value is not None else default_data_dir())
+    return value
+
+
 # ``--data``: the prepared datasets of every command that trains (run, reproduce, verify)
 data_option = click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False),
     default=None,
+    callback=_register_folders,
     help="prepared datasets (where `data prepare` wrote manifests) [$XBMBENCH_DATA, else ./data]",
 )
 

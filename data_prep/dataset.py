@@ -30,7 +30,7 @@ class ManifestDataset(Dataset):
         transform: Callable | None = None,
         indices: Sequence[int] | None = None,
     ) -> None:
-        source = get_source(name)
+        source = get_source(name, data_dir)
         if split not in source.splits:
             raise UserError(
                 f"{name} has no split {split!r}; its splits: {', '.join(source.splits)}"

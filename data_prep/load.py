@@ -49,8 +49,8 @@ def _read_json(name: str, data_dir: Path) -> Any:
 
 def load_meta(name: str, data_dir: str | Path) -> dict:
     """``manifest.json`` of ``name``, checked for existence, format version and field types."""
-    source = get_source(name)
     data_dir = Path(data_dir).expanduser()
+    source = get_source(name, data_dir)
     path = data_dir / name / JSON
     meta = _read_json(name, data_dir)
     root = meta.get("root", "RAW_DIR") if isinstance(meta, dict) else "RAW_DIR"
@@ -145,7 +145,7 @@ def load_checked(name: str, data_dir: str | Path) -> tuple[dict, pd.DataFrame, s
     try:
         cells, lines = parse_table(data, path, meta["columns"])
         n_pixels = _n_pixels(name, data_dir) if meta["array"] else None
-        frame = check_columns(cells, lines, get_source(name), path, n_pixels)
+        frame = check_columns(cells, lines, get_source(name, data_dir), path, n_pixels)
     except UserError as e:
         raise UserError(f"{e.message}; {rerun}") from None
     want = meta.get("table_sha256")

@@ -162,6 +162,8 @@ def prepare(
         "columns": list(frame.columns),
         "array": raw.pixels is not None,
     }
+    if source.kind is not None:  # a user-named dataset: how to find its source again
+        meta["source"] = source.kind
     fingerprint = write_manifest(name, folder, frame, raw.pixels, meta)
     log(f"{name}: wrote {folder / CSV} ({len(frame):,} images, root {root})")
     log(f"{name}: fingerprint {fingerprint}")

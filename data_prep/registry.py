@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +53,8 @@ class Source(ABC):
     resize_on_load: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()  # dataset-specific keyword options of read()
     url: ClassVar[str] = ""
+    # a source made for a dataset the user names (``KINDS``): its kind, recorded in manifest.json
+    kind: ClassVar[str | None] = None
 
     @abstractmethod
     def read(self, root: Path, **options: Any) -> Raw:
@@ -72,11 +74,47 @@ def register(cls: type[Source]) -> type[Source]:
     return cls
 
 
-def get_source(name: str) -> Source:
-    """The registered source called ``name``; a ``UserError`` listing the valid names otherwise."""
+# kinds of source whose datasets the user names (``folder``): kind -> the function that makes and
+# registers the source of one such dataset. Their names are not known when the package is
+# imported: each prepared one is found in the data folder, by the kind its manifest.json records
+# (``register_prepared``).
+KINDS: dict[str, Callable[[str], type[Source]]] = {}
+
+
+def get_source(name: str, data_dir: str | Path | None = None) -> Source:
+    """The registered source called ``name``, else (given ``data_dir``) the user-named dataset
+    prepared there; a ``UserError`` listing the valid names otherwise."""
+    if name not in REGISTRY and data_dir is not None:
+        register_prepared(data_dir, only=name)
     if name not in REGISTRY:
         raise UserError(f"unknown dataset {name!r}; valid names: {', '.join(REGISTRY)}")
     return REGISTRY[name]()
+
+
+def register_prepared(data_dir: str | Path, only: str | None = None) -> list[str]:
+    """Register the user-named datasets prepared in ``data_dir`` (each ``NAME/manifest.json``
+    whose ``source`` is a kind of ``KINDS``; only ``only`` if given); returns their names. A
+    manifest that cannot be read is left to the command that reads it to report."""
+    import json
+
+    found = []
+    folder = Path(data_dir).expanduser()
+    paths = [folder / only / "manifest.json"] if only else sorted(folder.glob("*/manifest.json"))
+    for path in paths:
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or meta.get("dataset") != path.parent.name:
+            continue
+        make = KINDS.get(meta.get("source"))  # type: ignore[arg-type]
+        name = path.parent.name
+        if make is None or (name in REGISTRY and REGISTRY[name].kind != meta["source"]):
+            continue
+        if name not in REGISTRY:
+            make(name)
+        found.append(name)
+    return found
 
 
 def require_dir(root: Path, name: str, expected: str) -> Path:

@@ -1,4 +1,5 @@
-"""Whitespace-separated list files (SOP's Ebay_*.txt, In-Shop's list_eval_partition.txt).
+"""Whitespace-separated list files (SOP's Ebay_*.txt, In-Shop's list_eval_partition.txt, CUB's
+images.txt and its companions).
 
 Every error names the file and the 1-based line number; a ``UserError`` replaces each traceback
 a malformed, unreadable or non-UTF-8 file would otherwise give.
@@ -55,6 +56,21 @@ def read_rows(path: Path, header: list[str], skip: int = 0) -> Iterator[tuple[in
                 f"expected {len(header)} fields ({' '.join(header)}), got {len(fields)}"
             )
         yield number, fields
+
+
+def read_records(path: Path, fields: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, fields)`` of a list without a header line (CUB's ``images.txt``):
+    every non-blank line must have ``len(fields)`` whitespace-separated fields."""
+    for number, line in enumerate(read_lines(path), start=1):
+        cells = line.split()
+        if not cells:
+            continue
+        if len(cells) != len(fields):
+            raise UserError(
+                f"{path}:{number}: malformed line {line!r}: "
+                f"expected {len(fields)} fields ({' '.join(fields)}), got {len(cells)}"
+            )
+        yield number, cells
 
 
 def to_int(value: str, path: Path, number: int, column: str) -> int:

@@ -71,10 +71,12 @@ from bench.store import (
     MEMORY_ERROR_COLUMNS,
     MEMORY_ERROR_FILE,
     METRIC_COLUMNS,
+    METRIC_REQUIRED,
     METRICS_FILE,
     MOCO_COLUMNS,
     MOCO_SUMMARY,
     RESULT_FILE,
+    RETRIEVAL_COLUMNS,
     RUNS_DIR,
     STATUSES,
     SUMMARY_FIELDS,
@@ -492,6 +494,9 @@ def _summary(
     out = {f"{which}_epoch": epoch, f"{which}_{SUMMARY_PHASE}": phase}
     for k in SUMMARY_FIELDS[1:]:  # Recall@K: none for MoCo
         out[f"{which}_{k}"] = float("nan") if moco else float(part[k])
+    for k in RETRIEVAL_COLUMNS:  # NaN for MoCo and records written before them
+        value = part.get(k)
+        out[f"{which}_{k}"] = float("nan") if value is None else float(value)
     for k in MOCO_SUMMARY[1:] if moco else ():
         out[f"{which}_{k}"] = float(part[k])
     return out
@@ -514,9 +519,13 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
     metrics_path = folder / METRICS_FILE
     metrics = None
     if metrics_path.exists():  # an unfinished run may hold only its warm-up row so far
-        columns = MOCO_COLUMNS if row["task"] == "moco" else METRIC_COLUMNS
+        columns = MOCO_COLUMNS if row["task"] == "moco" else METRIC_REQUIRED
         required = columns if row["status"] == DONE else ("epoch", "phase")
         metrics = read_metrics(metrics_path, str(config["run_id"]), required)
+        if row["task"] != "moco":  # records written before the retrieval columns: NaN
+            for c in RETRIEVAL_COLUMNS:
+                if c not in metrics:
+                    metrics[c] = float("nan")
     elif row["status"] == DONE:
         raise UserError(f"malformed run record {metrics_path}: a done run needs metrics.csv")
     damage = record_damage(result, metrics_path) if row["status"] == DONE else None
@@ -583,6 +592,7 @@ def _run_columns() -> list[str]:
     cols = [*CONFIG_FIELDS, "task", "config_key", "status", "error"]
     for which in EPOCH_CHOICES:
         cols += [f"{which}_{f}" for f in (*SUMMARY_FIELDS, SUMMARY_PHASE)]
+        cols += [f"{which}_{k}" for k in RETRIEVAL_COLUMNS]
         cols += [f"{which}_{k}" for k in TOP_K]
         cols += [f"{which}_{k}" for k in MOCO_SUMMARY[1:]]  # MoCo runs only
     return cols
@@ -597,7 +607,7 @@ def select_epoch(runs: pd.DataFrame, epoch: str = "best") -> pd.DataFrame:
     if epoch not in EPOCH_CHOICES:
         raise ValueError(f"epoch must be one of {EPOCH_CHOICES}, got {epoch!r}")
     out = runs.copy()
-    for f in (*SUMMARY_FIELDS, SUMMARY_PHASE, *TOP_K):
+    for f in (*SUMMARY_FIELDS, SUMMARY_PHASE, *RETRIEVAL_COLUMNS, *TOP_K):
         out[f] = runs[f"{epoch}_{f}"]
     return out
 

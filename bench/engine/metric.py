@@ -20,7 +20,7 @@ from bench.engine.model import build_model
 from bench.engine.registry import build_loss, build_miner, build_optimizer, build_variant
 from bench.engine.warmup import kmeans_superclasses, prefill, warmup
 from bench.profiles import PROFILE_DEPARTURES
-from bench.store import BEST_PRE_MAIN, METRIC_COLUMNS, PRE_MAIN_PHASES, RunDir
+from bench.store import BEST_PRE_MAIN, METRIC_COLUMNS, PRE_MAIN_PHASES, RETRIEVAL_COLUMNS, RunDir
 from bench.tasks import TASKS
 from common import UserError
 
@@ -40,6 +40,11 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     epoch among equals."""
     scored = [r for r in rows if r.get("recall@1") == r.get("recall@1")]  # NaN: not evaluated
     return max(scored, key=lambda r: (r["recall@1"], -r["epoch"]))
+
+
+def _number_or_none(x: Any) -> float | None:
+    """A summary number for result.json: NaN (not computed) as null, so the file stays JSON."""
+    return None if x != x else float(x)
 
 
 class MetricTask(Task):
@@ -144,6 +149,7 @@ class MetricTask(Task):
                 "phase": r["phase"],
                 "recall@1": r["recall@1"],
                 "recall@10": r.get("recall@10"),
+                **{k: _number_or_none(r[k]) for k in RETRIEVAL_COLUMNS if k in r},
             }
 
         return {

@@ -11,7 +11,7 @@ from bench.config import RunConfig
 from bench.engine.data import Data, embed
 from bench.engine.lifecycle import check_finite
 from bench.measure import diagnostics as diag
-from bench.measure.evaluate import recall_at_k
+from bench.measure.evaluate import retrieval_metrics
 
 
 def optimizer_step(loss, model, opt, scaler, grad_clip: float) -> None:
@@ -93,19 +93,21 @@ def train_epoch(
 
 
 def evaluate(model, data: Data, cfg: RunConfig, device) -> dict[str, float]:
-    """Recall@K on the eval protocol, and the embedding-space diagnostics of the eval set."""
+    """Recall@K, MAP@R and R-Precision on the eval protocol (one search,
+    ``bench.measure.evaluate.retrieval_metrics``), and the embedding-space diagnostics of the
+    eval set."""
     if "test" in data.eval:
         split = data.eval["test"]
         emb = embed(model, split, device, data)
-        recall = recall_at_k(emb, split.labels, cfg.eval_ks)
+        retrieval = retrieval_metrics(emb, split.labels, cfg.eval_ks)
     else:
         split = data.eval["query"]
         emb = embed(model, split, device, data)
         gallery = data.eval["gallery"]
-        recall = recall_at_k(
+        retrieval = retrieval_metrics(
             emb, split.labels, cfg.eval_ks, embed(model, gallery, device, data), gallery.labels
         )
-    row: dict[str, float] = {f"recall@{k}": v for k, v in recall.items()}
+    row: dict[str, float] = dict(retrieval)
     row["inter_dist"] = diag.inter_distance(emb, max_points=5000)
     row["intra_dist"] = diag.intra_distance(emb, split.labels)
     sc = split.superclasses

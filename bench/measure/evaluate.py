@@ -1,4 +1,5 @@
-"""Retrieval evaluation: exact cosine k-nearest neighbours, Recall@K and a k-NN classifier.
+"""Retrieval evaluation: exact cosine k-nearest neighbours, Recall@K, MAP@R and R-Precision, and a
+k-NN classifier.
 
 Everything is computed in blocks, so memory stays bounded, never the full ``n x n`` matrix
 (60k x 60k on SOP would be 14 GB in float32): against a gallery, one block of ``chunk_size``
@@ -239,6 +240,93 @@ def recall_at_k(
     return {int(k): 100.0 * hits_upto[:, k - 1].sum().item() / n for k in ks}
 
 
+# MAP@R and R-Precision need each query's first R neighbours, R = the other items of its class in
+# the reference set, so the one search of ``retrieval_metrics`` takes k = the largest R (and at
+# least max(ks)): the cost grows with the largest class, never with the set. Its result is
+# n_queries x k similarities and indices (12 bytes each; the self protocol holds up to
+# MERGE_EVERY such lists per block while merging its tiles). R_CAP bounds k: a reference set with
+# a class larger than that gets NaN for both rather than a search that grows with the class. The
+# largest classes of the registered datasets, the 1,000 test images per class of CIFAR-10 and
+# Fashion-MNIST (R = 999, 120 MB of result for their 10,000 queries), stay under it.
+R_CAP = 1024
+
+
+def retrieval_metrics(
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    ks: Iterable[int],
+    gallery: torch.Tensor | None = None,
+    gallery_labels: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, float]:
+    """``recall@K`` for each K in ``ks``, ``map@r`` and ``r_precision``, all in percent, from one
+    exact search (``knn``); protocols and tie rule as ``recall_at_k``.
+
+    Recall@K equals ``recall_at_k``'s bit for bit: the search is longer (k = the largest R), but
+    under the tie rule the first max(ks) neighbours of a longer search are those of the shorter
+    one (the same similarities, the same total order), and Recall@K reads only them.
+
+    MAP@R and R-Precision as pytorch-metric-learning's ``AccuracyCalculator`` defines them (its
+    defaults: the mean over queries, not per class): R = the number of items of the query's
+    class in the reference set (the query itself excluded in the self protocol); R-Precision =
+    the share of same-class items among the first R neighbours; MAP@R = (1/R) x the sum, over
+    the ranks i <= R holding a same-class item, of the precision at i. Queries with R = 0 are
+    left out of both means (NaN when every query has R = 0), and both are NaN when the largest
+    R exceeds ``R_CAP``.
+    """
+    ks = list(ks)
+    if not ks:
+        raise ValueError("ks must name at least one k, got an empty sequence")
+    if (gallery is None) != (gallery_labels is None):
+        raise ValueError("gallery and gallery_labels must be given together or both be None")
+    q = _as_embeddings(queries, "queries")
+    q_labels = _as_labels(query_labels, q.shape[0], "query_labels")
+    if gallery is None:
+        g_labels = q_labels
+    else:
+        g = _as_embeddings(gallery, "gallery")
+        g_labels = _as_labels(gallery_labels, g.shape[0], "gallery_labels")
+    n_candidates = q.shape[0] - 1 if gallery is None else g_labels.shape[0]
+    for k in ks:
+        _check_k(k, n_candidates)
+    r = _class_sizes(q_labels, g_labels) - int(gallery is None)
+    r_max = int(r.max().item())
+    k_recall = max(ks)
+    k_search = max(k_recall, min(r_max, R_CAP))
+    _, idx = knn(q, k_search, gallery=gallery, chunk_size=chunk_size)
+    q_dev, g_dev = q_labels.to(idx.device), g_labels.to(idx.device)
+    match = g_dev[idx] == q_dev.unsqueeze(1)
+    hits_upto = match[:, :k_recall].cummax(dim=1).values  # a match among the first k
+    n = q.shape[0]
+    out = {f"recall@{int(k)}": 100.0 * hits_upto[:, k - 1].sum().item() / n for k in ks}
+    out["map@r"], out["r_precision"] = _map_at_r(match, r.to(idx.device), r_max)
+    return out
+
+
+def _class_sizes(q_labels: torch.Tensor, g_labels: torch.Tensor) -> torch.Tensor:
+    """For each query, the number of reference items with its label (0 where none has it)."""
+    g = g_labels.to(q_labels.device)
+    values, counts = torch.unique(g, return_counts=True)  # sorted values
+    at = torch.searchsorted(values, q_labels.to(values.dtype)).clamp(max=len(values) - 1)
+    return torch.where(values[at] == q_labels, counts[at], torch.zeros_like(counts[at]))
+
+
+def _map_at_r(match: torch.Tensor, r: torch.Tensor, r_max: int) -> tuple[float, float]:
+    """(MAP@R, R-Precision) in percent from the neighbours' matches (``match``: n x k, k >= the
+    largest R unless it exceeds R_CAP) and each query's R."""
+    nan = float("nan")
+    if r_max > R_CAP or not (r > 0).any():
+        return nan, nan
+    match, r = match[r > 0, :r_max], r[r > 0]
+    rank = torch.arange(1, r_max + 1, device=match.device)
+    relevant = match & (rank.unsqueeze(0) <= r.unsqueeze(1))  # a match within the first R
+    hits = relevant.cumsum(dim=1)
+    precision = (hits * relevant).to(torch.float64) / rank  # precision at each relevant rank
+    average = precision.sum(dim=1) / r
+    r_precision = relevant.sum(dim=1).to(torch.float64) / r
+    return 100.0 * average.mean().item(), 100.0 * r_precision.mean().item()
+
+
 def knn_accuracy(
     train_emb: torch.Tensor,
     train_labels: torch.Tensor,
@@ -271,4 +359,11 @@ def knn_accuracy(
     return 100.0 * (pred == y_test.to(pred.device)).float().mean().item()
 
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "knn", "knn_accuracy", "recall_at_k"]
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "R_CAP",
+    "knn",
+    "knn_accuracy",
+    "recall_at_k",
+    "retrieval_metrics",
+]

@@ -20,6 +20,8 @@ METRIC_COLUMNS = [
     "loss",
     "recall@1",
     "recall@10",
+    "map@r",
+    "r_precision",
     "drift_mean",
     "drift_max",
     "drift_epoch_mean",
@@ -69,6 +71,11 @@ def test_every_variant_writes_a_complete_record(variant, tiny_data, tmp_path):
     for col in METRIC_COLUMNS[2:]:
         assert pd.notna(main[col]), col
     assert 0 <= main["recall@1"] <= main["recall@10"] <= 100
+    assert 0 <= main["map@r"] <= main["r_precision"] <= 100  # each AP@R term <= its R-Precision
+    assert (
+        result["best"]["map@r"]
+        == metrics.loc[metrics.epoch == result["best"]["epoch"]]["map@r"].item()
+    )
     assert result["best"]["recall@1"] == metrics["recall@1"].max()  # every evaluated epoch
     assert result["last"]["epoch"] == 1
     if variant != "no_xbm":

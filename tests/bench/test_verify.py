@@ -74,6 +74,18 @@ def test_verify_passes_on_its_own_reference_and_fails_on_an_altered_number(
     assert "max |diff| 0.01" in out.output
 
 
+def test_columns_the_reference_lacks_are_not_compared(made):
+    """Runs now record MAP@R and R-Precision; a reference exported before them (the shipped
+    one) names only Recall@1, Recall@10 and loss, and a run still checks identical."""
+    results, ref, cfg = made
+    rows = V.read_rows(results / "runs" / cfg.run_id)
+    assert {"map@r", "r_precision"} <= set(rows.columns)
+    (cell,) = copy.deepcopy(ref)["cells"]
+    assert "map@r" not in cell and "r_precision" not in cell
+    got = V.check(cell, V.cell_env(ref, cell), results / "runs" / cfg.run_id)
+    assert got["identical"] and got["status"] == "identical"
+
+
 def test_an_altered_deciding_env_field_fails_and_is_named(made):
     results, ref, _ = made
     bad = copy.deepcopy(ref)

@@ -313,3 +313,175 @@ def make_omniglot_small(root: Path) -> Path:
 
 BUILDERS["omniglot"] = (make_omniglot, OMNIGLOT_COUNTS)
 BUILDERS["omniglot-small"] = (make_omniglot_small, OMNIGLOT_SMALL_COUNTS)
+
+
+# --- CUB-200-2011: the official folder inside the one its archive extracts to. Species 1, 2, 100
+#     train (2 + 1 + 1 images), 101 and 200 test (2 + 1); train_test_split.txt's flags contradict
+#     the protocol on purpose (it is the classification split, not read)
+CUB_IMAGES = [  # image_id, class_id, is_training_image (ignored)
+    (1, 1, 0),
+    (2, 101, 1),
+    (3, 1, 1),
+    (4, 2, 0),
+    (5, 200, 1),
+    (6, 100, 1),
+    (7, 101, 0),
+]
+CUB_COUNTS = {
+    "train": {"images": 4, "classes": 3, "superclasses": 0},
+    "test": {"images": 3, "classes": 2, "superclasses": 0},
+}
+
+
+def cub_rel(image_id: int, class_id: int) -> str:
+    return f"{class_id:03d}.Bird_{class_id}/Bird_{class_id}_{image_id:04d}.jpg"
+
+
+def make_cub200(root: Path, images: bool = True) -> Path:
+    base = root / "CUB_200_2011"
+    base.mkdir(parents=True, exist_ok=True)
+    classes = [f"{c} {c:03d}.Bird_{c}" for c in range(1, 201)]
+    (base / "classes.txt").write_text("\n".join(classes) + "\n")
+    (base / "images.txt").write_text("".join(f"{i} {cub_rel(i, c)}\n" for i, c, _ in CUB_IMAGES))
+    (base / "image_class_labels.txt").write_text("".join(f"{i} {c}\n" for i, c, _ in CUB_IMAGES))
+    (base / "train_test_split.txt").write_text("".join(f"{i} {t}\n" for i, _, t in CUB_IMAGES))
+    for i, c, _ in CUB_IMAGES:
+        if images:
+            jpeg(base / "images" / cub_rel(i, c), colour=30 * i)
+    return root
+
+
+# --- Cars196: cars_annos.mat with car_ims/. Models 1 (2 images), 50, 98 train; 99 (2), 196 test;
+#     the file's own `test` flag contradicts the protocol on purpose (not read)
+CARS_ANNOS = [  # relative_im_path, class, test (ignored)
+    ("car_ims/000001.jpg", 1, 0),
+    ("car_ims/000002.jpg", 99, 0),
+    ("car_ims/000003.jpg", 1, 1),
+    ("car_ims/000004.jpg", 196, 1),
+    ("car_ims/000005.jpg", 50, 1),
+    ("car_ims/000006.jpg", 98, 0),
+    ("car_ims/000007.jpg", 99, 1),
+]
+CARS_COUNTS = {
+    "train": {"images": 4, "classes": 3, "superclasses": 0},
+    "test": {"images": 3, "classes": 2, "superclasses": 0},
+}
+CARS_FIELDS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
+
+
+def struct_array(records: list[dict]) -> np.ndarray:
+    """A 1 x N MATLAB struct array as scipy.io.savemat writes one."""
+    names = list(records[0])
+    out = np.zeros((1, len(records)), dtype=[(n, "O") for n in names])
+    for i, record in enumerate(records):
+        out[0, i] = tuple(record[n] for n in names)
+    return out
+
+
+def class_names() -> np.ndarray:
+    return np.array([f"Maker Model {c}" for c in range(1, 197)], dtype=object)
+
+
+def make_cars196(root: Path, images: bool = True) -> Path:
+    import scipy.io
+
+    root.mkdir(parents=True, exist_ok=True)
+    records = [
+        {"relative_im_path": rel, **dict.fromkeys(CARS_FIELDS, np.uint16(3)),
+         "class": np.uint8(cls), "test": np.uint8(test)}
+        for rel, cls, test in CARS_ANNOS
+    ]  # fmt: skip
+    scipy.io.savemat(
+        root / "cars_annos.mat",
+        {"annotations": struct_array(records), "class_names": class_names()},
+    )
+    for i, (rel, _, _) in enumerate(CARS_ANNOS):
+        if images:
+            jpeg(root / rel, colour=25 * i)
+    return root
+
+
+# the devkit layout: train annotations 00001 (model 1), 00002 (model 99); test annotations with
+# labels 00001 (model 1), 00002 (model 150), 00003 (model 98)
+CARS_DEVKIT = {
+    "cars_train": [("00001.jpg", 1), ("00002.jpg", 99)],
+    "cars_test": [("00001.jpg", 1), ("00002.jpg", 150), ("00003.jpg", 98)],
+}
+CARS_DEVKIT_COUNTS = {
+    "train": {"images": 3, "classes": 2, "superclasses": 0},
+    "test": {"images": 2, "classes": 2, "superclasses": 0},
+}
+
+
+def make_cars196_devkit(root: Path, images: bool = True) -> Path:
+    import scipy.io
+
+    root.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(root / "cars_meta.mat", {"class_names": class_names()})
+    files = {"cars_train": "cars_train_annos.mat", "cars_test": "cars_test_annos_withlabels.mat"}
+    for folder, items in CARS_DEVKIT.items():
+        records = [{**dict.fromkeys(CARS_FIELDS, np.uint16(2)), "class": np.uint8(cls),
+                    "fname": fname} for fname, cls in items]  # fmt: skip
+        scipy.io.savemat(root / files[folder], {"annotations": struct_array(records)})
+        for fname, cls in items:
+            if images:
+                jpeg(root / folder / fname, colour=cls)
+    return root
+
+
+BUILDERS["cub200"] = (make_cub200, CUB_COUNTS)
+BUILDERS["cars196"] = (make_cars196, CARS_COUNTS)
+
+
+# --- a folder dataset: one sub-folder per class. Sorted classes a_crow, b_sparrow (train),
+#     c_finch, d_gull (test); a text file in a class folder and one in the root are skipped,
+#     hidden files ignored
+FOLDER_IMAGES = {
+    "b_sparrow": ["s1.jpg", "nested/s2.JPG"],
+    "a_crow": ["c1.png"],
+    "c_finch": ["f1.jpeg", "f2.jpg"],
+    "d_gull": ["g1.jpg"],
+}
+FOLDER_COUNTS = {
+    "train": {"images": 3, "classes": 2, "superclasses": 0},
+    "test": {"images": 3, "classes": 2, "superclasses": 0},
+}
+
+
+def make_folder(root: Path) -> Path:
+    for cls, files in FOLDER_IMAGES.items():
+        for i, rel in enumerate(files):
+            jpeg(root / cls / rel, colour=40 * i)
+    (root / "a_crow" / "readme.txt").write_text("not an image\n")
+    (root / "notes.txt").write_text("not in a class folder\n")
+    (root / "d_gull" / ".hidden.jpg").write_text("ignored\n")
+    return root
+
+
+# a CSV with every column: path,label,split,superclass
+FOLDER_CSV = [
+    ("img/a.jpg", "owl", "train", "raptor"),
+    ("img/b.jpg", "owl", "train", "raptor"),
+    ("img/c.jpg", "hawk", "train", "raptor"),
+    ("img/d.jpg", "duck", "test", "water"),
+    ("img/e.jpg", "swan", "test", "water"),
+    ("img/f.jpg", "kite", "test", "raptor"),
+]
+FOLDER_CSV_COUNTS = {
+    "train": {"images": 3, "classes": 2, "superclasses": 1},
+    "test": {"images": 3, "classes": 3, "superclasses": 2},
+}
+
+
+def make_folder_csv(root: Path, columns: tuple[str, ...] = ("path", "label", "split", "superclass"),
+                    rows: list[tuple] = FOLDER_CSV) -> Path:  # fmt: skip
+    """``root/labels.csv`` with ``columns`` of ``rows`` (in FOLDER_CSV's column order), and the
+    images; returns the CSV's path."""
+    order = ("path", "label", "split", "superclass")
+    lines = [",".join(columns)]
+    for row in rows:
+        cells = dict(zip(order, row))
+        lines.append(",".join(cells[c] for c in columns))
+        jpeg(root / cells["path"])
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"

@@ -9,10 +9,10 @@ from data_prep.registry import REGISTRY, Source, get_source, register
 from tests.data_prep.layouts import BUILDERS
 
 
-def test_datasets_are_the_eight_of_the_spec():
+def test_datasets_are_the_ten_of_the_spec():
     assert DATASETS == (
         "sop", "inshop", "deepfashion2", "cifar10", "cifar100", "fashion-mnist", "omniglot",
-        "omniglot-small",
+        "omniglot-small", "cub200", "cars196",
     )  # fmt: skip
 
 
@@ -35,6 +35,7 @@ def test_public_api():
         "get_source",
         "load_manifest",
         "prepare",
+        "register_prepared",
     ]
     assert data_prep.fingerprint is data_prep.load.fingerprint
     assert data_prep.load_manifest is data_prep.load.load_manifest
@@ -126,6 +127,24 @@ SPEC = {
         {"train": (2_720, 136), "test": (2_120, 106)},
         8,
         "L",
+        False,
+        (),
+    ),
+    # Wah et al. 2011: 11,788 images, 200 species; species 1-100 train, 101-200 test
+    "cub200": (
+        ("train", "test"),
+        {"train": (5_864, 100), "test": (5_924, 100)},
+        None,
+        None,
+        False,
+        (),
+    ),
+    # Krause et al. 2013: 16,185 images, 196 models; models 1-98 train, 99-196 test
+    "cars196": (
+        ("train", "test"),
+        {"train": (8_054, 98), "test": (8_131, 98)},
+        None,
+        None,
         False,
         (),
     ),

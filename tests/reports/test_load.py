@@ -38,6 +38,38 @@ def test_select_epoch(results):
         select_epoch(done, "median")
 
 
+def test_retrieval_columns_read_and_older_records_without_them(results):
+    """metrics.csv and result.json of runs since MAP@R and R-Precision carry them; a record
+    written before (no such columns, no such summary fields) is still a done run, with NaN."""
+    import math
+
+    import pandas as pd
+
+    new = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=80.0, epochs=2)
+    old = make_run(results, dataset="sop", variant="xbn", seed=1, best_r1=70.0, epochs=2)
+    folder = results / "runs" / new
+    metrics = pd.read_csv(folder / "metrics.csv")
+    metrics["map@r"], metrics["r_precision"] = [1.0, 5.0, 3.0], [2.0, 6.0, 4.0]
+    metrics.to_csv(folder / "metrics.csv", index=False)
+    record = json.loads((folder / "result.json").read_text())
+    record["best"].update({"map@r": 5.0, "r_precision": 6.0})
+    record["last"].update({"map@r": None, "r_precision": None})  # NaN is written as null
+    (folder / "result.json").write_text(json.dumps(record))
+    folder = results / "runs" / old
+    pd.read_csv(folder / "metrics.csv").drop(columns=["map@r", "r_precision"]).to_csv(
+        folder / "metrics.csv", index=False
+    )
+    store = load_store(results)
+    assert len(store.done) == 2
+    runs = store.done.set_index("run_id")
+    assert (runs.loc[new, "best_map@r"], runs.loc[new, "best_r_precision"]) == (5.0, 6.0)
+    assert math.isnan(runs.loc[new, "last_map@r"]) and math.isnan(runs.loc[old, "best_map@r"])
+    assert select_epoch(store.done, "best").set_index("run_id").loc[new, "map@r"] == 5.0
+    epochs = store.epochs
+    assert list(epochs[epochs.run_id == new]["map@r"]) == [1.0, 5.0, 3.0]
+    assert epochs[epochs.run_id == old]["r_precision"].isna().all()
+
+
 def test_missing_runs_dir_is_empty(results):
     store = load_store(results)
     assert store.runs.empty and store.epochs.empty
