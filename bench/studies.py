@@ -1,4 +1,4 @@
-"""The studies: named lists of RunConfigs, built from one table of facts (DESIGN.md, "Studies").
+"""The studies: named lists of RunConfigs, built from one table of facts (docs/running.md).
 
 Each study is a list of blocks; a block is the cartesian product of its datasets, variants,
 seeds and settings (config overrides / variant options). A cell shared by two studies (the L2
@@ -35,7 +35,7 @@ SOURCED = SOURCED_VARIANTS  # those the paper or the thesis describe, in the sam
 BEYOND = tuple(v for v in ALL_VARIANTS if v not in SOURCED)  # oracle_xbm
 BEYOND_LABEL = "beyond the sources: re-embedding bound"
 DEMO_REFRESH = 10  # the demo's oracle_xbm refresh_interval (the sources' studies: 1)
-# the CPU demo (issue 23): Omniglot's minimal split, test alphabets unseen in training
+# the CPU demo: Omniglot's minimal split, test alphabets unseen in training
 # (data_prep/omniglot.py); seeds chosen for power (README, "The CPU demo")
 DEMO_DATASET = "omniglot-small"
 # The primary claims' variants run 10 seeds, the others the papers' 3: from the pilot's paired
@@ -210,7 +210,7 @@ STUDIES: dict[str, Study] = {
                     label=READING_ADJUSTED,
                     targets=("5.14", "5.15"),
                 ),
-                # issue 16 item 4: the unbiased per-class std at the (0.5, 1) point, adjusted
+                # the unbiased per-class std at the (0.5, 1) point, adjusted
                 # margins (the reading table 5.15's 80.07 belongs to)
                 Block(
                     ("cifar100",),
@@ -250,7 +250,7 @@ STUDIES: dict[str, Study] = {
             ),
         ),
         # the papers' argument where anyone can rerun it: drift grows with the memory and the
-        # learning rate, so adaptation should help most there (issue 23; not in the default run)
+        # learning rate, so adaptation should help most there (not in the default run)
         Study(
             "demo-regimes",
             "staleness cost and the share XBN recovers, by memory ratio and learning rate",
@@ -350,7 +350,7 @@ def _available(block: Block) -> bool:
     return all(opt in get_variant(v).option_specs() for v, opt in block.requires)
 
 
-# the most seeds one --seeds may name (choice, issue 30: a cap, not a confirmation prompt, which
+# the most seeds one --seeds may name (choice: a cap, not a confirmation prompt, which
 # a batch job could not answer; 1,000 seeds list in about half a second, 100,001 took 52 s)
 MAX_SEEDS = 1000
 

@@ -40,7 +40,7 @@ def _with_field(name: str, default, absent=None, version: int = 3, declared: boo
 
 
 def _global(cfgs):
-    """The cells as every run before issue 14 made them: every field added since at its absent
+    """The cells as every run before schema 2 made them: every field added since at its absent
     value (global augmentation draws, no memory probe, the probe settings' defaults: the `cpu`
     profile's 2 probe points are meaningless without the probe)."""
     names = {f.name for f in dataclasses.fields(RunConfig)}  # a test may register one more
@@ -48,7 +48,7 @@ def _global(cfgs):
     return [dataclasses.replace(c, **absent) for c in cfgs]
 
 
-# MoCo's `cpu` profile trained 10 epochs until issue 14 cut it to 4 for the demo's 12 minutes:
+# MoCo's `cpu` profile trained 10 epochs until it was cut to 4 for the demo's 12 minutes:
 # another experiment, new ids; with 10 epochs the cells are the ones before
 MOCO_CPU_EPOCHS_BEFORE = 10
 
@@ -64,7 +64,7 @@ def _as(cls, cfg: RunConfig, **changes):
     return cls(**{**values, **changes})
 
 
-# issue 23: the Fashion-MNIST demo was the study "demo" before; the Omniglot studies are new
+# the Fashion-MNIST demo was the study "demo" before; the Omniglot studies are new
 RENAMED = {"demo-fashion": "demo"}
 NEW_STUDIES = {"demo", "demo-regimes"}
 
@@ -73,7 +73,7 @@ NEW_STUDIES = {"demo", "demo-regimes"}
 def test_every_run_id_of_every_study_is_the_one_before_versioning(study):
     """With the draws of before (and demo-moco with its 10 epochs of before), every cell of the
     sources' variants keeps its id and its place;
-    only the demo adds the cells of a variant beyond the sources (oracle_xbm, issue 14), after
+    only the demo adds the cells of a variant beyond the sources (oracle_xbm), after
     them. With keyed draws (today's default, other numbers) every cell has a new id, and no two
     cells share one."""
     today, frozen = cells(study), FROZEN[RENAMED.get(study, study)]

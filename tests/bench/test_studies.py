@@ -27,10 +27,10 @@ EXPECTED = {
     "paper-fig1": (4 * 3 * 5 + 3 * 3 * 5) * 3 - 3 * 3 * 3,
     # 8 variants x 5 datasets + sc_xbn on 5 (k-means superclasses on cifar10)
     # + adjusted-margin pc_xbn on 2, x 3 seeds
-    "thesis": (8 * 5 + 5 + 4 + 2) * 3,  # + SC-XBN at the thesis margins (issue 16)
+    "thesis": (8 * 5 + 5 + 4 + 2) * 3,  # + SC-XBN at the thesis margins
     # 6 lambda_mu + 6 lambda_sigma values, one of which (sigma 1.0) is the default, + adjusted
     "thesis-pc-sweep": 12 * 3 + 12 * 3 + 3,  # both margin readings + std_correction=1
-    # Omniglot (issue 23): no_xbm, xbm, xbn and the bound x 10 seeds (the primary claims'
+    # Omniglot: no_xbm, xbm, xbn and the bound x 10 seeds (the primary claims'
     # variants), the 7 other sourced variants x 3
     "demo": 4 * 10 + 7 * 3,
     # memory ratio {0.25, 0.5, 1} x lr {0.5, 1, 2}x x {xbm, xbn, oracle_xbm} x 3 seeds
@@ -218,7 +218,7 @@ def test_reproduce_without_arguments_plans_the_cpu_demo(tmp_path):
 
     assert DEFAULT_STUDIES == ("demo",)
     todo, counts = plan(DEFAULT_STUDIES, str(tmp_path))
-    # 4 variants x 10 seeds + 7 x 3 (issue 23)
+    # 4 variants x 10 seeds + 7 x 3
     assert len(todo) == 61 and counts["missing"] == 61
     assert {c.dataset for c in todo} == {"omniglot-small"} and {c.profile for c in todo} == {"cpu"}
 

@@ -1,4 +1,4 @@
-"""The claims' two families (issue 23): which claim is primary, and Holm run per (family,
+"""The claims' two families: which claim is primary, and Holm run per (family,
 profile, dataset), so that secondary claims and other datasets never move a primary verdict.
 Holm is recomputed here by hand from the paired t p-values."""
 

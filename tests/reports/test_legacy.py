@@ -1,6 +1,6 @@
 """A run record written before run ids were versioned (tests/fixtures/legacy_v0) is read and
 reported by today's code as the demo cell it was: the demo cell with the augmentation draws of
-before (``augment_draws="global"``); today's demo cell draws keyed (issue 14), another
+before (``augment_draws="global"``); today's demo cell draws keyed, another
 experiment, and the legacy run keeps a row of its own beside it."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ LEGACY_ID = "662bc130c5aa3a45"  # fashion-mnist / xbm / seed 0 / cpu
 
 
 def _demo_cells_as_before() -> list[dict]:
-    """The demo's cells as every run before issue 14 was: each field added since at its absent
+    """The demo's cells as every run before schema 2 was: each field added since at its absent
     value (the global draws, no memory probe and so the probe settings' defaults)."""
     absent = {name: value for name, (_, value) in added_fields(RunConfig).items()}
     configs = (dataclasses.replace(c, **absent) for c in study_configs("demo-fashion"))

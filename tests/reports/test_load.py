@@ -90,7 +90,7 @@ def test_running_without_result_json(results):
 ])  # fmt: skip
 def test_malformed_record_names_the_file(results, name, damage, needle):
     """Listed as damaged, the file and the problem named; the other run is read as usual and
-    none of the damaged run's rows are (issue 30: one record never stops the report)."""
+    none of the damaged run's rows are (one record never stops the report)."""
     rid = make_run(results, dataset="sop", variant="xbn", seed=0, best_r1=80.0)
     other = make_run(results, dataset="sop", variant="xbn", seed=1, best_r1=70.0)
     path = results / "runs" / rid / name

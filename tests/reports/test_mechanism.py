@@ -1,4 +1,4 @@
-"""The mechanism (issue 14) in the report: probe records written through bench.store's writer,
+"""The mechanism in the report: probe records written through bench.store's writer,
 the memory-error table, the closer-memory and oracle claims, the two figures and REPORT.md's
 section, every number recomputed here from the arrays the records were made of."""
 

@@ -1,4 +1,4 @@
-"""The mechanism per LR phase (issue 23): probe records whose gain is above 1 before the first
+"""The mechanism per LR phase: probe records whose gain is above 1 before the first
 LR decay and below 1 after it (as on the Fashion-MNIST demo), split and averaged here by hand
 in plain loops, against the phase table, the epoch table and the per-phase closer claims."""
 

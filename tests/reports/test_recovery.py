@@ -1,4 +1,4 @@
-"""The share of the staleness cost recovered (issue 23): Fieller's set and the share checked
+"""The share of the staleness cost recovered: Fieller's set and the share checked
 against numbers worked out here (plain loops, the quadratic solved by hand, and the set's
 definition: the paired t test of a - rho b = 0 is not rejected inside it), the bootstrap against
 a loop over the same resamples, and the table gated by the staleness claim's verdict."""

@@ -1,4 +1,4 @@
-"""The demo-regimes figure (issue 23): cells grouped by (memory ratio, lr), the staleness cost and
+"""The demo-regimes figure: cells grouped by (memory ratio, lr), the staleness cost and
 XBN's share of it per cell checked against a hand computation, the drawn points read back from
 the figure, and no figure without such runs."""
 

@@ -41,7 +41,7 @@ def test_report_opens_with_the_claims_table(demo_report):
     _, text = demo_report
     sections = re.findall(r"^## (.+)$", text, flags=re.M)
     assert sections[0] == "Claims" and sections[1].startswith("Headline figure")
-    # two families since issue 23: the first table is the primary family (here 2 of its 3
+    # two families since the first table is the primary family (here 2 of its 3
     # claims: the fixture has no oracle runs), the secondary one (exploratory) follows
     primary = _first_table(text)
     assert [r["claim"] for r in primary] == ["XBM beats no-XBM", "XBN beats XBM on every dataset"]
