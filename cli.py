@@ -53,8 +53,17 @@ def main(cpu_mode: str) -> None:
     pinning.apply(cpu_mode)
 
 
-for command in (reproduce_command, run_command, grid, report, compare, export, verify_command, data,
-                bench_group):  # fmt: skip
+for command in (
+    reproduce_command,
+    run_command,
+    grid,
+    report,
+    compare,
+    export,
+    verify_command,
+    data,
+    bench_group,
+):
     main.add_command(command)
 
 

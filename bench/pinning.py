@@ -175,20 +175,27 @@ def state() -> dict[str, Any]:
     if inherited is None:  # no xbmbench launcher before torch: library use
         mode = requested_mode()
         return {
-            "mode": mode, "requested": mode, "applied": False, "pinned": {},
+            "mode": mode,
+            "requested": mode,
+            "applied": False,
+            "pinned": {},
             "user": _user_values(set()),
             "reason": "torch was imported before xbmbench could pin the CPU kernels (call "
             "bench.pinning.apply() before importing torch, or run through the xbmbench command)",
-        }  # fmt: skip
+        }
     mode, names = inherited
     pinned = {n: os.environ[n] for n in names if n in os.environ}
     reason = None
     if mode == "portable" and not pinned and not _user_values(set()):
         reason = f"nothing to pin on {platform.machine()} (portable mode pins x86-64 kernels)"
     return {
-        "mode": mode, "requested": mode, "applied": True, "pinned": pinned,
-        "user": _user_values(set(names)), "reason": reason,
-    }  # fmt: skip
+        "mode": mode,
+        "requested": mode,
+        "applied": True,
+        "pinned": pinned,
+        "user": _user_values(set(names)),
+        "reason": reason,
+    }
 
 
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:

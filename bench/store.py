@@ -45,11 +45,25 @@ TOP_K = tuple(f"superclass_top{k}" for k in range(1, 6))
 RETRIEVAL_COLUMNS = ("map@r", "r_precision")
 # metrics.csv of a metric-learning run: one row per epoch (-1 = as loaded, 0 = warm-up)
 METRIC_COLUMNS = (
-    "epoch", "phase", "loss", "recall@1", "recall@10", *RETRIEVAL_COLUMNS,
-    "drift_mean", "drift_max", "drift_epoch_mean", "drift_epoch_max", "inter_dist", "intra_dist",
+    "epoch",
+    "phase",
+    "loss",
+    "recall@1",
+    "recall@10",
+    *RETRIEVAL_COLUMNS,
+    "drift_mean",
+    "drift_max",
+    "drift_epoch_mean",
+    "drift_epoch_max",
+    "inter_dist",
+    "intra_dist",
     *TOP_K,
-    "mined_pos", "mined_neg", "lr", "seconds", "images_per_s",
-)  # fmt: skip
+    "mined_pos",
+    "mined_neg",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
 SUMMARY_FIELDS = ("epoch", "recall@1", "recall@10")  # each of result.json's best and last
 # the columns a done metric run's metrics.csv must hold (the added ones may be missing)
 METRIC_REQUIRED = tuple(c for c in METRIC_COLUMNS if c not in RETRIEVAL_COLUMNS)
@@ -66,31 +80,89 @@ MOCO_SUMMARY = ("epoch", "knn_acc")
 MEMORY_ERROR_FILE = "memory_error.csv"
 AGE_BUCKETS = 4  # age quarters of the memory's span, 1 = youngest
 MEMORY_ERROR_COLUMNS = (
-    "epoch", "step", "point", "adapting", "n_entries", "n_batches",
-    "err_l2_mean", "err_l2_median", "err_cos_mean", "raw_l2_mean", "raw_l2_median", "raw_cos_mean",
-    "gain", *(f"err_l2_age{q}" for q in range(1, AGE_BUCKETS + 1)),
+    "epoch",
+    "step",
+    "point",
+    "adapting",
+    "n_entries",
+    "n_batches",
+    "err_l2_mean",
+    "err_l2_median",
+    "err_cos_mean",
+    "raw_l2_mean",
+    "raw_l2_median",
+    "raw_cos_mean",
+    "gain",
+    *(f"err_l2_age{q}" for q in range(1, AGE_BUCKETS + 1)),
     *(f"raw_l2_age{q}" for q in range(1, AGE_BUCKETS + 1)),
-    "pair_jaccard", "pairs_stored", "pairs_fresh",
-)  # fmt: skip
+    "pair_jaccard",
+    "pairs_stored",
+    "pairs_fresh",
+)
 # result.json's keys (results/README.md describes each; write_result refuses any other)
 RESULT_KEYS = (
-    "run_id", "status", "error", "failed_step", "epochs_done", "wall_s", "deviations",
-    "data_fingerprint", "best", "last", "best_pre_main", "selection", "moco", "error_type",
+    "run_id",
+    "status",
+    "error",
+    "failed_step",
+    "epochs_done",
+    "wall_s",
+    "deviations",
+    "data_fingerprint",
+    "best",
+    "last",
+    "best_pre_main",
+    "selection",
+    "moco",
+    "error_type",
     "traceback",
-)  # fmt: skip
+)
 # env.json's keys (bench/engine/env.py writes them; results/README.md describes each)
 ENV_KEYS = (
-    "python", "torch", "torchvision", "timm", "pytorch_metric_learning", "numpy", "pandas",
-    "cuda", "cudnn", "device", "device_name", "host", "platform", "started_at", "git_commit",
-    "torch_threads", "float32_matmul_precision", "blas", "lapack", "mkl_available",
-    "mkl_version", "mkldnn", "onednn_version", "cpu_model", "cpu_vendor", "cpu_isa",
-    "cpu_capability", "cpu_env", "cpu_pinning",
-)  # fmt: skip
+    "python",
+    "torch",
+    "torchvision",
+    "timm",
+    "pytorch_metric_learning",
+    "numpy",
+    "pandas",
+    "cuda",
+    "cudnn",
+    "device",
+    "device_name",
+    "host",
+    "platform",
+    "started_at",
+    "git_commit",
+    "torch_threads",
+    "float32_matmul_precision",
+    "blas",
+    "lapack",
+    "mkl_available",
+    "mkl_version",
+    "mkldnn",
+    "onednn_version",
+    "cpu_model",
+    "cpu_vendor",
+    "cpu_isa",
+    "cpu_capability",
+    "cpu_env",
+    "cpu_pinning",
+)
 # config.json fields every reader needs (the rest is read as it is)
 CONFIG_FIELDS = (
-    "run_id", "dataset", "variant", "variant_options", "seed", "profile", "head",
-    "batch_size", "memory_ratio", "pos_margin", "neg_margin",
-)  # fmt: skip
+    "run_id",
+    "dataset",
+    "variant",
+    "variant_options",
+    "seed",
+    "profile",
+    "head",
+    "batch_size",
+    "memory_ratio",
+    "pos_margin",
+    "neg_margin",
+)
 # the claim of the process training the cell (bench/lock.py), and where a checkpoint that
 # cannot be read is moved: ``checkpoint.pt.corrupt-<UTC time>`` (kept, never deleted)
 LOCK_FILE, CORRUPT_TAG = "lock", ".corrupt-"

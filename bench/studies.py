@@ -364,8 +364,9 @@ def seed_spec(text: str | None) -> tuple[int, ...] | None:
     for part in text.split(","):
         lo, dash, hi = part.strip().partition("-")
         if not lo.strip().isdigit() or (dash and not hi.strip().isdigit()):
-            raise UserError(f"--seeds takes seeds and ranges like 0-9 or 0,2,5-7 (seeds >= 0), "
-                            f"got {text!r}")  # fmt: skip
+            raise UserError(
+                f"--seeds takes seeds and ranges like 0-9 or 0,2,5-7 (seeds >= 0), got {text!r}"
+            )
         a, b = int(lo), int(hi) if dash else int(lo)
         if b < a:
             raise UserError(f"--seeds range {part.strip()!r} runs backwards; write {b}-{a}")

@@ -38,9 +38,18 @@ COMPARED = ("recall@1", "recall@10", "loss")  # per metrics.csv row
 # not); every other field (library versions, the kernels torch dispatches to, the oneDNN, MKL,
 # ATen and thread variables, the thread count, the device) must match
 INFORMATIONAL = (
-    "host", "platform", "device_name", "git_commit", "pandas", "cuda", "cudnn", "cpu_model",
-    "cpu_vendor", "cpu_isa", "cpu_pinning",  # the pinning's effect is in cpu_env, cpu_capability
-)  # fmt: skip
+    "host",
+    "platform",
+    "device_name",
+    "git_commit",
+    "pandas",
+    "cuda",
+    "cudnn",
+    "cpu_model",
+    "cpu_vendor",
+    "cpu_isa",
+    "cpu_pinning",  # the pinning's effect is in cpu_env, cpu_capability
+)
 NOT_STORED = ("started_at",)
 
 
@@ -78,18 +87,22 @@ def cell_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     env = _json(run_dir / "env.json")
     rows = read_rows(run_dir)
     entry = {
-        "run_id": config["run_id"], "variant": config["variant"], "seed": config["seed"],
-        "dataset": config["dataset"], "config": config,
+        "run_id": config["run_id"],
+        "variant": config["variant"],
+        "seed": config["seed"],
+        "dataset": config["dataset"],
+        "config": config,
         "epochs": [int(e) for e in rows["epoch"]],
         **{m: [_value(x) for x in rows[m]] for m in COMPARED},
         **{w: {k: result[w][k] for k in ("epoch", "recall@1", "recall@10")} for w in EPOCH_CHOICES},
         "data_fingerprint": result.get("data_fingerprint"),
-    }  # fmt: skip
+    }
     return entry, {k: v for k, v in env.items() if k not in NOT_STORED}
 
 
-def export(results: str | Path, run_ids: Iterable[str] | None = None,
-           study: str | None = None) -> dict[str, Any]:  # fmt: skip
+def export(
+    results: str | Path, run_ids: Iterable[str] | None = None, study: str | None = None
+) -> dict[str, Any]:
     """The reference of the done metric-learning runs under ``results`` (only ``run_ids``, every
     one of which must be done, when given)."""
     runs = Path(results) / RUNS_DIR
@@ -108,8 +121,10 @@ def export(results: str | Path, run_ids: Iterable[str] | None = None,
         cells.append(entry)
         envs.append(env)
     if wanted is not None and missing:
-        raise UserError(f"cannot export {study or 'the reference'}: run(s) not done under "
-                        f"{runs}: {', '.join(missing)}")  # fmt: skip
+        raise UserError(
+            f"cannot export {study or 'the reference'}: run(s) not done under "
+            f"{runs}: {', '.join(missing)}"
+        )
     if not cells:
         raise UserError(f"no done metric-learning run under {runs} to export")
     shared = {k: v for k, v in envs[0].items() if all(e.get(k) == v for e in envs)}
@@ -162,8 +177,10 @@ def load_reference(path: str | Path | None = None) -> dict[str, Any]:
     UserError naming it, the cell and the field, and saying what the file should hold."""
     path = Path(path or DEMO_REFERENCE)
     if not path.is_file():
-        raise UserError(f"no reference file {path} (make one with `xbmbench verify --export "
-                        f"RESULTS --study demo --out {path}`)")  # fmt: skip
+        raise UserError(
+            f"no reference file {path} (make one with `xbmbench verify --export "
+            f"RESULTS --study demo --out {path}`)"
+        )
     try:
         ref = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -224,10 +241,15 @@ def env_differences(ref_env: Mapping[str, Any], env: Mapping[str, Any]) -> list[
     that decides the numbers (not ``INFORMATIONAL``)."""
     ref, here = _flat(ref_env), _flat(env)
     return [
-        {"field": k, "reference": v, "here": here.get(k),
-         "deciding": not any(k == i or k.startswith(f"{i}.") for i in INFORMATIONAL)}
-        for k, v in sorted(ref.items()) if k not in NOT_STORED and here.get(k) != v
-    ]  # fmt: skip
+        {
+            "field": k,
+            "reference": v,
+            "here": here.get(k),
+            "deciding": not any(k == i or k.startswith(f"{i}.") for i in INFORMATIONAL),
+        }
+        for k, v in sorted(ref.items())
+        if k not in NOT_STORED and here.get(k) != v
+    ]
 
 
 def _differs(a: float | None, b: float | None) -> bool:
@@ -242,14 +264,26 @@ def check(cell: Mapping[str, Any], ref_env: Mapping[str, Any], run_dir: Path) ->
     result = run_dir / "result.json"
     status = _json(result).get("status") if result.is_file() else None
     if status != "done":
-        return {**out, "status": "not run", "identical": False, "differences": [], "env": [],
-                "note": f"no done run in {run_dir} (status {status})"}  # fmt: skip
+        return {
+            **out,
+            "status": "not run",
+            "identical": False,
+            "differences": [],
+            "env": [],
+            "note": f"no done run in {run_dir} (status {status})",
+        }
     rows = read_rows(run_dir)
     diffs = env_differences(ref_env, _json(run_dir / "env.json"))
     fingerprint = _json(result).get("data_fingerprint")
     if cell.get("data_fingerprint") and fingerprint != cell["data_fingerprint"]:
-        diffs.append({"field": "data_fingerprint", "reference": cell["data_fingerprint"],
-                      "here": fingerprint, "deciding": True})  # fmt: skip
+        diffs.append(
+            {
+                "field": "data_fingerprint",
+                "reference": cell["data_fingerprint"],
+                "here": fingerprint,
+                "deciding": True,
+            }
+        )
     epochs = [int(e) for e in rows["epoch"]]
     differences = []
     # every epoch of both sides: a list of another length is a difference, never a shorter zip
@@ -261,11 +295,21 @@ def check(cell: Mapping[str, Any], ref_env: Mapping[str, Any], run_dir: Path) ->
             bad = [i for i, (a, b) in enumerate(zip(cell[m], here, strict=True)) if _differs(a, b)]
             if bad:
                 gaps = [abs(cell[m][i] - here[i]) for i in bad if None not in (cell[m][i], here[i])]
-                differences.append({"metric": m, "epochs": [epochs[i] for i in bad],
-                                    "max_abs": max(gaps, default=math.nan)})  # fmt: skip
+                differences.append(
+                    {
+                        "metric": m,
+                        "epochs": [epochs[i] for i in bad],
+                        "max_abs": max(gaps, default=math.nan),
+                    }
+                )
     identical = not differences
-    return {**out, "status": "identical" if identical else "differs", "identical": identical,
-            "differences": differences, "env": diffs}  # fmt: skip
+    return {
+        **out,
+        "status": "identical" if identical else "differs",
+        "identical": identical,
+        "differences": differences,
+        "env": diffs,
+    }
 
 
 def check_results(reference: Mapping[str, Any], results: str | Path) -> list[dict[str, Any]]:
@@ -319,8 +363,10 @@ def _epochs(epochs: list[int]) -> str:
 def check_line(c: Mapping[str, Any]) -> str:
     """One cell's verdict, its differences, and the env fields that explain them."""
     head = f"{c['variant']} seed {c['seed']} ({c['run_id']}): {c['status']}"
-    parts = [f"{d['metric']} at epoch(s) {_epochs(d['epochs'])} (max |diff| {d['max_abs']:.6g})"
-             for d in c["differences"]]  # fmt: skip
+    parts = [
+        f"{d['metric']} at epoch(s) {_epochs(d['epochs'])} (max |diff| {d['max_abs']:.6g})"
+        for d in c["differences"]
+    ]
     text = (
         head
         + (": " + "; ".join(parts) if parts else "")
@@ -329,8 +375,10 @@ def check_line(c: Mapping[str, Any]) -> str:
     deciding = [d for d in c["env"] if d["deciding"]]
     if deciding:
         text += "\n    env differs from the reference's in what decides the numbers:"
-        text += "".join(f"\n      {d['field']}: {d['reference']!r} (reference) vs "
-                        f"{d['here']!r} (here)" for d in deciding)  # fmt: skip
+        text += "".join(
+            f"\n      {d['field']}: {d['reference']!r} (reference) vs {d['here']!r} (here)"
+            for d in deciding
+        )
     other = [d for d in c["env"] if not d["deciding"]]
     if other:
         text += "\n    also differs (informational): " + "; ".join(

@@ -22,20 +22,36 @@ from reports.markdown import study_for_table
 from reports.tables import NOT_REPRODUCED, display_table, to_markdown, with_verdicts
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-STUDIES = ("paper-table1", "paper-table2", "paper-table3", "paper-fig1", "thesis",
-           "thesis-pc-sweep", "demo", "demo-regimes", "demo-fashion")  # fmt: skip
+STUDIES = (
+    "paper-table1",
+    "paper-table2",
+    "paper-table3",
+    "paper-fig1",
+    "thesis",
+    "thesis-pc-sweep",
+    "demo",
+    "demo-regimes",
+    "demo-fashion",
+)
 # the CPU studies: no source table; their tables are the cpu profile's runs on their datasets
 CPU_STUDIES = ("demo", "demo-regimes", "demo-fashion")
 DEMO_PROFILE = "cpu"
 
 results_option = click.option(
-    "--results", "results", type=click.Path(path_type=Path), default=Path("results"),
-    show_default=True, help="Results folder (holds runs/).",
-)  # fmt: skip
+    "--results",
+    "results",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Results folder (holds runs/).",
+)
 epoch_option = click.option(
-    "--epoch", type=click.Choice(EPOCH_CHOICES), default="best", show_default=True,
+    "--epoch",
+    type=click.Choice(EPOCH_CHOICES),
+    default="best",
+    show_default=True,
     help="best: epoch selected on the test set, as the papers did; last: the final epoch.",
-)  # fmt: skip
+)
 
 
 def _profile_of(name: str) -> str:
@@ -57,13 +73,17 @@ def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[st
     if study in STUDIES:
         if study in CPU_STUDIES:
             datasets = {c["dataset"] for c in study_cells((study,))}
-            kept = {k: t[t["dataset"].isin(datasets)].reset_index(drop=True)
-                    for k, t in tables.items() if _profile_of(k) == DEMO_PROFILE}  # fmt: skip
+            kept = {
+                k: t[t["dataset"].isin(datasets)].reset_index(drop=True)
+                for k, t in tables.items()
+                if _profile_of(k) == DEMO_PROFILE
+            }
             return {k: t for k, t in kept.items() if len(t)}
         if study == "paper-fig1":  # no source table: the paper runs off the tables' grid
             return {k: t for k, t in tables.items() if k.startswith("paper runs on ")}
-        return {k: t for k, t in tables.items()
-                if " runs on " not in k and study_for_table(k) == study}  # fmt: skip
+        return {
+            k: t for k, t in tables.items() if " runs on " not in k and study_for_table(k) == study
+        }
     profiles = {_profile_of(k) for k in tables}
     if study in profiles:
         return {k: t for k, t in tables.items() if _profile_of(k) == study}
@@ -128,8 +148,11 @@ def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
     _warn_damaged(rep.store.runs)
     tables = filter_tables(rep.tables, study)
     if not tables:
-        click.echo(f"no done runs{f' for {study}' if study else ''} under {results}/runs/; "
-                   "`xbmbench reproduce` runs the CPU demo.", err=fmt != "text")  # fmt: skip
+        click.echo(
+            f"no done runs{f' for {study}' if study else ''} under {results}/runs/; "
+            "`xbmbench reproduce` runs the CPU demo.",
+            err=fmt != "text",
+        )
         return
     judged = {name: with_verdicts(table) for name, table in tables.items()}
     if fmt == "text":

@@ -61,8 +61,9 @@ def plan(
             counts["unreadable"] += 1
             if unreadable is not None:
                 cell = f"{cfg.variant}/{cfg.dataset}/seed {cfg.seed}"
-                unreadable.append({"run_id": cfg.run_id, "cell": cell, "status": "error",
-                                   "error": e.message})  # fmt: skip
+                unreadable.append(
+                    {"run_id": cfg.run_id, "cell": cell, "status": "error", "error": e.message}
+                )
             continue
         if status == "failed" and retry_failed:  # start over: a failed run is never resumed
             try:
@@ -120,8 +121,15 @@ class GridBar:
     (``--launcher slurm``, which then shows queued, running, done and failed); otherwise the
     cells running are the ``width`` handed out at once."""
 
-    def __init__(self, name: str, counts: Counter, retry_failed: bool, width: int, show: bool,
-                 unreadable: list[dict[str, Any]] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        counts: Counter,
+        retry_failed: bool,
+        width: int,
+        show: bool,
+        unreadable: list[dict[str, Any]] = (),
+    ) -> None:
         self.total, self.width, self.slurm = sum(counts.values()), width, False
         self.state = Counter(
             done=counts["done"],
@@ -176,8 +184,15 @@ class GridBar:
     def summary(self, name: str, ran: int) -> dict[str, Any]:
         self.bar.close()
         s = self.state
-        return {"study": name, "cells": self.total, "ran": ran, "done": s["done"],
-                "failed": s["failed"], "busy": s["busy"], "failures": self.failures}  # fmt: skip
+        return {
+            "study": name,
+            "cells": self.total,
+            "ran": ran,
+            "done": s["done"],
+            "failed": s["failed"],
+            "busy": s["busy"],
+            "failures": self.failures,
+        }
 
 
 def reproduce(
@@ -205,8 +220,10 @@ def reproduce(
     unreadable: list[dict[str, Any]] = []
     # the count each cell trains at (bench.launch), against which done CPU records are checked
     # (a Slurm cell's count follows its CPUs: run_cell checks it there)
-    threads = {"local": cell_threads(jobs) if jobs > 1 else torch.get_num_threads(),
-               "submitit-local": cell_threads()}.get(launcher)  # fmt: skip
+    threads = {
+        "local": cell_threads(jobs) if jobs > 1 else torch.get_num_threads(),
+        "submitit-local": cell_threads(),
+    }.get(launcher)
     todo, counts = plan(
         study, results, datasets, variants, seeds, retry_failed, unreadable, threads
     )

@@ -69,9 +69,19 @@ from common import UserError
 )
 @config_options
 def run_command(
-    dataset, variant, config_file, print_config, seed, profile, opts, data_dir, results, device,
-    threads, **fields,
-):  # fmt: skip
+    dataset,
+    variant,
+    config_file,
+    print_config,
+    seed,
+    profile,
+    opts,
+    data_dir,
+    results,
+    device,
+    threads,
+    **fields,
+):
     """Train and evaluate one cell; skipped if its record says done, resumed if interrupted."""
     import json
 
@@ -323,9 +333,18 @@ def _saved_config(path: str, config_params: list[str]):
 @tensorboard_option
 @slurm_options
 def reproduce_command(
-    studies, datasets, variants, seeds, launcher, jobs, results, data_dir, retry_failed, no_report,
+    studies,
+    datasets,
+    variants,
+    seeds,
+    launcher,
+    jobs,
+    results,
+    data_dir,
+    retry_failed,
+    no_report,
     **opts,
-):  # fmt: skip
+):
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
     then write the report. With no arguments: the CPU demo (every variant and the re-embedding
     bound on Omniglot, test alphabets unseen in training; the shipped zips, no download)."""

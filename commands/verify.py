@@ -122,8 +122,9 @@ def _verify(V, ref, ref_path, n_cells, data_dir, keep) -> None:
             shutil.rmtree(results, ignore_errors=True)
     bad = V.failed(checks)
     same = sum(c["identical"] for c in checks)
-    click.echo(f"verify: {same} of {len(checks)} cells identical to the reference" + (
-        f"; {len(bad)} fail (numbers, or a setting that decides them, differ)" if bad else ""
-    ))  # fmt: skip
+    click.echo(
+        f"verify: {same} of {len(checks)} cells identical to the reference"
+        + (f"; {len(bad)} fail (numbers, or a setting that decides them, differ)" if bad else "")
+    )
     if bad:
         raise SystemExit(1)

@@ -26,9 +26,17 @@ from data_prep.registry import Raw, Source, register, require_dir
 # torchvision's FashionMNIST.classes, written out so that importing data_prep loads no torch
 # (a test checks they agree)
 CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 SUPERCLASS = {  # class name -> superclass name
     "T-shirt/top": "tops",
     "Pullover": "tops",

@@ -215,8 +215,9 @@ def read_csv(name: str, path: Path) -> Raw:
     return Raw(records, path.parent.resolve(), warnings=warnings, superclass_names=names)
 
 
-def prepare_folder(root: str | Path, name: str | None, out_dir: str | Path | None = None,
-                   **kwargs: Any) -> pd.DataFrame:  # fmt: skip
+def prepare_folder(
+    root: str | Path, name: str | None, out_dir: str | Path | None = None, **kwargs: Any
+) -> pd.DataFrame:
     """``data prepare folder``: register ``name`` as a folder dataset and prepare it."""
     from data_prep.manifest import prepare
 

@@ -41,11 +41,13 @@ URL = "https://github.com/brendenlake/omniglot (folder python/)"
 EMBEDDED = Path(__file__).parent / "embedded" / "omniglot"
 # SHA-256 of the two minimal zips as published (the copies shipped in EMBEDDED)
 SMALL_SHA256 = {
-    "images_background_small1.zip":
-        "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
-    "images_background_small2.zip":
-        "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
-}  # fmt: skip
+    "images_background_small1.zip": (
+        "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4"
+    ),
+    "images_background_small2.zip": (
+        "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f"
+    ),
+}
 
 Item = tuple[str, str, str, bytes]  # alphabet, character, file name, PNG bytes
 
@@ -116,8 +118,11 @@ def check_disjoint(name: str, train: pd.DataFrame, test: pd.DataFrame) -> None:
     if shared:
         raise UserError(f"{name}: alphabet(s) {', '.join(sorted(shared))} in train and test")
     seen = set(map(content_hash, train["image"]))
-    twice = [f"{r.alphabet}/{r.character}/{r.file}" for r in test.itertuples()
-             if content_hash(r.image) in seen]  # fmt: skip
+    twice = [
+        f"{r.alphabet}/{r.character}/{r.file}"
+        for r in test.itertuples()
+        if content_hash(r.image) in seen
+    ]
     if twice:
         raise UserError(
             f"{name}: {len(twice)} test image(s) also in train, e.g. {twice[0]} (the same drawing "

@@ -99,8 +99,9 @@ def run_row(folder: Path, cells: dict[str, list[str]]) -> dict[str, Any]:
     return row
 
 
-def table(results: str | Path, level: str = "runs",
-          cells: dict[str, list[str]] | None = None) -> pd.DataFrame:  # fmt: skip
+def table(
+    results: str | Path, level: str = "runs", cells: dict[str, list[str]] | None = None
+) -> pd.DataFrame:
     """Every run under ``results/runs/`` (folders in sorted order), one row per run or per run
     and epoch. ``cells``: run id -> the studies whose cells it is (empty: none known)."""
     if level not in LEVELS:
