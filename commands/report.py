@@ -17,9 +17,6 @@ import pandas as pd
 
 from bench.store import DAMAGED, EPOCH_CHOICES
 from common import UserError
-from reports.build import compute, write
-from reports.markdown import study_for_table
-from reports.tables import NOT_REPRODUCED, display_table, to_markdown, with_verdicts
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STUDIES = (
@@ -68,6 +65,8 @@ def study_cells(studies: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[str, pd.DataFrame]:
     """Tables of a study, a dataset or a profile (see the module docstring)."""
+    from reports.markdown import study_for_table
+
     if not study:
         return tables
     if study in STUDIES:
@@ -109,6 +108,8 @@ def report(results: Path, epoch: str) -> None:
     record is named on the terminal and in REPORT.md, and left out; the rest is reported (exit
     0, as with a failed run).
     """
+    from reports.build import compute, write  # imported here: ``--help`` must not load torch
+
     rep = compute(results, epoch, cells=study_cells())
     path = write(rep)
     _warn_damaged(rep.store.runs)
@@ -144,6 +145,9 @@ def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
     Exit codes: 0 when every reported number our runs target is reproduced (or none is
     targeted yet), 1 when at least one is not (|ours - reported| beyond the tolerance
     REPORT.md states), 2 on bad input."""
+    from reports.build import compute
+    from reports.tables import NOT_REPRODUCED, display_table, to_markdown, with_verdicts
+
     rep = compute(results, epoch, with_figures=False, cells=study_cells())
     _warn_damaged(rep.store.runs)
     tables = filter_tables(rep.tables, study)
