@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.figures import CI_GID, ci_bar_count, family, forest_figure
+from reports.figures import BOUND_GID, CI_GID, ci_bar_count, family, forest_figure
 
 from .overlap import text_overlaps
 
@@ -112,3 +112,22 @@ def test_empty_rows_give_none_and_bad_rows_raise():
     bad.loc[0, "reference"] = bad.loc[0, "variant"]
     with pytest.raises(ValueError, match="own reference"):
         forest_figure(bad)
+
+
+def test_the_oracle_is_drawn_as_a_bound_in_its_own_family_last():
+    rows = forest_rows(PANELS[:1])
+    label = "oracle_xbm[refresh_interval=5]"  # a label as the tables write it
+    oracle = [
+        {"profile": "paper", "dataset": "sop", "variant": label, "reference": ref, "diff": d,
+         "ci_low": d - 1.0, "ci_high": d + 1.0, "reported_diff": math.nan}
+        for ref, d in (("xbm", 2.5), ("no_xbm", 4.0))
+    ]  # fmt: skip
+    fig = forest_figure(pd.concat([rows, pd.DataFrame(oracle)], ignore_index=True))
+    ax = fig.axes[0]
+    ticks = [t.get_text().replace("\n", "") for t in ax.get_yticklabels()]
+    assert ticks[-2:] == ["bound", label]
+    (bound,) = [line for line in ax.lines if line.get_gid() == BOUND_GID]
+    assert list(bound.get_xdata()) == [2.5, 2.5] and bound.get_linestyle() == "--"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert f"{label} − xbm (bound)" in legend
+    assert ci_bar_count(fig) == len(rows) + 2
