@@ -2,7 +2,16 @@
 number claims, thesis table 5.14 under its two readings, MoCo's table, and every table's human
 form in Markdown and LaTeX.
 
-Numbers -> text: the display form of a table, Markdown and LaTeX writers (no I/O here).
+Numbers -> text: the display form of a table, Markdown and LaTeX writers (no I/O here). The
+LaTeX is pure ASCII, so it compiles under pdflatex with booktabs and nothing else: the minus
+sign, ±, ≥, ≤, ×, ~, →, ∞ and their kin become math, dashes and quotes their ligatures, an
+accented letter its base letter, any other character its code point ('[U+2603]'); numeric
+columns (numbers, 'mean ± std', a signed difference with its CI, a time) are right-aligned.
+
+The main table: every cell (profile, dataset, variant label, batch size, memory ratio) in one
+row, with Recall@1/10 at the best and the last epoch, MAP@R at the best, mean ± std over seeds,
+and the mean wall time of a run. The comparison tables carry each config's MAP@R and
+R-Precision beside its Recall@K (records written before these metrics: '-').
 
 Runs -> comparison tables (pure: DataFrames in, DataFrames out).
 
@@ -55,7 +64,9 @@ in training". Pure: frames in, frames or a Figure out. MoCo runs never enter the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from io import StringIO
@@ -63,7 +74,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.store import PRE_MAIN_PHASES, SUMMARY_PHASE
+from bench.store import PRE_MAIN_PHASES, RETRIEVAL_COLUMNS, SUMMARY_PHASE
 from reports.inference import (
     MAX_SEEDS,
     TOO_FEW,
@@ -79,12 +90,17 @@ from reports.load import (
     config_matches,
     label_runs,
     parse_label,
+    variant_rank,
 )
 
 MATCH_TOL = 1.0  # Recall@1 points: a number is reproduced within max(MATCH_TOL, 2 x spread)
 # a table row's count of runs whose selected epoch is that pre-main phase (bench.store): the
 # network as loaded (epoch -1, "init") or after the warm-up (epoch 0, "warmup")
 PRE_MAIN_COUNTS = {phase: f"n_{phase}" for phase in PRE_MAIN_PHASES}
+# a table row's MAP@R and R-Precision over its config's runs (one value per config, shown beside
+# its Recall@K rows): mean, sample std and the number of runs that carry it
+RETRIEVAL_SUMMARY = tuple(f"{m}_{s}" for m in RETRIEVAL_COLUMNS for s in ("mean", "std", "n"))
+RETRIEVAL_SHOWN = {"map@r": "MAP@R", "r_precision": "R-Precision"}
 
 
 def matches(
@@ -178,11 +194,23 @@ def selected_note(row: dict) -> str:
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The human form of a comparison table (see reports.tables.COLUMNS); a "selected epoch"
-    column where a row's best epoch is the network as loaded or the warm-up."""
+    column where a row's best epoch is the network as loaded or the warm-up.
+
+    MAP@R and R-Precision (mean ± std over the config's runs, '-' where none carries them,
+    '(n=k)' where only k do) stand beside the ours column on the first row of each config's
+    rows; its other rows (its other Recall@K) leave them empty, as the numbers are the
+    config's, not the metric's."""
     rows = []
+    previous = None
     for r in with_verdicts(table).to_dict("records"):
         rep_n = "" if pd.isna(r["reported_runs"]) else f" (n={int(r['reported_runs'])})"
         rep = fmt_pm(r["reported_mean"], r["reported_std"])
+        config = tuple(str(r.get(k)) for k in CONFIG_OF_ROW)
+        retrieval = {
+            name: retrieval_text(r, metric) if config != previous else ""
+            for metric, name in RETRIEVAL_SHOWN.items()
+        }
+        previous = config
         rows.append(
             {
                 "dataset": r["dataset"],
@@ -192,6 +220,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                 "metric": r["metric"],
                 "ours (mean ± std)": fmt_pm(r["ours_mean"], r["ours_std"]) if r["n"] else NOT_RUN,
                 "n": str(r["n"]),
+                **retrieval,
                 "reported": rep + (rep_n if rep != NO_VALUE else ""),
                 "diff [95% CI]": fmt_ci(r["diff"], r["ci_low"], r["ci_high"]),
                 "p": fmt_num(r["p"], ".3g"),
@@ -209,6 +238,20 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 METHODS = {"paired": "paired t", "welch": "Welch t", "one-sample": "one-sample t"}
+# the fields that say which config a comparison-table row is of (its runs: ``run_ids``)
+CONFIG_OF_ROW = ("table", "dataset", "variant", "batch_size", "memory_ratio", "run_ids")
+
+
+def retrieval_text(row: Mapping[str, Any], metric: str) -> str:
+    """A comparison-table row's MAP@R or R-Precision ('map@r', 'r_precision') for display:
+    'mean ± std', with '(n=k)' where only k of the row's n runs carry it; '-' where none does
+    (tables written before these columns included)."""
+    k = row.get(f"{metric}_n", 0)
+    k = 0 if k is None or pd.isna(k) else int(k)
+    if not k:
+        return NO_VALUE
+    text = fmt_pm(row[f"{metric}_mean"], row[f"{metric}_std"])
+    return with_count(text, k, int(row["n"]))
 
 
 def fmt_ci(diff: float, low: float, high: float) -> str:
@@ -276,7 +319,10 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body]) + "\n"
 
 
-_TEX = {
+# LaTeX: every table's text is escaped to plain ASCII, so a document compiles under pdflatex
+# with or without inputenc. A character is written as text or as math (joined into one $...$
+# with its math neighbours, so two never meet as "$$").
+_TEX_TEXT = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
     "%": r"\%",
@@ -285,25 +331,141 @@ _TEX = {
     "_": r"\_",
     "{": r"\{",
     "}": r"\}",
-    "~": r"\textasciitilde{}",
     "^": r"\^{}",
+    "[": "{[}",  # braced: a row or rule followed by "[" would read it as an optional argument
+    "]": "{]}",
+    '"': "''",
+    "\n": " ",
+    "\t": " ",
+    "\u00a0": "~",  # no-break space
+    "\u2013": "--",  # en dash
+    "\u2014": "---",  # em dash
+    "\u2018": "`",
+    "\u2019": "'",
+    "\u201c": "``",
+    "\u201d": "''",
+    "\u2026": r"\ldots{}",
+    "\u00b0": r"\ensuremath{^\circ}",
+}
+_TEX_MATH = {
+    "~": r"\sim",  # "~4 points": approximately
+    "<": "<",  # the OT1 text font has no < > |
+    ">": ">",
+    "|": "|",
+    "\u2212": "-",  # minus sign
+    "\u00b1": r"\pm",
+    "\u2265": r"\geq",
+    "\u2264": r"\leq",
+    "\u2260": r"\neq",
+    "\u00d7": r"\times",
+    "\u00b7": r"\cdot",
+    "\u223c": r"\sim",
+    "\u2248": r"\approx",
+    "\u2192": r"\rightarrow",
+    "\u2190": r"\leftarrow",
+    "\u21d2": r"\Rightarrow",
+    "\u221e": r"\infty",
+    "\u222a": r"\cup",
+    "\u2229": r"\cap",
+    "\u2208": r"\in",
+    "\u221a": r"\surd",
+    "\u00b9": "^{1}",
+    "\u00b2": "^{2}",
+    "\u00b3": "^{3}",
+    "\u00b5": r"\mu",  # micro sign
+    "\u03b1": r"\alpha",
+    "\u03b2": r"\beta",
+    "\u03b3": r"\gamma",
+    "\u03b4": r"\delta",
+    "\u0394": r"\Delta",
+    "\u03b5": r"\epsilon",
+    "\u03b7": r"\eta",
+    "\u03bb": r"\lambda",
+    "\u03bc": r"\mu",
+    "\u03c1": r"\rho",
+    "\u03c3": r"\sigma",
+    "\u03a3": r"\Sigma",
+    "\u03c4": r"\tau",
 }
 
 
-def tex_escape(text: str) -> str:
-    out = "".join(_TEX.get(ch, ch) for ch in str(text))
-    return out.replace("±", r"$\pm$")
+def _tex_unmapped(ch: str) -> str:
+    """A character of neither map: printable ASCII as is; a letter with accents as its ASCII
+    base letter (NFKD: 'é' -> 'e'); anything else as the visible '[U+2603]'. Never an error
+    and never a raw non-ASCII byte in the output."""
+    if " " <= ch <= "~":
+        return ch
+    base = "".join(
+        c for c in unicodedata.normalize("NFKD", ch) if " " <= c <= "~" and c not in _TEX_TEXT
+    )
+    if base and unicodedata.category(ch).startswith("L"):
+        return base
+    return f"{{[}}U+{ord(ch):04X}{{]}}"
 
 
-def to_latex(frame: pd.DataFrame, caption: str) -> str:
-    """A booktabs table (needs \\usepackage{booktabs})."""
-    cols = "l" * len(frame.columns)
+def tex_escape(text: object) -> str:
+    """``text`` as LaTeX (pure ASCII): the special characters escaped, the minus sign, ±, ≥,
+    ≤, ×, ~, →, ∞ and the other characters of ``_TEX_MATH`` as math, typographic dashes and
+    quotes as their LaTeX ligatures, any other non-ASCII character as ``_tex_unmapped`` says."""
+    out: list[str] = []
+    math: list[str] = []
+    for ch in str(text):
+        if ch in _TEX_MATH:
+            math.append(_TEX_MATH[ch])
+            continue
+        if math:
+            out.append("$" + " ".join(math) + "$")
+            math = []
+        out.append(_TEX_TEXT[ch] if ch in _TEX_TEXT else _tex_unmapped(ch))
+    if math:
+        out.append("$" + " ".join(math) + "$")
+    return "".join(out)
+
+
+_NUM = r"[+\-\u2212]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+\-\u2212]?\d+)?%?"
+NUMERIC_CELL = re.compile(
+    rf"{_NUM}(?: ?\u00b1 ?{_NUM})?(?: ?(?:s|min|h))?"  # a number, mean ± std, a time
+    rf"(?: \[{_NUM}, {_NUM}\])?(?: \((?:n=)?\d+\))?"  # then a CI, a count
+)
+# cells that say there is no number: they decide no column's alignment
+PLACEHOLDERS = frozenset({"", NO_VALUE, NOT_RUN})
+
+
+def numeric_column(cells: Iterable[object]) -> bool:
+    """A column is numeric (right-aligned) when it has a number and every cell that is not a
+    placeholder ('', '-', 'not run') is a number: '85.0', '-1.2e-05', '12.5%', '80.70 ± 0.76',
+    a signed number with a CI ('+0.38 [-0.12, +0.88]'), a time ('42 s', '3.5 min') or any of
+    these followed by a count ('(n=3)')."""
+    texts = [str(c).strip() for c in cells]
+    shown = [t for t in texts if t not in PLACEHOLDERS]
+    return bool(shown) and all(NUMERIC_CELL.fullmatch(t) for t in shown)
+
+
+def column_spec(frame: pd.DataFrame) -> str:
+    """tabular column spec: 'r' for each numeric column (``numeric_column``), else 'l'."""
+    return "".join("r" if numeric_column(frame.iloc[:, i]) else "l" for i in range(frame.shape[1]))
+
+
+def tex_label(stem: str) -> str:
+    """'cpu_runs_fashion-mnist' -> 'tab:cpu_runs_fashion-mnist' (characters a label may not
+    hold as '-')."""
+    return "tab:" + re.sub(r"[^A-Za-z0-9_.:-]", "-", stem)
+
+
+def to_latex(frame: pd.DataFrame, caption: str, label: str | None = None) -> str:
+    """A booktabs table (needs \\usepackage{booktabs}), pure ASCII (``tex_escape``): numeric
+    columns right-aligned, text columns left-aligned (``column_spec``), the caption above and,
+    given the file stem ``label``, ``\\label{tab:<label>}``."""
     lines = [
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
         rf"\caption{{{tex_escape(caption)}}}",
-        rf"\begin{{tabular}}{{{cols}}}",
+    ]
+    if label is not None:
+        lines.append(rf"\label{{{tex_label(label)}}}")
+    lines += [
+        rf"\begin{{tabular}}{{{column_spec(frame)}}}",
         r"\toprule",
         " & ".join(tex_escape(c) for c in frame.columns) + r" \\",
         r"\midrule",
@@ -334,9 +496,21 @@ COLUMNS = [
     "test",
     "run_ids",
     *PRE_MAIN_COUNTS.values(),
+    *RETRIEVAL_SUMMARY,
 ]
 GROUP_KEYS = ["profile", "dataset", "label", "batch_size", "memory_ratio", "config_key"]
 GROUP_METRICS = ("recall@1", "recall@10")
+
+
+def retrieval_summary(runs: pd.DataFrame) -> dict[str, float]:
+    """MAP@R and R-Precision of one config's runs at their selected epoch (reports.load.
+    select_epoch): mean, sample std and how many runs carry the number (``RETRIEVAL_SUMMARY``;
+    records written before these metrics read as NaN and are not counted)."""
+    out: dict[str, float] = {}
+    for metric in RETRIEVAL_COLUMNS:
+        s = summarize(_column(runs, metric))
+        out.update({f"{metric}_mean": s.mean, f"{metric}_std": s.std, f"{metric}_n": s.n})
+    return out
 
 
 def one_run_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
@@ -415,6 +589,7 @@ def reported_comparison(runs: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFr
                 **compare_row(rep, ours),
                 "run_ids": " ".join(sorted(matched["run_id"])),
                 **pre_main_counts(matched),
+                **retrieval_summary(matched),
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -448,6 +623,7 @@ def group_table(runs: pd.DataFrame) -> pd.DataFrame:
                     "ours_std": s.std,
                     "run_ids": " ".join(sorted(grp["run_id"])),
                     **pre_main_counts(grp),
+                    **retrieval_summary(grp),
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -471,6 +647,123 @@ def all_tables(
     for key, tab in rest.groupby("table", sort=True):
         out[str(key)] = tab.reset_index(drop=True)
     return out
+
+
+MAIN_KEYS = ["profile", "dataset", "label", "batch_size", "memory_ratio"]
+# the main table's summaries: (runs-frame column, main-table column stem)
+MAIN_METRICS = (
+    ("best_recall@1", "best_r1"),
+    ("best_recall@10", "best_r10"),
+    ("last_recall@1", "last_r1"),
+    ("last_recall@10", "last_r10"),
+    ("best_map@r", "best_map_r"),
+)
+MAIN_COLUMNS = [
+    *MAIN_KEYS,
+    "n",
+    *(f"{stem}_{s}" for _, stem in MAIN_METRICS for s in ("mean", "std")),
+    "n_map_r",
+    "wall_s_mean",
+    "run_ids",
+]
+
+
+def main_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every cell in one wide table: one row per (profile, dataset, label, batch size, memory
+    ratio) of the done metric-learning runs, with n (seeds) and, each as mean and sample std
+    over seeds, Recall@1 and Recall@10 at the best and at the last epoch and MAP@R at the best
+    epoch (``n_map_r``: the runs that carry it; records written before it read as NaN), and the
+    mean wall time of a run in seconds. ``runs``: the runs frame before
+    reports.load.select_epoch (its ``best_``/``last_`` columns), labelled
+    (reports.load.label_runs; made here when absent), one run per config and seed.
+
+    Two configs never share a row (grouped on ``config_key`` too). Rows in the order profile,
+    dataset, variant (reports.load.variant_rank), label, batch size, memory ratio."""
+    if runs.empty:
+        return pd.DataFrame(columns=MAIN_COLUMNS)
+    frame = runs if "label" in runs else label_runs(runs, None)
+    if "task" in frame:
+        frame = frame[frame["task"] == "metric"]
+    if "status" in frame:
+        frame = frame[frame["status"] == "done"]
+    rows = []
+    for key, grp in frame.groupby([*MAIN_KEYS, "config_key"], sort=False):
+        one_run_per_seed(grp)
+        row: dict[str, Any] = dict(zip(MAIN_KEYS, key[:-1]))
+        row.update(batch_size=int(row["batch_size"]), memory_ratio=float(row["memory_ratio"]))
+        row["n"] = len(grp)
+        for column, stem in MAIN_METRICS:
+            s = summarize(_column(grp, column))
+            row.update({f"{stem}_mean": s.mean, f"{stem}_std": s.std})
+            if column == "best_map@r":
+                row["n_map_r"] = s.n
+        row["wall_s_mean"] = summarize(_column(grp, "wall_s")).mean
+        row["run_ids"] = " ".join(sorted(grp["run_id"]))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=MAIN_COLUMNS)
+    order = sorted(
+        range(len(table)),
+        key=lambda i: (
+            str(table.at[i, "profile"]),
+            str(table.at[i, "dataset"]),
+            variant_rank(str(table.at[i, "label"])),
+            str(table.at[i, "label"]),
+            table.at[i, "batch_size"],
+            table.at[i, "memory_ratio"],
+        ),
+    )
+    return table.iloc[order].reset_index(drop=True)
+
+
+def _column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column of ``frame`` as floats; all NaN where the frame lacks it (an older record)."""
+    if column not in frame:
+        return pd.Series(math.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+
+def fmt_wall(seconds: float) -> str:
+    """Wall time of a run: '42 s' under a minute, else '3.5 min'; '-' where unknown."""
+    if seconds is None or pd.isna(seconds):
+        return NO_VALUE
+    return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.1f} min"
+
+
+def with_count(text: str, k: int, n: int) -> str:
+    """'0.41 ± 0.02 (n=2)' where only k of a row's n runs carry the number; ``text`` as is
+    where all do, or none ('-')."""
+    return f"{text} (n={k})" if 0 < k < n else text
+
+
+MAIN_SHOWN = {
+    "best_r1": "best R@1",
+    "best_r10": "best R@10",
+    "last_r1": "last R@1",
+    "last_r10": "last R@10",
+    "best_map_r": "best MAP@R",
+}
+
+
+def display_main_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The human form of ``main_table``: strings, each summary as 'mean ± std' ('-' where no
+    run carries the number), the wall time per run in seconds or minutes."""
+    rows = []
+    for r in table.to_dict("records"):
+        row = {
+            "profile": str(r["profile"]),
+            "dataset": str(r["dataset"]),
+            "variant": str(r["label"]),
+            "batch": str(int(r["batch_size"])),
+            "memory": f"{r['memory_ratio']:g}",
+            "n": str(int(r["n"])),
+        }
+        for stem, name in MAIN_SHOWN.items():
+            row[name] = fmt_pm(r[f"{stem}_mean"], r[f"{stem}_std"])
+        row["best MAP@R"] = with_count(row["best MAP@R"], int(r["n_map_r"]), int(r["n"]))
+        row["wall time / run"] = fmt_wall(r["wall_s_mean"])
+        rows.append(row)
+    columns = ["profile", "dataset", "variant", "batch", "memory", "n", *MAIN_SHOWN.values()]
+    return pd.DataFrame(rows, columns=[*columns, "wall time / run"])
 
 
 def tables_without_runs(runs: pd.DataFrame, reported: pd.DataFrame) -> list[str]:

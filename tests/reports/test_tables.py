@@ -15,6 +15,7 @@ from reports.load import label_runs, load_store, select_epoch
 from reports.tables import display_table, group_table, selection_gain, with_verdicts
 
 from .conftest import make_run
+from .test_main_table import retrieval
 
 SOP_XBN = [80.0, 80.6, 81.5]  # paper table 1: sop xbn recall@1 80.62 +- 0.17 (n = 3)
 STUDIES = ("paper-table1", "paper-table3", "thesis", "demo-fashion")
@@ -269,3 +270,76 @@ def test_best_at_the_network_as_loaded_is_reported_and_table3_says_so(results):
 
 def test_no_selected_epoch_column_when_every_best_is_trained(grid):
     assert "selected epoch" not in display_table(_tables(grid)["paper table 1"])
+
+
+# MAP@R and R-Precision beside Recall@K: (best MAP@R or None for a record written before it)
+RETRIEVAL = {"xbn": [0.40, 0.42, 0.47], "xbm": [0.35, None, 0.37], "no_xbm": [None, None, None]}
+
+
+def _retrieval_store(results):
+    for variant, maps in RETRIEVAL.items():
+        for seed, best_map in enumerate(maps):
+            run_id = make_run(
+                results,
+                dataset="fashion-mnist",
+                variant=variant,
+                seed=seed,
+                best_r1=70.0 + seed,
+                profile="cpu",
+            )
+            retrieval(results, run_id, best_map, 10.0)
+    return results
+
+
+def _by_hand(values):
+    xs = [x for x in values if x is not None]
+    return statistics.mean(xs), statistics.stdev(xs), len(xs)
+
+
+def test_group_table_carries_map_at_r_and_r_precision(results):
+    table = group_table(label_runs(_runs(_retrieval_store(results)), None))
+    for variant, maps in RETRIEVAL.items():
+        rows = table[table["variant"] == variant]
+        assert len(rows) == 2  # Recall@1 and Recall@10, each with the config's retrieval numbers
+        if all(m is None for m in maps):
+            assert (rows["map@r_n"] == 0).all() and rows["map@r_mean"].isna().all()
+            continue
+        mean, std, k = _by_hand(maps)
+        assert rows["map@r_mean"].tolist() == pytest.approx([mean, mean])
+        assert rows["map@r_std"].tolist() == pytest.approx([std, std])
+        assert rows["map@r_n"].tolist() == [k, k]
+        prec = _by_hand([m + 0.05 if m is not None else None for m in maps])
+        assert rows["r_precision_mean"].iloc[0] == pytest.approx(prec[0])
+        assert rows["r_precision_std"].iloc[0] == pytest.approx(prec[1])
+
+
+def test_display_table_shows_map_at_r_beside_recall(results):
+    table = group_table(label_runs(_runs(_retrieval_store(results)), None))
+    shown = display_table(table)
+    cols = list(shown.columns)
+    assert cols[cols.index("n") + 1 : cols.index("n") + 3] == ["MAP@R", "R-Precision"]
+    rows = shown.set_index(["variant", "metric"])
+    mean, std, _ = _by_hand(RETRIEVAL["xbn"])
+    assert rows.loc[("xbn", "recall@1"), "MAP@R"] == f"{mean:.2f} ± {std:.2f}"
+    prec = _by_hand([m + 0.05 for m in RETRIEVAL["xbn"]])
+    assert rows.loc[("xbn", "recall@1"), "R-Precision"] == f"{prec[0]:.2f} ± {prec[1]:.2f}"
+    assert rows.loc[("xbn", "recall@10"), "MAP@R"] == ""  # the config's number, shown once
+    assert rows.loc[("xbm", "recall@1"), "MAP@R"] == "0.36 ± 0.01 (n=2)"  # 2 of its 3 runs
+    assert rows.loc[("no_xbm", "recall@1"), "MAP@R"] == "-"  # records from before MAP@R
+    assert rows.loc[("no_xbm", "recall@1"), "R-Precision"] == "-"
+
+
+def test_a_reported_table_shows_the_map_at_r_of_its_runs(results):
+    maps = [0.5, 0.6, 0.7]
+    for seed, (r1, best_map) in enumerate(zip(SOP_XBN, maps)):
+        run_id = make_run(results, dataset="sop", variant="xbn", seed=seed, best_r1=r1)
+        retrieval(results, run_id, best_map, 100.0)
+    table = _tables(results)["paper table 1"]
+    row = table[(table["dataset"] == "sop") & (table["variant"] == "xbn")].iloc[0]
+    mean, std, k = _by_hand(maps)
+    assert (row["map@r_mean"], row["map@r_std"], row["map@r_n"]) == pytest.approx((mean, std, k))
+    shown = display_table(table)
+    sop = shown[(shown["dataset"] == "sop") & (shown["variant"] == "xbn")]
+    assert sop["MAP@R"].tolist() == [f"{mean:.2f} ± {std:.2f}", ""]
+    inshop = shown[(shown["dataset"] == "inshop") & (shown["variant"] == "xbm")]
+    assert inshop["MAP@R"].tolist() == ["-", ""]  # not run
