@@ -3,6 +3,7 @@
 ``compare --study S`` keeps the tables of a study (``paper-table1``, ``paper-table2``,
 ``paper-table3``, ``thesis``, ``thesis-pc-sweep``: the study's source tables; for the CPU
 studies ``demo``, ``demo-regimes``, ``demo-fashion``: the ``cpu`` profile's tables of their
+datasets; for ``standard``, which no source reports: the ``paper`` profile's rows of its
 datasets), or else the rows of one dataset (``sop``) or the tables of
 one profile (``paper``, ``cpu``). An S matching none of these is an error listing the choices.
 """
@@ -29,10 +30,13 @@ STUDIES = (
     "demo",
     "demo-regimes",
     "demo-fashion",
+    "standard",
 )
-# the CPU studies: no source table; their tables are the cpu profile's runs on their datasets
+# the studies without a source table of their own: their tables are their profile's rows of
+# their datasets
 CPU_STUDIES = ("demo", "demo-regimes", "demo-fashion")
 DEMO_PROFILE = "cpu"
+PROFILE_STUDIES = {**dict.fromkeys(CPU_STUDIES, DEMO_PROFILE), "standard": "paper"}
 
 results_option = click.option(
     "--results",
@@ -49,6 +53,23 @@ epoch_option = click.option(
     show_default=True,
     help="best: epoch selected on the test set, as the papers did; last: the final epoch.",
 )
+# reports.load.SELECT_BY, written here so that building the command line loads no torch
+# (tests/reports/test_select_by.py keeps the two equal)
+SELECT_BY = ("recall@1", "map@r")
+select_by_option = click.option(
+    "--select-by",
+    type=click.Choice(SELECT_BY),
+    default=SELECT_BY[0],
+    show_default=True,
+    help="The metric whose highest value over a run's evaluated epochs makes its best epoch: "
+    "recall@1, as the papers did (result.json's best), or map@r (metrics.csv; a record "
+    "without MAP@R keeps its Recall@1 best). --epoch last ignores it.",
+)
+
+
+def selection(select_by: str) -> dict[str, str]:
+    """reports.build's keyword for ``--select-by``: none for the default (compute's own)."""
+    return {} if select_by == SELECT_BY[0] else {"select_by": select_by}
 
 
 def _profile_of(name: str) -> str:
@@ -70,12 +91,12 @@ def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[st
     if not study:
         return tables
     if study in STUDIES:
-        if study in CPU_STUDIES:
+        if study in PROFILE_STUDIES:
             datasets = {c["dataset"] for c in study_cells((study,))}
             kept = {
                 k: t[t["dataset"].isin(datasets)].reset_index(drop=True)
                 for k, t in tables.items()
-                if _profile_of(k) == DEMO_PROFILE
+                if _profile_of(k) == PROFILE_STUDIES[study]
             }
             return {k: t for k, t in kept.items() if len(t)}
         if study == "paper-fig1":  # no source table: the paper runs off the tables' grid
@@ -101,7 +122,8 @@ def filter_tables(tables: dict[str, pd.DataFrame], study: str | None) -> dict[st
 )
 @results_option
 @epoch_option
-def report(results: Path, epoch: str) -> None:
+@select_by_option
+def report(results: Path, epoch: str, select_by: str) -> None:
     """Turn the run records into tables, claims and figures (RESULTS/report/REPORT.md).
 
     With no runs it still writes a REPORT.md that says how to get some (exit 0). A damaged
@@ -110,7 +132,7 @@ def report(results: Path, epoch: str) -> None:
     """
     from reports.build import compute, write  # imported here: ``--help`` must not load torch
 
-    rep = compute(results, epoch, cells=study_cells())
+    rep = compute(results, epoch, cells=study_cells(), **selection(select_by))
     path = write(rep)
     _warn_damaged(rep.store.runs)
     click.echo(f"report written: {path}")
@@ -130,6 +152,7 @@ def _warn_damaged(runs: pd.DataFrame) -> None:
     help="Keep one study's tables (paper-table1 .. demo), a profile or a dataset.",
 )
 @epoch_option
+@select_by_option
 @click.option(
     "--format",
     "fmt",
@@ -139,7 +162,7 @@ def _warn_damaged(runs: pd.DataFrame) -> None:
     help="text: a Markdown table per source table; csv and json: one row per number, with "
     "the table's name in a 'table' column, for other tools.",
 )
-def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
+def compare(results: Path, study: str | None, epoch: str, select_by: str, fmt: str) -> None:
     """Print our numbers beside the reported ones, table by table.
 
     Exit codes: 0 when every reported number our runs target is reproduced (or none is
@@ -148,7 +171,7 @@ def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
     from reports.build import compute
     from reports.tables import NOT_REPRODUCED, display_table, to_markdown, with_verdicts
 
-    rep = compute(results, epoch, with_figures=False, cells=study_cells())
+    rep = compute(results, epoch, with_figures=False, cells=study_cells(), **selection(select_by))
     _warn_damaged(rep.store.runs)
     tables = filter_tables(rep.tables, study)
     if not tables:
@@ -160,13 +183,17 @@ def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
         return
     judged = {name: with_verdicts(table) for name, table in tables.items()}
     if fmt == "text":
-        click.echo(f"(numbers from the {epoch} epoch of each run)\n")
+        by = f", by {select_by}" if epoch == "best" and select_by != SELECT_BY[0] else ""
+        click.echo(f"(numbers from the {epoch} epoch of each run{by})\n")
         for name, table in tables.items():
             click.echo(f"## {name}\n")
             click.echo(to_markdown(display_table(table)))
     else:
         flat = pd.concat(
-            [t.assign(table=name, epoch_used=epoch) for name, t in judged.items()],
+            [
+                t.assign(table=name, epoch_used=epoch, select_by=select_by)
+                for name, t in judged.items()
+            ],
             ignore_index=True,
         )
         cols = ["table", *[c for c in flat.columns if c != "table"]]
@@ -203,7 +230,8 @@ def compare(results: Path, study: str | None, epoch: str, fmt: str) -> None:
     default=None,
     help="The file to write [RESULTS/export/<level>.<format>].",
 )
-def export(results: Path, fmt: str, level: str, out: Path | None) -> None:
+@select_by_option
+def export(results: Path, fmt: str, level: str, out: Path | None, select_by: str) -> None:
     """One tidy table of every run: run id, study cells, variant and options, every config
     field, best and last metrics, memory error, wall time, status and provenance (commit,
     library versions). Exit codes: 0, or 2 on bad input."""
@@ -214,7 +242,7 @@ def export(results: Path, fmt: str, level: str, out: Path | None) -> None:
     if not (results / "runs").is_dir():
         raise UserError(f"no run records under {results}/runs/ (is --results right?)")
     membership = study_membership((s, c.run_id) for s in STUDIES for c in cells(s, optional=True))
-    frame = table(results, level, membership)
+    frame = table(results, level, membership, select_by)
     out = out or results / "export" / f"{level}.{fmt}"
     if fmt == "parquet":
         try:

@@ -210,13 +210,15 @@ def reproduce(
     wait: bool = True,
     dry_run: bool = False,
     pretrained_file: str | None = None,
+    select_by: str = "recall@1",
     **slurm: Any,
 ) -> dict[str, Any]:
     """Run the missing cells of ``study``, then the report. ``slurm``: submitit-local's
     ``timeout_min``; for ``launcher="slurm"``, the options of ``request.default_request``.
     ``wait=False`` (slurm): submit and return, no report; ``dry_run`` (slurm): only the lines
     that say what would be submitted. ``pretrained_file``: weights for the pretrained cells,
-    checked here before anything runs or is queued."""
+    checked here before anything runs or is queued. ``select_by``: the metric that picks each
+    run's best epoch in the report (reports.load.select_epoch)."""
     unreadable: list[dict[str, Any]] = []
     # the count each cell trains at (bench.launch), against which done CPU records are checked
     # (a Slurm cell's count follows its CPUs: run_cell checks it there)
@@ -259,19 +261,21 @@ def reproduce(
     if line:  # before the report, so that it is seen even if the report cannot be built
         tqdm.write(line)
     if report:
-        summary["report"] = build(results)
+        summary["report"] = build(results, select_by)
     return summary
 
 
-def build(results: str) -> str:
+def build(results: str, select_by: str = "recall@1") -> str:
     """The report over every study's cells: it compares with a reported number only the runs
-    equal to the study cell that targets it, and labels the others by what differs."""
+    equal to the study cell that targets it, and labels the others by what differs.
+    ``select_by``: the metric that picks each run's best epoch (reports.load.select_epoch)."""
     from bench.studies import STUDIES
+    from commands.report import selection
     from reports.build import build_report
 
     every = {c.run_id: c for s in STUDIES for c in cells(s)}
     expected = [{"run_id": i, **c.to_dict()} for i, c in every.items()]
-    return str(build_report(results, cells=expected))
+    return str(build_report(results, cells=expected, **selection(select_by)))
 
 
 def _said(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:

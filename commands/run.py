@@ -14,6 +14,7 @@ from commands.options import (
     parse_variant_options,
     tensorboard_option,
 )
+from commands.report import select_by_option
 from commands.slurm import after_submit, launcher_kwargs, slurm_options
 from common import UserError
 
@@ -330,6 +331,7 @@ def _saved_config(path: str, config_params: list[str]):
 @data_option
 @click.option("--retry-failed", is_flag=True, help="run failed cells again from scratch")
 @click.option("--no-report", is_flag=True, help="skip `xbmbench report` at the end")
+@select_by_option
 @tensorboard_option
 @slurm_options
 def reproduce_command(
@@ -343,6 +345,7 @@ def reproduce_command(
     data_dir,
     retry_failed,
     no_report,
+    select_by,
     **opts,
 ):
     """Run every missing cell of a study (done cells are skipped, interrupted ones resumed),
@@ -370,6 +373,7 @@ def reproduce_command(
         jobs,
         retry_failed,
         not no_report,
+        select_by=select_by,
         **kwargs,
     )
     if "dry_run" in summary or "submitted" in summary:

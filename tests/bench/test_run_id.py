@@ -64,9 +64,10 @@ def _as(cls, cfg: RunConfig, **changes):
     return cls(**{**values, **changes})
 
 
-# the Fashion-MNIST demo was the study "demo" before; the Omniglot studies are new
+# the Fashion-MNIST demo was the study "demo" before; the Omniglot studies and the standard
+# benchmarks are new
 RENAMED = {"demo-fashion": "demo"}
-NEW_STUDIES = {"demo", "demo-regimes"}
+NEW_STUDIES = {"demo", "demo-regimes", "standard"}
 
 
 @pytest.mark.parametrize("study", sorted(set(STUDIES) - NEW_STUDIES))

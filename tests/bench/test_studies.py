@@ -41,6 +41,7 @@ EXPECTED = {
     "demo-fig1": 4 * 2 + 3 * 4 - 3,
     "paper-moco": 2 * 2 * 3,  # {xbm, xbn} x {cifar10, cifar100} x 3 seeds
     "demo-moco": 2 * 3,
+    "standard": 10 * 3 * 3,  # the sources' 10 variants x {cub200, cars196, sop} x 3 seeds
 }
 
 
@@ -93,7 +94,7 @@ def test_filters():
 
 
 # the optional blocks: oracle_xbm (beyond the sources) on the paper's and the thesis' datasets
-OPTIONAL = {"paper-table1": 3 * 3, "thesis": 5 * 3}
+OPTIONAL = {"paper-table1": 3 * 3, "thesis": 5 * 3, "standard": 3 * 3}
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
