@@ -387,11 +387,14 @@ def check_line(c: Mapping[str, Any]) -> str:
     return text
 
 
+REFERENCE_CHECK = "reference_check.md"  # beside REPORT.md: the check, cell by cell
+
+
 def report_section(checks: list[Mapping[str, Any]], source: str) -> str:
-    """REPORT.md's section: whether this demo equals the shipped reference, cell by cell."""
+    """The reference check, cell by cell (REFERENCE_CHECK's text)."""
     counts = {s: sum(c["status"] == s for c in checks) for s in ("identical", "differs", "not run")}
     text = (
-        "## Equal to the shipped reference?\n\n"
+        "# Equal to the shipped reference?\n\n"
         f"The demo's {len(checks)} reference cells ({source}, the numbers README shows) against "
         f"this run: **{counts['identical']} identical** to the last digit (Recall@1, Recall@10 "
         f"and loss of every epoch), {counts['differs']} differ, {counts['not run']} not run.\n"
@@ -403,10 +406,23 @@ def report_section(checks: list[Mapping[str, Any]], source: str) -> str:
     return text
 
 
+def report_line(checks: list[Mapping[str, Any]], source: str) -> str:
+    """REPORT.md's one line on the reference check; the details are in REFERENCE_CHECK."""
+    same = sum(c["status"] == "identical" for c in checks)
+    envs = sum(bool(c["env"]) for c in checks)
+    other = f"; {envs} ran in another environment" if envs else ""
+    return (
+        f"**Reference check:** {same} of {len(checks)} cells identical to {source}{other} "
+        f"([details]({REFERENCE_CHECK})).\n"
+    )
+
+
 def annotate_report(report: str | Path, checks: list[Mapping[str, Any]], source: str) -> Path:
-    """Insert ``report_section`` into REPORT.md before its first section."""
+    """Write REFERENCE_CHECK beside REPORT.md and put ``report_line`` into REPORT.md's header,
+    before its first section."""
     path = Path(report)
+    atomic_write_text(path.parent / REFERENCE_CHECK, report_section(checks, source))
     text = path.read_text(encoding="utf-8")
     at = text.find("\n## ")
     at = len(text) if at < 0 else at + 1
-    return atomic_write_text(path, text[:at] + report_section(checks, source) + "\n" + text[at:])
+    return atomic_write_text(path, text[:at] + report_line(checks, source) + "\n" + text[at:])

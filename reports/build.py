@@ -9,30 +9,38 @@ meant; reports.load has the grouping rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 from common import UserError, atomic_write, atomic_write_text
 from reports.claims import (
     CLAIMS,
     MOCO_CLAIM,
-    forest_rows,
-    judge_all,
+    judge_families,
     moco_claim_rows,
     primary_design,
     untested_claims,
 )
+from reports.claims import (
+    claim_rows as metric_claim_rows,
+)
 from reports.figures import (
     ADAPTATION_GAIN,
+    DPI,
     HEADLINE,
     MEMORY_AGE,
     MEMORY_TABLE,
     MOCO_FIGURE,
     REGIMES,
+    SAVE_RC,
+    SIZES,
+    at_width,
     fig_adaptation_gain,
     fig_batch_memory,
     fig_curves,
@@ -44,12 +52,15 @@ from reports.figures import (
     fig_regimes,
     fig_superclass,
     forest_figure,
+    headline_rows,
 )
 from reports.load import (
+    Store,
     comparable_runs,
     drop_duplicate_seeds,
     label_runs,
     load_store,
+    own_settings,
     select_epoch,
     study_runs,
 )
@@ -75,11 +86,13 @@ from reports.tables import (
     SWEEP_STEM,
     all_tables,
     display_claims,
+    display_main_table,
     display_moco_table,
     display_sweep,
     display_table,
     has_runs,
     load_reported,
+    main_table,
     moco_table,
     selection_gain,
     sweep_points,
@@ -104,7 +117,7 @@ def make_figures(
     runs: pd.DataFrame, epochs: pd.DataFrame, reported: pd.DataFrame
 ) -> dict[str, Figure | None]:
     makers: dict[str, Callable[[], Figure | None]] = {
-        HEADLINE: lambda: forest_figure(forest_rows(runs, reported)),
+        HEADLINE: lambda: forest_figure(headline_rows(runs, reported)),
         "recall_vs_batch_memory": lambda: fig_batch_memory(runs),
         "drift": lambda: fig_drift(epochs, runs),
         "distances": lambda: fig_distances(epochs, runs),
@@ -128,8 +141,28 @@ def mechanism_figures(runs: pd.DataFrame, memory: pd.DataFrame) -> dict[str, Fig
     return {name: make(runs, memory) for name, make in makers.items()}
 
 
+def setting_slug(setting: str) -> str:
+    """A file-name form of a setting's text: 'epochs=1, lr=0.5' -> 'epochs-1_lr-0.5'."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", setting.replace(", ", "_").replace("=", "-"))
+    return slug.strip("-")[:80] or "setting"
+
+
+def setting_figures(
+    setting: str, runs: pd.DataFrame, store: Store, reported: pd.DataFrame
+) -> dict[str, Figure | None]:
+    """The figures of one user setting (``make_figures`` and the mechanism's on its runs), named
+    ``<figure>--<setting slug>``."""
+    epochs = store.epochs[store.epochs["run_id"].isin(set(runs["run_id"]))]
+    figs = {**make_figures(runs, epochs, reported), **mechanism_figures(runs, store.memory)}
+    return {f"{name}--{setting_slug(setting)}": fig for name, fig in figs.items()}
+
+
 def compute(
-    results: str | Path, epoch: str = "best", with_figures: bool = True, cells: Cells | None = None
+    results: str | Path,
+    epoch: str = "best",
+    with_figures: bool = True,
+    cells: Cells | None = None,
+    select_by: str = "recall@1",
 ) -> Report:
     """Read the store and compute tables, claims, the selection gain and (optionally) figures.
 
@@ -141,32 +174,50 @@ def compute(
     done, duplicates = drop_duplicate_seeds(store.done)
     done = label_runs(done.reset_index(drop=True), cells)
     metric = done[done["task"] == "metric"].reset_index(drop=True)  # MoCo runs: reports.tables
-    runs = select_epoch(metric, epoch)
+    runs = select_epoch(metric, epoch, select_by, store.epochs)
     usable = comparable_runs(runs, cells)  # claims and figures
     study = study_runs(runs, cells)  # reported numbers
     reported = load_reported()
     epochs = store.epochs[store.epochs["run_id"].isin(set(usable["run_id"]))]
     moco = done[done["task"] == "moco"]
     moco_usable = comparable_runs(moco, cells)
-    # two families (reports.claims), each with Holm per (profile, dataset)
-    extra = [
+    # two families (reports.claims), each with Holm per (profile, dataset, setting)
+    rows = [
+        *metric_claim_rows(usable, reported),
         *moco_claim_rows(moco_usable, store.epochs),
         *claim_rows(usable, store.memory, reported),
         *closer_phase_rows(usable, store.memory),
     ]
-    claims = judge_all(usable, reported, extra=extra)
+    own = own_settings(runs, cells)
+    for setting, grp in own.groupby("setting", sort=True):
+        rows += [
+            {**r, "setting": setting}
+            for r in (
+                *metric_claim_rows(grp, reported, both_sides=True),
+                *claim_rows(grp, store.memory, reported),
+                *closer_phase_rows(grp, store.memory),
+            )
+        ]
+    claims = judge_families(rows)
     figures = make_figures(usable, epochs, reported) if with_figures else {}
+    settings = {}
+    for setting, grp in own.groupby("setting", sort=True):
+        names = setting_figures(setting, grp, store, reported) if with_figures else {}
+        settings[setting] = sorted(k for k, f in names.items() if f is not None)
+        figures.update(names)
     if with_figures:
         figures[MOCO_FIGURE[0]] = fig_moco(store.epochs, moco_usable)
         figures.update(mechanism_figures(usable, store.memory))
     return Report(
         results=path,
         epoch=epoch,
+        select_by=select_by,
         store=store,
         tables={k: with_verdicts(t) for k, t in all_tables(runs, study, reported).items()},
         missing_tables=tables_without_runs(study, reported),
         claims=claims,
-        untested=untested_claims(claims, (*CLAIMS, MOCO_CLAIM)),
+        untested=untested_claims(claims[claims["setting"] == ""], (*CLAIMS, MOCO_CLAIM)),
+        settings=settings,
         gain=selection_gain(metric),
         figures=figures,
         moco=moco_table(moco, store.epochs),
@@ -179,6 +230,7 @@ def compute(
         memory_phases=phase_table(runs, store.memory),
         memory_epochs=epoch_table(runs, store.memory),
         design=primary_design(claims),
+        main=main_table(metric),
     )
 
 
@@ -187,14 +239,44 @@ def _write_table(
 ) -> None:
     atomic_write_text(out / f"{stem}.csv", numbers.to_csv(index=False))
     atomic_write_text(out / f"{stem}.md", f"### {caption}\n\n" + to_markdown(shown))
-    atomic_write_text(out / f"{stem}.tex", to_latex(shown, caption))
+    atomic_write_text(out / f"{stem}.tex", to_latex(shown, caption, label=stem))
+
+
+FIGURE_FORMATS = ("png", "pdf")  # a vector PDF beside every PNG
+
+
+def figure_paths(stem: Path) -> list[Path]:
+    """Every file of the figure ``stem`` (``figures/<name>``), in every size: reports.figures'
+    ``SIZES`` (``figures/<name>.png``/``.pdf`` double-column, ``figures/column/<name>.*``
+    single-column) and ``FIGURE_FORMATS``."""
+    return [
+        stem.parent / folder / f"{stem.name}.{fmt}" for folder, _ in SIZES for fmt in FIGURE_FORMATS
+    ]
 
 
 def _save_figure(fig: Figure, stem: Path) -> None:
-    for fmt in ("png", "pdf"):
-        atomic_write(
-            stem.with_suffix(f".{fmt}"), lambda tmp, f=fmt: fig.savefig(tmp, format=f, dpi=150)
-        )
+    """``fig`` at every width of reports.figures' ``SIZES`` (redrawn there, reports.figures.
+    at_width), each as PNG at ``DPI`` and PDF, written atomically at its own size: no tight
+    bounding box, so its text prints at the points it was set in."""
+    for folder, width in SIZES:
+        sized = at_width(fig, width)
+        for fmt in FIGURE_FORMATS:
+            path = stem.parent / folder / f"{stem.name}.{fmt}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp, f=fmt, g=sized: _savefig(g, tmp, f))
+
+
+def _savefig(fig: Figure, path: Path, fmt: str) -> None:
+    with rc_context(SAVE_RC):
+        fig.savefig(path, format=fmt, dpi=DPI)
+
+
+MAIN_CAPTION = "Every cell: Recall@K at the best and the last epoch, mean ± std over seeds"
+
+
+def _write_main_table(tables: Path, report: Report) -> None:
+    if not report.main.empty:
+        _write_table(tables, "main", report.main, display_main_table(report.main), MAIN_CAPTION)
 
 
 def _write_mechanism_tables(tables: Path, report: Report) -> None:
@@ -221,6 +303,7 @@ def _write_mechanism_tables(tables: Path, report: Report) -> None:
 def write(report: Report) -> Path:
     """Write tables/, figures/ and REPORT.md under <results>/report/; returns REPORT.md's path."""
     out = report.results / "report"
+    _write_main_table(out / "tables", report)
     for name, table in report.tables.items():
         _write_table(out / "tables", table_file_stem(name), table, display_table(table), name)
     if not report.moco.empty:
@@ -261,15 +344,21 @@ def write(report: Report) -> Path:
     for name, fig in report.figures.items():
         stem = out / "figures" / name
         if fig is None:
-            for fmt in ("png", "pdf"):  # a figure no longer backed by runs must not linger
-                stem.with_suffix(f".{fmt}").unlink(missing_ok=True)
+            for path in figure_paths(stem):  # a figure no longer backed by runs must not linger
+                path.unlink(missing_ok=True)
         else:
             _save_figure(fig, stem)
     return atomic_write_text(out / "REPORT.md", report_text(report))
 
 
-def build_report(results: str | Path, epoch: str = "best", cells: Cells | None = None) -> Path:
+def build_report(
+    results: str | Path,
+    epoch: str = "best",
+    cells: Cells | None = None,
+    select_by: str = "recall@1",
+) -> Path:
     """Compute and write the report of ``results``; returns REPORT.md's path. ``cells``: the
     study cells (``bench.studies.study_cells``); without them every run is reported under
-    its own config and no run is compared with a reported number."""
-    return write(compute(results, epoch, cells=cells))
+    its own config and no run is compared with a reported number. ``select_by``: the metric
+    that picks each run's best epoch (reports.load.select_epoch)."""
+    return write(compute(results, epoch, cells=cells, select_by=select_by))

@@ -196,6 +196,7 @@ COLUMNS = [
     "b",
     "profile",
     "dataset",
+    "setting",
     "scale",
     "batch_size",
     "n_a",
@@ -416,17 +417,21 @@ def judge_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def claim_rows(
-    runs: pd.DataFrame, reported: pd.DataFrame, claims: tuple[Claim, ...] = CLAIMS
+    runs: pd.DataFrame,
+    reported: pd.DataFrame,
+    claims: tuple[Claim, ...] = CLAIMS,
+    both_sides: bool = False,
 ) -> list[dict[str, Any]]:
     """Every claim on every (profile, dataset) with done runs, unjudged; rows where neither
-    side has a run are dropped (the claim was not tested there)."""
+    side has a run are dropped (the claim was not tested there), and with ``both_sides`` those
+    where one side has none (a user's own setting: only the claims its variants test)."""
     rows = []
     metric_runs = runs[runs["task"] == "metric"]
     for _, grp in metric_runs.groupby(["profile", "dataset"], sort=True):
         grp = at_reference_lr(grp)
         for claim in claims:
             row = judge_claim(claim, grp, reported)
-            if row["n_a"] or row["n_b"]:
+            if (row["n_a"] and row["n_b"]) if both_sides else (row["n_a"] or row["n_b"]):
                 rows.append(row)
     return rows
 
@@ -541,7 +546,9 @@ PRIMARY: tuple[str, ...] = (
     STALENESS_CLAIM.id,  # staleness costs XBM Recall@1: the oracle beats XBM
     "xbn>xbm",  # XBN beats XBM: it recovers part of that cost
 )
-GROUP = ["family", "profile", "dataset"]  # one Holm family per group
+# one Holm family per group; "setting": "" for a study's runs, else how a user's own setting
+# differs from the study's (reports.load.own_settings): each setting is its own experiment
+GROUP = ["family", "profile", "dataset", "setting"]
 
 
 def base_id(claim_id: str) -> str:
@@ -565,14 +572,17 @@ def _order(row: dict[str, Any]) -> tuple:
     """Primary first, in PRIMARY's order; then by (profile, dataset), the rows' own order."""
     primary = row["family"] == PRIMARY_FAMILY
     rank = PRIMARY.index(base_id(row["claim_id"])) if primary else 0
-    return (not primary, row["profile"], row["dataset"], rank)
+    return (row["setting"] != "", not primary, row["profile"], row["dataset"], row["setting"], rank)
 
 
 def judge_families(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Unjudged rows (reports.claims.claim_row) judged per (family, profile, dataset): Holm
     within each group (reports.claims.judge_rows), column ``family`` set from the row's claim
     id. Primary rows first."""
-    keyed = sorted(({**r, "family": family_of(r["claim_id"])} for r in rows), key=_order)
+    keyed = sorted(
+        ({**r, "family": family_of(r["claim_id"]), "setting": r.get("setting", "")} for r in rows),
+        key=_order,
+    )
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in keyed:  # sorted() is stable: within a group, the order of ``rows``
         groups.setdefault(tuple(r[k] for k in GROUP), []).append(r)

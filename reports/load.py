@@ -398,6 +398,51 @@ def comparable_runs(runs: pd.DataFrame, cells: Iterable[Mapping[str, Any]] | Non
     return runs[(configs == 1).to_numpy()]
 
 
+# a setting: everything of a config but the variant's own fields and the cell's batch and
+# memory (the fields a claim compares or picks its reference cell by), and the seed
+SETTING_FREE = tuple(f for f in SHOWN if f not in ("profile", "dataset", "task"))
+
+
+def setting_key(config_key: str) -> str:
+    """A config key (``config_key``) without ``SETTING_FREE``: runs with equal setting keys
+    differ only in the variant, its options, head, margins, batch size, memory and seed."""
+    kept = {k: v for k, v in json.loads(config_key).items() if k not in SETTING_FREE}
+    return json.dumps(kept, sort_keys=True)
+
+
+OTHER_CELLS = "other cells of a study's setting"  # a setting equal to a study's, off its cells
+
+
+def own_settings(runs: pd.DataFrame, cells: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
+    """The runs that are no study cell, each with ``setting``: how its setting differs from the
+    nearest study setting of the same profile, dataset and task (else of any), e.g.
+    ``epochs=1, train_per_class=60``. Runs with equal ``setting`` form one setting: they
+    share every field apart from the variant, its options, head, margins, batch, memory and
+    seed, so claims and figures can be judged on them as on a study's runs. Empty without
+    cells (then ``comparable_runs`` already takes every config alone under its label)."""
+    keys = cell_keys(cells)
+    if keys is None or runs.empty:
+        return runs.iloc[0:0].assign(setting=pd.Series(dtype=str))
+    others = runs[~runs["config_key"].isin(keys)]
+    studies = {setting_key(k) for k in keys}
+    place = ("profile", "dataset", "task")
+    where = {s: tuple(json.loads(s).get(f) for f in place) for s in studies}
+    text = {}
+    for key in set(others["config_key"].map(setting_key)):
+        mine = tuple(json.loads(key).get(f) for f in place)
+        near = _nearest(key, [s for s in studies if where[s] == mine]) or _nearest(key, studies)
+        diff = describe(differences(key, near)) if near else ""
+        text[key] = diff or (OTHER_CELLS if key in studies else "no study setting")
+    seen: dict[tuple, int] = {}
+    for key in sorted(text):  # two settings described alike (against two study settings)
+        c = json.loads(key)
+        place = (c.get("profile"), c.get("dataset"), c.get("task"), text[key])
+        seen[place] = seen.get(place, 0) + 1
+        if seen[place] > 1:
+            text[key] += f" #{seen[place]}"
+    return others.assign(setting=others["config_key"].map(setting_key).map(text))
+
+
 RUNNING, DONE, FAILED = STATUSES  # bench.store's names, in its order
 
 
@@ -516,6 +561,7 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
     _require(result, ("status",), result_path)
     row["status"] = str(result["status"])
     row["error"] = result.get("error")
+    row["wall_s"] = _wall_seconds(result.get("wall_s"), result_path)
     metrics_path = folder / METRICS_FILE
     metrics = None
     if metrics_path.exists():  # an unfinished run may hold only its warm-up row so far
@@ -588,8 +634,19 @@ def damaged_row(folder: Path, error: str) -> dict[str, Any]:
     return {**row, "status": DAMAGED, "error": error}
 
 
+def _wall_seconds(value: Any, path: Path) -> float:
+    """result.json's ``wall_s`` (wall seconds spent on the run over every call, a resume adding
+    to it) as a float; NaN where the record has none."""
+    if value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"malformed run record {path}: wall_s {value!r} is not a number") from e
+
+
 def _run_columns() -> list[str]:
-    cols = [*CONFIG_FIELDS, "task", "config_key", "status", "error"]
+    cols = [*CONFIG_FIELDS, "task", "config_key", "status", "error", "wall_s"]
     for which in EPOCH_CHOICES:
         cols += [f"{which}_{f}" for f in (*SUMMARY_FIELDS, SUMMARY_PHASE)]
         cols += [f"{which}_{k}" for k in RETRIEVAL_COLUMNS]
@@ -598,17 +655,63 @@ def _run_columns() -> list[str]:
     return cols
 
 
-def select_epoch(runs: pd.DataFrame, epoch: str = "best") -> pd.DataFrame:
-    """Copy of ``runs`` with the chosen epoch's numbers under plain names (``recall@1`` ...).
+# the metric whose highest value over a run's evaluated epochs is its "best" epoch: Recall@1, as
+# the papers and result.json's summary (bench.engine.metric.best_row), or MAP@R (metrics.csv)
+SELECT_BY = ("recall@1", "map@r")
+SELECTED_BY = "selected_by"  # select_epoch's column: the metric that chose each run's epoch
+
+
+def best_rows(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per run (index ``run_id``), the metrics.csv row of the highest ``metric`` among its
+    evaluated epochs (NaN or empty: not evaluated), the earliest among equals: the rule of
+    bench.engine.metric.best_row, on any column. A run with no such row is absent."""
+    values = pd.to_numeric(epochs[metric], errors="coerce")
+    scored = epochs.assign(_value=values, _epoch=pd.to_numeric(epochs["epoch"]))[values.notna()]
+    scored = scored.sort_values(
+        ["run_id", "_value", "_epoch"], ascending=[True, False, True], kind="stable"
+    )
+    first = scored.drop_duplicates("run_id", keep="first")
+    return first.drop(columns=["_value", "_epoch"]).set_index("run_id")
+
+
+def select_epoch(
+    runs: pd.DataFrame,
+    epoch: str = "best",
+    select_by: str = "recall@1",
+    epochs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Copy of ``runs`` with the chosen epoch's numbers under plain names (``recall@1`` ...), and
+    ``selected_by``: the metric that chose each run's epoch ("" for ``last``).
 
     ``best`` is the epoch selected on the test set, as the papers did (it may be the network as
     loaded or the warm-up: ``phase``); ``last`` is the final epoch (no selection on the test set).
+    ``select_by`` (``SELECT_BY``) says what ``best`` maximises: ``recall@1``, result.json's best
+    (the run-time rule); ``map@r``, the epoch of the highest MAP@R among every evaluated epoch
+    of ``epochs`` (Store.epochs: metrics.csv), the earliest among equals, with that row's
+    Recall@K, MAP@R, R-Precision, phase and superclass top-k. A run without any MAP@R (a record
+    written before the column, NaN throughout) keeps its Recall@1 best epoch, and says so in
+    ``selected_by``. ``last`` is the same epoch whatever ``select_by``.
     """
     if epoch not in EPOCH_CHOICES:
         raise ValueError(f"epoch must be one of {EPOCH_CHOICES}, got {epoch!r}")
+    if select_by not in SELECT_BY:
+        raise ValueError(f"select_by must be one of {SELECT_BY}, got {select_by!r}")
     out = runs.copy()
-    for f in (*SUMMARY_FIELDS, SUMMARY_PHASE, *RETRIEVAL_COLUMNS, *TOP_K):
+    fields = (*SUMMARY_FIELDS, SUMMARY_PHASE, *RETRIEVAL_COLUMNS, *TOP_K)
+    for f in fields:
         out[f] = runs[f"{epoch}_{f}"]
+    out[SELECTED_BY] = SELECT_BY[0] if epoch == "best" else ""
+    if epoch != "best" or select_by == SELECT_BY[0] or out.empty:
+        return out
+    if epochs is None:
+        raise ValueError(f"select_by={select_by!r} needs the per-epoch table (Store.epochs)")
+    rows = best_rows(epochs[epochs["run_id"].isin(set(out["run_id"]))], select_by)
+    found = out["run_id"].isin(rows.index).to_numpy()
+    ids = out.loc[found, "run_id"]
+    for f in fields:
+        column = rows[f] if f in rows else pd.Series(float("nan"), index=rows.index)
+        out.loc[found, f] = ids.map(column).to_numpy()
+    out.loc[found, SELECTED_BY] = select_by
     return out
 
 

@@ -41,7 +41,7 @@ from reports.inference import (
     REFUTED,
     TOO_FEW,
 )
-from reports.load import DONE, NOT_COMPARED, Store, provenance_note
+from reports.load import DONE, NOT_COMPARED, Store, provenance_note, read_envs
 from reports.mechanism import (
     EPOCH_STEM,
     PHASE_STEM,
@@ -50,7 +50,6 @@ from reports.mechanism import (
     mechanism_claims,
     recovery_section,
     refresh_intervals,
-    staleness_rows,
     untested,
 )
 from reports.tables import (
@@ -64,10 +63,10 @@ from reports.tables import (
     SWEEP_KEY,
     SWEEP_STEM,
     display_claims,
+    display_main_table,
     display_moco_table,
     display_sweep,
     display_table,
-    fmt_ci,
     fmt_num,
     has_runs,
     sweep_verdict,
@@ -104,6 +103,11 @@ class Report:
     memory_epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     # the primary claims' power at the designed effect (reports.claims)
     design: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # a user's own settings (reports.load.own_settings): setting text -> its figure names
+    settings: dict[str, list[str]] = field(default_factory=dict)
+    # the wide main table (reports.tables.main_table): one row per cell, best and last
+    main: pd.DataFrame = field(default_factory=pd.DataFrame)
+    select_by: str = "recall@1"  # the metric that picked each run's best epoch
 
 
 DEMO_PROFILE, DEMO_STUDY = "cpu", "demo"  # the profile whose claims more demo seeds resolve
@@ -121,9 +125,10 @@ def _claims_notes(c: pd.DataFrame) -> str:
   "A ~ B" (matches) holds when the 90% CI lies within ±{DEFAULT_MARGIN:g} point (TOST,
   Schuirmann 1987); "A >= B - tol" holds when the CI lies above −{DEFAULT_MARGIN:g} point.
   The margin was fixed before any run.
-- **Family-wise error: Holm within each family, per (profile, dataset)** (claims with a
+- **Family-wise error: Holm within each family, per (profile, dataset, setting)** (claims with a
   p-value: {counts}; alpha {ALPHA:g} per family and dataset). Each dataset under each profile
-  is its own experiment, so a claim on one dataset does not pay for the claims on another, and
+  (and each of your own settings) is its own experiment, so a claim on one dataset does not pay
+  for the claims on another, and
   the secondary claims never widen a primary CI. Each CI is shown at the level Holm tested its
   claim at ("CI level"), so a CI that excludes 0 is exactly a Holm rejection; "p (Holm)" is
   the Holm-adjusted p.
@@ -187,23 +192,33 @@ def _family_table(c: pd.DataFrame, family: str, intro: str) -> str:
     return intro + to_markdown(display_claims(rows)) + "\n"
 
 
+def study_claims(claims: pd.DataFrame) -> pd.DataFrame:
+    """The rows judged on the studies' runs (not on a user's own setting)."""
+    return claims[claims["setting"] == ""] if "setting" in claims else claims
+
+
 def claims_section(report: Report) -> str:
-    c = report.claims
+    """The primary claims, their design and the share of the staleness cost recovered; the
+    secondary claims have a section of their own (``secondary_section``)."""
+    c = study_claims(report.claims)
     text = "## Claims\n\n"
     if c.empty:
-        text += "No claim could be tested: no runs of the compared variants.\n"
+        text += (
+            "No claim could be tested on a study's runs: no runs of the compared variants"
+            + (" (your own settings' claims: below)" if report.settings else "")
+            + ".\n"
+        )
     else:
         counts = ", ".join(f"{k}: {v}" for k, v in c["verdict"].value_counts().items())
         names = "; ".join(f"`{i}`" for i in PRIMARY)
         text += (
-            f"Verdicts: {counts}. A − B in Recall@1 points (MoCo: k-NN accuracy), "
-            "[md](tables/claims.md) · [csv](tables/claims.csv) · [tex](tables/claims.tex) "
-            "(column `family`)\n\n"
+            f"Verdicts over all {len(c)} claims: {counts}. A − B in Recall@1 points (MoCo: k-NN "
+            "accuracy), [md](tables/claims.md) · [csv](tables/claims.csv) · "
+            "[tex](tables/claims.tex) (column `family`); verdict rules and Holm: "
+            "[how to read](#how-to-read-this-report).\n\n"
             + _family_table(c, PRIMARY_FAMILY, PRIMARY_INTRO.format(n=len(PRIMARY), names=names))
             + design_text(report.design)
             + recovery_section(report.recovery)
-            + _family_table(c, SECONDARY_FAMILY, SECONDARY_INTRO)
-            + _claims_notes(c)
             + _more_seeds(c)
         )
     if report.untested:
@@ -213,6 +228,38 @@ def claims_section(report: Report) -> str:
             + ".\n"
         )
     return text
+
+
+def secondary_section(report: Report) -> str:
+    c = study_claims(report.claims)
+    if c.empty:
+        return ""
+    return "## " + _family_table(c, SECONDARY_FAMILY, SECONDARY_INTRO).removeprefix("### ")
+
+
+def settings_section(report: Report) -> str:
+    """Claims and figures of each user setting: runs that are no study cell but share every
+    setting apart from the variant and the seed (reports.load.own_settings)."""
+    if not report.settings:
+        return ""
+    parts = [
+        "## Your own settings\n\n"
+        "Runs that are no study cell, grouped by what they share: every setting apart from the "
+        "variant (its options, head and margins), the batch size, the memory and the seed. Each "
+        "setting is labelled with how it differs from the nearest study setting and judged as "
+        "its own experiment (Holm within it); only claims whose two sides both have runs there "
+        "are shown. Published numbers are compared with study cells only.\n"
+    ]
+    c = report.claims
+    for setting, names in report.settings.items():
+        rows = c[c["setting"] == setting] if "setting" in c else c.iloc[0:0]
+        parts.append(f"### {setting}\n")
+        if rows.empty:
+            parts.append("No claim has runs on both sides in this setting.\n")
+        else:
+            parts.append(to_markdown(display_claims(rows)))
+        parts += [f"![{n}](figures/{n}.png) ([PDF](figures/{n}.pdf))\n" for n in names]
+    return "\n".join(parts) + "\n"
 
 
 MECHANISM_TITLE = "## The mechanism: how far the memory is from the current embeddings"
@@ -231,7 +278,6 @@ MECHANISM_INTRO = (
     "memory {refresh}: its Recall@1 is the bound any adaptation can reach, and its gap to "
     "`xbm` is what staleness costs at this scale.{stale}\n"
 )
-MECHANISM_CLAIM_COLUMNS = ["claim", "where", "verdict", "A − B [CI]", "CI level", "p (Holm)", "n"]
 
 
 def oracle_refresh(intervals: list[int]) -> str:
@@ -293,34 +339,20 @@ def _phase_tables(report: Report) -> str:
     return "\n".join(parts)
 
 
-def _staleness(claims: pd.DataFrame) -> str:
-    rows = staleness_rows(claims)
-    lines = [
-        f"- {r['dataset']} ({r['profile']} profile): {r['a']} − xbm = "
-        f"{fmt_ci(r['diff'], r['ci_low'], r['ci_high'])} Recall@1 points, n = {r['n']} "
-        f'(CI at the level Holm tested it, {r["level"]:.1%}); "the oracle beats XBM": '
-        f"{r['verdict']}."
-        for r in rows.to_dict("records")
-    ]
-    if not lines:
-        return "What staleness costs: no `oracle_xbm` and `xbm` runs side by side yet.\n"
-    head = "What staleness costs (Recall@1 of the oracle minus that of XBM):\n\n"
-    return head + "\n".join(lines) + "\n"
-
-
 def _mechanism_claims(report: Report) -> str:
-    mech = mechanism_claims(report.claims)
+    """Where the mechanism's claims are judged (not printed again here: each claim row appears
+    once in REPORT.md): the staleness claim among the primary claims, the others among the
+    secondary ones."""
+    n = len(mechanism_claims(study_claims(report.claims)))
     text = (
-        "Verdicts from the claims table above (the staleness claim in the primary family, the "
-        "others in the secondary one, reports.claims). The "
-        "closer-memory claims test each run's log adaptation gain against 0 over seeds (paired "
-        "within the run: adapted and un-adapted copy probed at the same steps); the oracle's "
-        "claims compare Recall@1, paired by seed, the bound as non-inferiority within the "
-        "claims' margin.\n\n"
+        f"The mechanism's {n} claim row(s) are judged with the others: the staleness claim (the "
+        "oracle beats XBM) among the primary claims, the closer-memory and bound claims among "
+        "the secondary ones. The closer-memory claims test each run's log adaptation gain "
+        "against 0 over seeds (paired within the run: adapted and un-adapted copy probed at the "
+        "same steps); the oracle's claims compare Recall@1, paired by seed, the bound as "
+        "non-inferiority within the claims' margin.\n\n"
     )
-    if len(mech):
-        text += to_markdown(display_claims(mech)[MECHANISM_CLAIM_COLUMNS]) + "\n"
-    return text + _untested_mechanism(report) + _staleness(report.claims)
+    return text + _untested_mechanism(report)
 
 
 def _untested_mechanism(report: Report) -> str:
@@ -430,7 +462,7 @@ def _rules(epoch: str) -> str:
 def _glance_numbers(report: Report) -> str:
     rows = []
     for name, t in report.tables.items():
-        if "reported_mean" in t and t["reported_mean"].notna().any():
+        if published(t):
             v = t["verdict"]
             rows.append(
                 {
@@ -482,9 +514,21 @@ def _runs_section(report: Report) -> str:
     return text
 
 
+def published(table: pd.DataFrame) -> bool:
+    """Does a report table compare runs with published numbers (a source table)?"""
+    return "reported_mean" in table and bool(table["reported_mean"].notna().any())
+
+
 def _tables_section(report: Report) -> str:
-    parts = ["## Tables\n"]
+    parts = [
+        "## Published numbers\n\n"
+        "Each source table beside our runs of its study cells. Runs no reported row claims "
+        "are in the main table above (and in their own files under `tables/`).\n",
+        _glance_numbers(report),
+    ]
     for name, table in report.tables.items():
+        if not published(table):
+            continue
         stem = table_file_stem(name)
         links = " · ".join(f"[{x}](tables/{stem}.{x})" for x in ("md", "csv", "tex"))
         links += provenance_note(report.results, table)  # runs of other code, versions, CPUs
@@ -606,29 +650,116 @@ def empty_report(report: Report) -> str:
     )
 
 
+def _values(runs: pd.DataFrame, column: str) -> str:
+    values = sorted({str(v) for v in runs[column].dropna()})
+    return ", ".join(values) if len(values) <= 4 else f"{len(values)} {column}s"
+
+
+def _seeds(runs: pd.DataFrame) -> str:
+    seeds = sorted({int(s) for s in runs["seed"].dropna()})
+    if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
+ENVIRONMENT = (
+    ("cpu_model", ""),
+    ("device_name", ""),
+    ("torch", "torch "),
+    ("pytorch_metric_learning", "PML "),
+    ("timm", "timm "),
+)
+
+
+def environment(report: Report) -> str:
+    """The machine and libraries of the done runs in one phrase (each value once; "mixed"
+    where the runs disagree: the tables say which)."""
+    envs = read_envs(report.results, report.store.done["run_id"])
+    parts = []
+    for key, prefix in ENVIRONMENT:
+        values = {str(e[key]) for e in envs.values() if e.get(key)}
+        if len(values) == 1:
+            parts.append(prefix + values.pop())
+        elif values:
+            parts.append(f"{prefix}mixed ({len(values)} values)")
+    threads = {e.get("torch_threads") for e in envs.values() if e.get("torch_threads")}
+    if len(threads) == 1:
+        parts.append(f"{threads.pop()} torch thread(s) per run")
+    return "; ".join(parts) or "not recorded"
+
+
+def _selected_by(report: Report) -> str:
+    """ ", chosen by MAP@R" where another metric than Recall@1 picked the best epoch, with the
+    runs that had none and kept their Recall@1 choice (reports.load.select_epoch)."""
+    if report.epoch != "best" or report.select_by == "recall@1":
+        return ""
+    done, epochs = report.store.done, report.store.epochs
+    by = report.select_by
+    has = epochs.loc[epochs[by].notna(), "run_id"] if by in epochs else []
+    kept = int((~done["run_id"].isin(set(has))).sum())
+    fallback = f"; {kept} run(s) without it kept their Recall@1 choice" if kept else ""
+    return f", chosen by {report.select_by}{fallback}"
+
+
+def header(report: Report) -> str:
+    """The page's first paragraph: what ran, where, which epoch; the reference check, where the
+    study has one, is added as one line under it (bench.verify)."""
+    runs, done = report.store.runs, report.store.done
+    what = (
+        f"{len(runs)} runs ({len(done)} done) under `{report.results}/runs/`"
+        + (
+            f": profile {_values(done, 'profile')}; {_values(done, 'dataset')}; "
+            f"{done['variant'].nunique()} variants; {_seeds(done)}"
+            if len(done)
+            else ""
+        )
+        + f". Tables use the **{report.epoch}** epoch of each run{_selected_by(report)}."
+    )
+    return (
+        f"# xbmbench report\n\n**What ran:** {what} **Where:** {environment(report)}. "
+        "[How to read this report](#how-to-read-this-report) · [every run](#runs)\n"
+    )
+
+
+MAIN_TITLE = "## Main table: every cell, best and last epoch"
+
+
+def main_section(report: Report) -> str:
+    """Every cell in one wide table (reports.tables.main_table); published comparisons follow
+    in the per-source tables."""
+    if report.main.empty:
+        return ""
+    return (
+        f"{MAIN_TITLE}\n\n"
+        "Mean ± sample std over seeds (n runs per cell); best: the epoch selected on the test "
+        "set, last: the final epoch; wall time: mean per run. "
+        "[csv](tables/main.csv) · [md](tables/main.md) · [tex](tables/main.tex)"
+        + provenance_note(report.results, report.main)  # runs of other code, versions, CPUs
+        + "\n\n"
+        + to_markdown(display_main_table(report.main))
+    )
+
+
 def report_text(report: Report) -> str:
-    """The whole of REPORT.md: the claims table first, then the headline figure."""
+    """The whole of REPORT.md, in the order a reader needs: what ran, the primary claims, the
+    headline figure, the main table, the mechanism, the secondary claims, the user's own
+    settings, the published numbers, the other figures, the runs and how to read it all."""
     if report.store.runs.empty:
         return empty_report(report)
-    done = int((report.store.runs["status"] == DONE).sum())
-    head = (
-        "# xbmbench report\n\n"
-        f"{len(report.store.runs)} run records under `{report.results}/runs/` ({done} done). "
-        f"Tables use the **{report.epoch}** epoch of each run.\n"
-    )
-    glance = "## Published numbers at a glance\n\n" + _glance_numbers(report)
     sections = [
-        head,
+        header(report),
         claims_section(report),
         _headline_section(report),
-        glance,
-        _runs_section(report),
+        main_section(report),
+        mechanism_section(report),  # the memory error and the oracle bound
+        secondary_section(report),
+        settings_section(report),
         _tables_section(report),
         _sweep_section(report),
         _moco_section(report),
-        mechanism_section(report),  # the memory error and the oracle bound
         _gain_section(report),
         _figures_section(report),
-        _rules(report.epoch),
+        _runs_section(report),
+        _rules(report.epoch) + _claims_notes(study_claims(report.claims)),
     ]
     return "\n".join(s for s in sections if s)

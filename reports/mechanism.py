@@ -373,11 +373,6 @@ def mechanism_claims(judged: pd.DataFrame) -> pd.DataFrame:
     ]
 
 
-def staleness_rows(judged: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the judged claims table that are ``staleness_claim`` rows (any interval)."""
-    return judged[judged["claim"].str.startswith(STALENESS_CLAIM.text)]
-
-
 def refresh_intervals(runs: pd.DataFrame) -> list[int]:
     """The refresh_interval values of the ``oracle_xbm`` runs in ``runs``, ascending."""
     oracle = runs.loc[runs["variant"] == ORACLE, "variant_options"]

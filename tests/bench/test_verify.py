@@ -176,9 +176,12 @@ def test_the_demo_report_says_whether_it_equals_the_reference(made, tmp_path, mo
     report.write_text("# xbmbench report\n\nintro\n\n## Claims\n\ntext\n")
     commands.compare_with_reference(("demo", "demo-moco"), str(results), str(report))
     text = report.read_text()
-    assert text.index("## Equal to the shipped reference?") < text.index("## Claims")
-    assert "**1 identical**" in text and "0 differ, 1 not run" in text
-    assert f"xbm seed 9 ({'f' * 16}): not run" in text
+    line = "**Reference check:** 1 of 2 cells identical to"
+    assert text.index("intro") < text.index(line) < text.index("## Claims")
+    assert text.count("Reference check") == 1 and "([details](reference_check.md))" in text
+    details = (tmp_path / "reference_check.md").read_text()  # the cell by cell comparison
+    assert "**1 identical**" in details and "0 differ, 1 not run" in details
+    assert f"xbm seed 9 ({'f' * 16}): not run" in details
     before = report.read_text()
     commands.compare_with_reference(("paper-table1",), str(results), str(report))
     assert report.read_text() == before  # a study without a reference: no comparison

@@ -137,7 +137,7 @@ def test_share_recovered_per_variant_where_the_cost_is_resolved(results):
     text = write(compute(results)).read_text()
     assert "### Share of the staleness cost recovered" in text
     assert text.index("### Primary claims") < text.index("### Share of the staleness cost")
-    assert text.index("### Share of the staleness cost") < text.index("### Secondary claims")
+    assert text.index("### Share of the staleness cost") < text.index("## Secondary claims")
     csv = (results / "report" / "tables" / "staleness_recovery.csv").read_text()
     assert csv.startswith("profile,dataset,oracle,variant,n,cost,")
     claims_csv = (results / "report" / "tables" / "claims.csv").read_text()

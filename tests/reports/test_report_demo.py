@@ -45,7 +45,7 @@ def test_report_opens_with_the_claims_table(demo_report):
     # claims: the fixture has no oracle runs), the secondary one (exploratory) follows
     primary = _first_table(text)
     assert [r["claim"] for r in primary] == ["XBM beats no-XBM", "XBN beats XBM on every dataset"]
-    secondary = _first_table(text, "### Secondary claims (exploratory)")
+    secondary = _first_table(text, "## Secondary claims (exploratory)")
     assert len(secondary) >= 5 and not {r["claim"] for r in primary} & {
         r["claim"] for r in secondary
     }
@@ -62,10 +62,13 @@ def test_report_opens_with_the_claims_table(demo_report):
         assert row["test"] == "paired t" and row["r"] != "-"  # the demo's cells pair
         assert row["min. detectable"] != "-" and row["p (Holm)"] != "-"
     assert {"holds", "not resolved"} & {r["verdict"] for r in rows}
-    notes = text[text.index("## Claims") : text.index("## Headline figure")]
-    assert "Holm within each family, per (profile, dataset)" in notes
-    assert notes.index("### Primary claims") < notes.index("### Secondary claims")
-    assert "fixed in code (`reports/claims.py`, `PRIMARY`) before the demo's verdicts" in notes
+    claims = text[text.index("## Claims") : text.index("## Headline figure")]
+    assert "fixed in code (`reports/claims.py`, `PRIMARY`) before the demo's verdicts" in claims
+    assert "### Primary claims" in claims and "Secondary claims" not in claims
+    assert text.index("## Headline figure") < text.index("## Secondary claims")
+    rules = text[text.index("## How to read this report") :]  # linked from the header
+    assert "(#how-to-read-this-report)" in text[: text.index("## Claims")]
+    assert "Holm within each family, per (profile, dataset, setting)" in rules
 
 
 def test_forest_plot_comes_first_with_one_bar_per_pair(demo_report):
