@@ -203,7 +203,8 @@ def compute(
     settings = {}
     for setting, grp in own.groupby("setting", sort=True):
         names = setting_figures(setting, grp, store, reported) if with_figures else {}
-        settings[setting] = sorted(k for k, f in names.items() if f is not None)
+        drawn = [k for k, f in names.items() if f is not None]
+        settings[setting] = sorted(drawn, key=lambda k: (not k.startswith(HEADLINE), k))
         figures.update(names)
     if with_figures:
         figures[MOCO_FIGURE[0]] = fig_moco(store.epochs, moco_usable)

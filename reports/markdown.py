@@ -141,8 +141,6 @@ def _claims_notes(c: pd.DataFrame) -> str:
   {POWER:g} given the observed spread and n. seeds needed: the seeds (pairs, or runs per arm)
   at which the observed difference would be resolved with power {POWER:g} at alpha {ALPHA:g}
   for one claim alone (Holm's correction within its family asks for somewhat more).
-- Verdicts on the `cpu` profile are demo-scale (small backbone, small images, few epochs): they
-  check the pipeline and the direction of effects, not the papers' numbers.
 """
 
 
@@ -221,7 +219,7 @@ def claims_section(report: Report) -> str:
             + recovery_section(report.recovery)
             + _more_seeds(c)
         )
-    if report.untested:
+    if report.untested and not c.empty:  # with no study runs, every claim would be listed
         text += (
             "\nClaims with no runs of either side: "
             + "; ".join(c.text for c in report.untested)
@@ -235,6 +233,13 @@ def secondary_section(report: Report) -> str:
     if c.empty:
         return ""
     return "## " + _family_table(c, SECONDARY_FAMILY, SECONDARY_INTRO).removeprefix("### ")
+
+
+def _title(name: str) -> str:
+    """A setting figure's title: its figure's (``<figure>--<setting slug>``)."""
+    base = name.split("--")[0]
+    title = FIGURES[base][0] if base in FIGURES else MECHANISM_FIGURES.get(base, base)
+    return title.replace("[", "(").replace("]", ")")
 
 
 def settings_section(report: Report) -> str:
@@ -258,7 +263,7 @@ def settings_section(report: Report) -> str:
             parts.append("No claim has runs on both sides in this setting.\n")
         else:
             parts.append(to_markdown(display_claims(rows)))
-        parts += [f"![{n}](figures/{n}.png) ([PDF](figures/{n}.pdf))\n" for n in names]
+        parts += [f"![{_title(n)}](figures/{n}.png) ([PDF](figures/{n}.pdf))\n" for n in names]
     return "\n".join(parts) + "\n"
 
 
@@ -442,8 +447,8 @@ def _rules(epoch: str) -> str:
   and memory ratio (memory ignored for no_xbm), every other field as the study sets it. Label
   grammar: `no_xbm_512` = no_xbm at batch 512, `X+l2_bn` = head l2_bn, `pc_xbn[lambda_mu=0.2]` =
   that option, `pc_xbn_adjusted_margin` = margins pos 0.1 / neg 2.0. Runs of other profiles (the
-  CPU demo), off the published grid or off the study cells get their own tables with reported
-  value "-".
+  CPU demo), off the published grid or off the study cells are in the main table (and in files
+  of their own under `tables/`, with reported value "-").
 - diff = ours − reported, with its 95% CI and two-sided p: Welch's t (unequal variances)
   against the reported mean ± std and runs count where the source gives a std; otherwise the
   one-sample t of our runs against the reported mean taken as exact. Both need n ≥ 2 of ours.
@@ -662,13 +667,19 @@ def _seeds(runs: pd.DataFrame) -> str:
     return "seeds " + ", ".join(map(str, seeds))
 
 
-ENVIRONMENT = (
+ENVIRONMENT = (  # (env.json field, its prefix); device_name only where the device is a GPU
     ("cpu_model", ""),
-    ("device_name", ""),
+    ("gpu", ""),
     ("torch", "torch "),
     ("pytorch_metric_learning", "PML "),
     ("timm", "timm "),
 )
+
+
+def _env_value(env: dict, key: str) -> object:
+    if key == "gpu":  # a CPU's device_name is only its architecture
+        return env.get("device_name") if str(env.get("device", "")).startswith("cuda") else None
+    return env.get(key)
 
 
 def environment(report: Report) -> str:
@@ -677,7 +688,7 @@ def environment(report: Report) -> str:
     envs = read_envs(report.results, report.store.done["run_id"])
     parts = []
     for key, prefix in ENVIRONMENT:
-        values = {str(e[key]) for e in envs.values() if e.get(key)}
+        values = {str(_env_value(e, key)) for e in envs.values() if _env_value(e, key)}
         if len(values) == 1:
             parts.append(prefix + values.pop())
         elif values:

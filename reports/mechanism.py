@@ -74,7 +74,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -125,6 +125,7 @@ TABLE_COLUMNS = [
     "profile",
     "dataset",
     "variant",
+    "label",
     "differs",
     "n",
     "points",
@@ -184,6 +185,13 @@ def unprobed(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
     return missing[UNPROBED_COLUMNS].reset_index(drop=True)
 
 
+def shown_label(run: Mapping[str, Any] | pd.Series) -> str:
+    """The label a run has in every table and figure: its ``label`` (reports.load.label_runs:
+    the variant with its options, and what differs from its study cell), else ``run_label``."""
+    label = run.get("label")
+    return str(label) if isinstance(label, str) and label else run_label(run)
+
+
 def memory_table(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
     """One row per (profile, dataset, variant, config) of probed runs: memory error (err_l2),
     the un-adapted copy's error (raw_l2), adaptation gain and mined-pair agreement, each the
@@ -198,6 +206,7 @@ def memory_table(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
             "profile": profile,
             "dataset": dataset,
             "variant": variant,
+            "label": shown_label(sub.iloc[0]),
             "differs": sub["differs"].iloc[0] if "differs" in sub else "",
             "n": len(sub),
             "points": int(sub["points"].sum()),
@@ -224,7 +233,7 @@ def display_memory_table(table: pd.DataFrame) -> pd.DataFrame:
     rows = [
         {
             "dataset": f"{r['dataset']} ({r['profile']})",
-            "variant": r["variant"] + (f" ({r['differs']})" if r["differs"] else ""),
+            "variant": r["label"],
             "n": str(r["n"]),
             **{name: fmt_pm(r[f"{c}_mean"], r[f"{c}_std"], d) for name, (c, d) in shown.items()},
         }
@@ -455,9 +464,16 @@ def phase_table(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
     run's memory error, un-adapted error and adaptation gain in that phase; ``epochs``: which."""
     table = _phase_summary(run_stats_by(runs, memory, LR_PHASE), [LR_PHASE])
     spans = [epochs_of(p, *schedule(k)) for p, k in zip(table[LR_PHASE], table["config_key"])]
-    rank = table[LR_PHASE].map({BEFORE: 0, AFTER: 1})  # before, then after
-    order = table.assign(epochs=spans, _rank=rank).sort_values([*PHASE_KEY, "_rank"], kind="stable")
-    return order.drop(columns="_rank").reset_index(drop=True)
+    labels = {k: shown_label(g.iloc[0]) for k, g in runs.groupby("config_key", sort=False)}
+    table = table.assign(
+        epochs=spans,
+        label=table["config_key"].map(labels),
+        _phase=table[LR_PHASE].map({BEFORE: 0, AFTER: 1}),  # before, then after
+        _variant=table["variant"].map(variant_rank),  # the registry's order, as every table
+    )
+    keys = ["profile", "dataset", "_variant", "differs", "config_key", "_phase"]
+    order = table.sort_values(keys, kind="stable")
+    return order.drop(columns=["_phase", "_variant"]).reset_index(drop=True)
 
 
 def epoch_table(runs: pd.DataFrame, memory: pd.DataFrame) -> pd.DataFrame:
@@ -507,7 +523,7 @@ def display_phase_table(table: pd.DataFrame) -> pd.DataFrame:
     """The human form of ``phase_table``."""
     rows = [
         {
-            "variant": r["variant"] + (f" ({r['differs']})" if r["differs"] else ""),
+            "variant": r["label"],
             "LR phase": f"{PHASE_TEXT[r[LR_PHASE]]} ({r['epochs']})",
             "n": str(r["n"]),
             "memory error (L2)": fmt_pm(r["err_l2_mean"], r["err_l2_std"], 4),
