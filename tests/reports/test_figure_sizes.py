@@ -36,7 +36,7 @@ from .overlap import text_overlaps
 
 ORACLE_LABEL = "oracle_xbm[refresh_interval=10]"  # as the tables label it (reports.load)
 ORACLE_R1 = {0: 84.0, 1: 85.5, 2: 83.1}  # per seed
-PER_EPOCH = ("drift", "distances", "recall_curves", ADAPTATION_GAIN)
+PER_EPOCH = ("drift", "distances", "recall_curves")  # the oracle drawn as a bound
 
 
 def _memory(runs: pd.DataFrame) -> pd.DataFrame:
@@ -196,6 +196,15 @@ def test_the_oracle_is_a_bound_in_every_per_epoch_figure(drawn):
                     assert list(bound.get_ydata()) == pytest.approx(mean_r1.to_numpy())
 
 
+def test_the_adaptation_gain_leaves_the_oracle_out(drawn):
+    """The oracle adapts nothing (gain 1 by construction): no line or panel of it."""
+    figs, _, _ = drawn
+    for fig in _sizes(figs[ADAPTATION_GAIN]).values():
+        texts = [*_legend_texts(fig), *(ax.get_title() for ax in fig.axes)]
+        assert not [t for t in texts if "oracle" in t]
+        assert not [ln for ax in fig.axes for ln in ax.lines if "oracle" in ln.get_label()]
+
+
 def test_the_oracle_is_in_the_forest_plot(drawn):
     figs, runs, _ = drawn
     at_ref = runs[(runs["dataset"] == "fashion-mnist") & (runs["batch_size"] != 20)]
@@ -212,7 +221,8 @@ def test_the_oracle_is_in_the_forest_plot(drawn):
 
 def test_every_line_has_a_legend_entry_or_is_its_panels_variant(drawn):
     figs, _, _ = drawn
-    for name in (*PER_EPOCH, "superclass_topk", "recall_vs_batch_memory", "moco", MEMORY_AGE):
+    others = (ADAPTATION_GAIN, "superclass_topk", "recall_vs_batch_memory", "moco", MEMORY_AGE)
+    for name in (*PER_EPOCH, *others):
         fig = figs[name]
         legend = set(_legend_texts(fig)) | {t.split(" (")[0] for t in _legend_texts(fig)}
         for ax in fig.axes:
