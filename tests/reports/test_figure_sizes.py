@@ -25,7 +25,6 @@ from reports.figures import (
     at_width,
     fig_adaptation_gain,
     fig_memory_age,
-    fig_moco,
     fig_regimes,
 )
 from reports.load import label_runs, load_store, select_epoch
@@ -33,6 +32,7 @@ from reports.tables import load_reported
 
 from .conftest import make_demo, make_run
 from .overlap import text_overlaps
+from .test_figures import moco_figure
 
 ORACLE_LABEL = "oracle_xbm[refresh_interval=10]"  # as the tables label it (reports.load)
 ORACLE_R1 = {0: 84.0, 1: 85.5, 2: 83.1}  # per seed
@@ -63,18 +63,6 @@ def _regime_points() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _moco() -> Figure:
-    runs, epochs = [], []
-    for variant in ("xbm", "xbn"):
-        for seed in range(2):
-            rid = f"{variant}{seed}"
-            runs.append({"run_id": rid, "variant": variant, "profile": "cpu", "seed": seed,
-                         "dataset": "fashion-mnist", "task": "moco", "status": "done"})  # fmt: skip
-            epochs += [{"run_id": rid, "epoch": e, "phase": "init" if e == 0 else "main",
-                        "knn_acc": 20.0 + e + seed} for e in range(6)]  # fmt: skip
-    return fig_moco(pd.DataFrame(epochs), pd.DataFrame(runs))
-
-
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
     """(figures by name, the labelled runs, the epochs): demo-like runs, the oracle at a
@@ -100,7 +88,7 @@ def drawn(tmp_path_factory):
     figs[MEMORY_AGE] = fig_memory_age(runs, memory)
     figs[ADAPTATION_GAIN] = fig_adaptation_gain(runs, memory)
     figs[REGIMES] = fig_regimes(_regime_points())
-    figs["moco"] = _moco()
+    figs["moco"] = moco_figure()
     assert all(f is not None for f in figs.values()), [k for k, f in figs.items() if f is None]
     return figs, runs, store.epochs
 

@@ -107,21 +107,25 @@ def test_every_kind_of_table_is_written_in_pure_ascii(tex_tables):
     assert r"A $-$ B {[}CI{]}" in tex_tables["claims"]
 
 
+def compile_tex(doc, table: str) -> subprocess.CompletedProcess:
+    """pdflatex on ``table`` in the minimal document, written (ASCII only) to ``doc``."""
+    doc.write_text(PREAMBLE + table + "\\end{document}\n", encoding="ascii")
+    return subprocess.run(
+        [PDFLATEX, "-halt-on-error", "-interaction=nonstopmode", doc.name],
+        cwd=doc.parent,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+    )
+
+
 @pytest.mark.skipif(PDFLATEX is None, reason=NO_PDFLATEX)
 def test_every_table_compiles(tex_tables, tmp_path):
     failed = {}
     for stem, text in sorted(tex_tables.items()):
-        doc = tmp_path / f"{stem}.tex"
-        doc.write_text(PREAMBLE + text + "\\end{document}\n", encoding="ascii")
-        done = subprocess.run(
-            [PDFLATEX, "-halt-on-error", "-interaction=nonstopmode", doc.name],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=120,
-        )
-        if done.returncode != 0 or not doc.with_suffix(".pdf").exists():
+        done = compile_tex(tmp_path / f"{stem}.tex", text)
+        if done.returncode != 0 or not (tmp_path / f"{stem}.pdf").exists():
             failed[stem] = done.stdout[-1500:]
     assert not failed, failed
 
@@ -130,17 +134,8 @@ def test_every_table_compiles(tex_tables, tmp_path):
 def test_a_table_of_every_special_character_compiles(tmp_path):
     text = '− ± ≥ ≤ × ~ → ∞ · ∪ – ² é ☃ \\ & % $ # _ { } ^ [ ] < > | " λ'
     frame = pd.DataFrame({"[a]": [text, "[b]"], "x": ["−1.5", "2"]})
-    doc = tmp_path / "special.tex"
     body = to_latex(frame, f"caption {text}", label="special_1")
-    doc.write_text(PREAMBLE + body + "\\end{document}\n", encoding="ascii")
-    done = subprocess.run(
-        [PDFLATEX, "-halt-on-error", "-interaction=nonstopmode", doc.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=120,
-    )
+    done = compile_tex(tmp_path / "special.tex", body)
     assert done.returncode == 0, done.stdout[-1500:]
 
 
