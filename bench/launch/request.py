@@ -33,9 +33,15 @@ OWN_FLAGS = {
     "requeue": "(always set: a job that reaches its time limit is requeued)",
 }
 MEM = re.compile(r"^\d+[KMGT]?$")
-# seconds before the time limit at which Slurm warns a job (USR2) so that it can requeue itself;
-# at most half the limit (a one-minute limit: 30 s; slurmctld checks limits every 30 s)
+# seconds before the time limit at which Slurm warns a job (USR2) so that it can requeue itself.
+# sbatch(1): the signal "may be sent up to 60 seconds earlier than specified", and a USR2 that
+# arrives before the job's Python has installed submitit's handler kills the job (measured: a
+# one-minute limit warned 30 s ahead got its USR2 1.2 s after the start). So a short limit is
+# warned later: never earlier than START_S after the start by that rule, never under MIN_DELAY_S.
 SIGNAL_DELAY_S = 120
+SIGNAL_EARLY_S = 60  # how early Slurm may send it (sbatch --signal)
+START_S = 30  # a job's start: Python, torch, submitit's handler
+MIN_DELAY_S = 10  # time left to requeue (scontrol requeue takes about a second)
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,8 @@ class SlurmRequest:
 
     @property
     def signal_delay_s(self) -> int:
-        return min(SIGNAL_DELAY_S, self.timeout_min * 60 // 2)
+        latest = self.timeout_min * 60 - SIGNAL_EARLY_S - START_S
+        return max(MIN_DELAY_S, min(SIGNAL_DELAY_S, latest))
 
     def executor_parameters(self) -> dict[str, Any]:
         """The keyword arguments of submitit's ``SlurmExecutor.update_parameters`` (its

@@ -37,7 +37,14 @@ def test_every_option_reaches_the_sbatch_script():
         assert f"#SBATCH {line}\n" in script
     assert "#SBATCH --requeue\n" in script
     one_minute = SlurmRequest(cpus_per_job=1, timeout_min=1).executor_parameters()
-    assert one_minute["signal_delay_s"] == 30 and "gpus_per_node" not in one_minute
+    assert one_minute["signal_delay_s"] == 10 and "gpus_per_node" not in one_minute
+
+
+@pytest.mark.parametrize("minutes, delay", [(1, 10), (2, 30), (3, 90), (4, 120), (600, 120)])
+def test_the_warning_never_comes_before_the_job_has_started(minutes, delay):
+    """USR2 may come 60 s before the time asked for; 30 s are left for the job to start
+    (by hand: 60 x minutes - 60 - 30, between 10 and 120)."""
+    assert SlurmRequest(cpus_per_job=1, timeout_min=minutes).signal_delay_s == delay
 
 
 def test_defaults_follow_the_profile():
