@@ -342,14 +342,38 @@ def write(report: Report) -> Path:
             display_recovery(report.recovery),
             "Share of the staleness cost recovered: (V − XBM) / (oracle − XBM)",
         )
-    for name, fig in report.figures.items():
-        stem = out / "figures" / name
+    _write_figures(out / "figures", report.figures)
+    return atomic_write_text(out / "REPORT.md", report_text(report))
+
+
+def _write_figures(figures: Path, drawn: Mapping[str, Figure | None]) -> None:
+    """Save each figure; remove the files of one no longer backed by runs (None) and of an
+    own setting whose runs are gone, so that neither lingers."""
+    for name, fig in drawn.items():
         if fig is None:
-            for path in figure_paths(stem):  # a figure no longer backed by runs must not linger
+            for path in figure_paths(figures / name):
                 path.unlink(missing_ok=True)
         else:
-            _save_figure(fig, stem)
-    return atomic_write_text(out / "REPORT.md", report_text(report))
+            _save_figure(fig, figures / name)
+    for path in stale_setting_figures(figures, drawn):
+        path.unlink(missing_ok=True)
+
+
+def stale_setting_figures(figures: Path, current: Mapping[str, Any]) -> list[Path]:
+    """The files of own-setting figures (``<figure>--<setting>``, ``setting_figures``) that this
+    report did not draw: their runs are gone. Only names the report itself writes (a known
+    figure, ``--``, a slug; an extension of ``FIGURE_FORMATS``) are matched, so a user's own
+    files in figures/ are left alone."""
+    bases = {name for name in current if "--" not in name}
+    stale = []
+    for folder, _ in SIZES:
+        for fmt in FIGURE_FORMATS:
+            for path in sorted((figures / folder).glob(f"*--*.{fmt}")):
+                base, _, slug = path.stem.partition("--")
+                ours = base in bases and re.fullmatch(r"[A-Za-z0-9.-]+", slug)
+                if ours and path.stem not in current:
+                    stale.append(path)
+    return stale
 
 
 def build_report(

@@ -6,6 +6,7 @@ were."""
 
 from __future__ import annotations
 
+import shutil
 import statistics
 
 import pytest
@@ -26,7 +27,7 @@ OWN = {  # Recall@1 per variant and seed: xbm above no_xbm and xbn above xbm in 
 CELLS = study_cells(("demo-fashion",))
 
 
-def _own_runs(root) -> None:
+def _own_runs(root, train_per_class: int = 60) -> None:
     for variant, values in OWN.items():
         for seed, r1 in enumerate(values):
             make_run(
@@ -39,7 +40,7 @@ def _own_runs(root) -> None:
                 last_r1=r1,
                 best_epoch=1,
                 epochs=1,
-                train_per_class=60,
+                train_per_class=train_per_class,
             )
 
 
@@ -120,3 +121,29 @@ def test_without_study_runs_the_own_setting_is_still_judged(tmp_path):
     text = write(report).read_text()
     assert "No claim could be tested on a study's runs" in text
     assert f"### {SETTING}" in text
+
+
+def test_a_setting_whose_runs_are_gone_leaves_no_figure_behind(tmp_path):
+    """Report, delete the setting's runs, run another setting, report again: the first setting's
+    figure files (both sizes, PNG and PDF) are gone, the second's are there, and files the
+    report did not write (a user's notes, an unknown figure name) are left alone."""
+    root = tmp_path / "results"
+    root.mkdir()
+    _own_runs(root)
+    write(compute(root, cells=CELLS))
+    figures = root / "report" / "figures"
+    first = sorted(p.relative_to(figures) for p in figures.rglob(f"*--{SLUG}.*"))
+    assert len(first) >= 4  # forest at least: two sizes, two formats
+    mine = [figures / f"forest--{SLUG}.txt", figures / "mine--epochs-2.png", figures / "a.png"]
+    for path in mine:
+        path.write_text("the user's")
+    for run in (root / "runs").iterdir():
+        shutil.rmtree(run)
+    _own_runs(root, train_per_class=30)
+    report = compute(root, cells=CELLS)
+    assert list(report.settings) == ["epochs=1, train_per_class=30"]
+    write(report)
+    assert [p for p in first if (figures / p).exists()] == []
+    assert (figures / "forest--epochs-1-train-per-class-30.png").exists()
+    assert (figures / "column" / "forest--epochs-1-train-per-class-30.pdf").exists()
+    assert all(path.read_text() == "the user's" for path in mine)
