@@ -57,7 +57,8 @@ t = t_{(1 + level)/2, n - 1}, it is the set of rho with
 A > 0 (the cost's own t statistic exceeds t: the cost is resolved at this level): the bounded
 interval (B -+ sqrt(D)) / A. A <= 0: the set is unbounded: two rays (-inf, r1] U [r2, inf) where
 D > 0, every real number otherwise; ``RatioCI`` says which, and no number stands in for it.
-The percentile bootstrap (``bootstrap_ratio``) is a check, as the claims table's (n >= 5).
+A paired bootstrap set (``bootstrap_ratio``: Fieller's construction with the bootstrap's
+percentiles in place of t) is a check, as the claims table's bootstrap is (n >= 5).
 """
 
 from __future__ import annotations
@@ -646,16 +647,37 @@ def fieller(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Rati
 def bootstrap_ratio(
     a: Sequence[float], b: Sequence[float], level: float = 0.95
 ) -> tuple[float, float] | None:
-    """Paired percentile bootstrap (Efron 1979) of mean(a) / mean(b): seeds resampled with
-    replacement, the pair (a_s, b_s) kept together, N_BOOTSTRAP times, generator seeded with
-    BOOTSTRAP_SEED. None below MIN_N_BOOTSTRAP seeds; (-inf, inf) where a resample's mean(b) is
-    0 or of the other sign than mean(b) (its ratio is unbounded, so is the interval)."""
+    """Paired bootstrap (Efron 1979) set of mean(a) / mean(b): seeds resampled with replacement,
+    the pair (a_s, b_s) kept together, N_BOOTSTRAP times, generator seeded with BOOTSTRAP_SEED;
+    None below MIN_N_BOOTSTRAP seeds.
+
+    Fieller's construction with the bootstrap in place of the t distribution: rho is in the set
+    when the percentile interval of the resampled mean(a) - rho mean(b) holds 0, i.e. when
+    F(rho), the share of resamples with mean(a*) - rho mean(b*) > 0, lies in
+    [(1 - level) / 2, (1 + level) / 2]. Where every resample's mean(b*) has mean(b)'s sign this
+    is the percentile interval of the resampled ratios, [r_(k), r_(N - k + 1)] with
+    k = ceil(N (1 - level) / 2). Where some resamples' mean(b*) cross 0 (a small cost), the set
+    stays bounded while fewer than N (1 - level) / 2 of them do (the bootstrap's own test that
+    the cost is not 0), as Fieller's does while the cost's t test rejects 0; returned is the
+    hull (low, high) of the set, (-inf, inf) where it is unbounded."""
     x, y = _pairs(a, b)
     if len(x) < MIN_N_BOOTSTRAP:
         return None
     idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(x), (N_BOOTSTRAP, len(x)))
     num, den = x[idx].mean(axis=1), y[idx].mean(axis=1)
-    if not np.all(np.sign(den) == np.sign(y.mean())) or y.mean() == 0:
-        return -math.inf, math.inf
-    lo, hi = np.percentile(num / den, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+    tail = (1 - level) / 2
+    # F(rho) is a step function that changes only at the resamples' ratios (den != 0)
+    moving = den != 0
+    ratio = num[moving] / den[moving]
+    order = np.argsort(ratio, kind="stable")
+    ratio, positive = ratio[order], den[moving][order] > 0
+    fixed = np.count_nonzero(~moving & (num > 0))  # den 0: num - rho den > 0 for every rho
+    # F on the open gap j (j = 0 .. len(ratio)) below ratio[j] and above ratio[j - 1]:
+    # positive-den resamples whose ratio lies above rho, negative-den ones whose ratio lies below
+    pos_above = np.count_nonzero(positive) - np.concatenate(([0], np.cumsum(positive)))
+    neg_below = np.concatenate(([0], np.cumsum(~positive)))
+    share = (pos_above + neg_below + fixed) / len(num)
+    inside = np.flatnonzero((share >= tail - 1e-12) & (share <= 1 - tail + 1e-12))
+    if not len(inside) or inside[0] == 0 or inside[-1] == len(ratio):
+        return -math.inf, math.inf  # no rho is kept, or a ray to -inf or +inf is: unbounded
+    return float(ratio[inside[0] - 1]), float(ratio[inside[-1]])

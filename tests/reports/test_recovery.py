@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from reports import inference
 from reports.build import compute, write
 from reports.claims import ORACLE, judge_all, staleness_claim
 from reports.inference import (
@@ -92,8 +93,43 @@ def test_paired_bootstrap_keeps_each_seeds_pair_together():
     ratios = []
     for row in idx:  # one resample of seeds; the pair (gain_s, cost_s) moves together
         ratios.append(sum(gain[i] for i in row) / sum(cost[i] for i in row))
-    assert bootstrap_ratio(gain, cost) == pytest.approx(tuple(np.percentile(ratios, [2.5, 97.5])))
+    # no resample's cost crosses 0: the percentile interval [r_(250), r_(9751)] of the ratios
+    ratios = sorted(ratios)
+    assert bootstrap_ratio(gain, cost) == pytest.approx((ratios[249], ratios[9750]))
     assert bootstrap_ratio(gain, [2.0, -2.0, 1.0, 0.5, 0.4, 0.1]) == (-math.inf, math.inf)
+
+
+def _kept(gain, cost, rho, idx) -> bool:
+    """rho is in the 95% bootstrap set of 1000 resamples: the number of resamples with
+    mean(gain*) - rho mean(cost*) > 0 lies within [25, 975] (a plain loop)."""
+    above = 0
+    for row in idx:
+        g = sum(gain[i] for i in row) / len(row)
+        c = sum(cost[i] for i in row) / len(row)
+        above += g - rho * c > 0
+    return 25 <= above <= 975
+
+
+def test_bootstrap_set_where_a_few_resampled_costs_cross_zero(monkeypatch):
+    """One seed's cost far below 0: 1-2.5% of the resamples have a cost <= 0. The set stays
+    bounded (fewer than 2.5% cross), and its ends are the outermost ratios kept by a plain loop
+    that tests every candidate (each resample's ratio, and points just inside and outside)."""
+    monkeypatch.setattr(inference, "N_BOOTSTRAP", 1000)
+    cost = [1.5, 1.2, 2.0, -3.0, 1.8, 0.9, 1.4, 2.2, 1.0, 1.1]
+    noise = [0.3, -0.4, 0.5, -0.2, 0.1, 0.6, -0.5, 0.2, 0.4, -0.1]
+    gain = [0.8 * c + e for c, e in zip(cost, noise)]
+    idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(cost), (1000, len(cost)))
+    means = [(sum(gain[i] for i in r) / 10, sum(cost[i] for i in r) / 10) for r in idx]
+    crossing = sum(c <= 0 for _, c in means)
+    assert 0 < crossing < 25  # the case under test: a few, under 2.5% of 1000
+    low, high = bootstrap_ratio(gain, cost)
+    candidates = sorted(g / c for g, c in means if c != 0)
+    kept = [r for r in candidates if _kept(gain, cost, r, idx)]
+    # the set is [first kept ratio, next ratio above the last kept one): its closure is returned
+    assert (low, high) == pytest.approx((min(kept), min(r for r in candidates if r > max(kept))))
+    step = 1e-6 * (high - low)
+    assert not _kept(gain, cost, low - step, idx) and not _kept(gain, cost, high + step, idx)
+    assert _kept(gain, cost, high - step, idx) and _kept(gain, cost, (low + high) / 2, idx)
 
 
 # ----- the table -------------------------------------------------------------------------------
