@@ -141,6 +141,9 @@ def mechanism_figures(runs: pd.DataFrame, memory: pd.DataFrame) -> dict[str, Fig
     return {name: make(runs, memory) for name, make in makers.items()}
 
 
+SLUG = re.compile(r"[A-Za-z0-9.-]+")  # what ``setting_slug`` leaves: letters, digits, '.', '-'
+
+
 def setting_slug(setting: str) -> str:
     """A file-name form of a setting's text: 'epochs=1, lr=0.5' -> 'epochs-1_lr-0.5'."""
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", setting.replace(", ", "_").replace("=", "-"))
@@ -360,20 +363,17 @@ def _write_figures(figures: Path, drawn: Mapping[str, Figure | None]) -> None:
 
 
 def stale_setting_figures(figures: Path, current: Mapping[str, Any]) -> list[Path]:
-    """The files of own-setting figures (``<figure>--<setting>``, ``setting_figures``) that this
-    report did not draw: their runs are gone. Only names the report itself writes (a known
-    figure, ``--``, a slug; an extension of ``FIGURE_FORMATS``) are matched, so a user's own
-    files in figures/ are left alone."""
+    """The files of own-setting figures (``<figure>--<setting slug>``, ``setting_figures``) that
+    this report did not draw: their runs are gone. Only names the report itself writes (a known
+    figure, ``--``, a slug; ``figure_paths``) are matched, so a user's own files stay."""
     bases = {name for name in current if "--" not in name}
-    stale = []
-    for folder, _ in SIZES:
-        for fmt in FIGURE_FORMATS:
-            for path in sorted((figures / folder).glob(f"*--*.{fmt}")):
-                base, _, slug = path.stem.partition("--")
-                ours = base in bases and re.fullmatch(r"[A-Za-z0-9.-]+", slug)
-                if ours and path.stem not in current:
-                    stale.append(path)
-    return stale
+    found = {p.stem for folder, _ in SIZES for p in (figures / folder).glob("*--*")}
+    stale = sorted(
+        stem
+        for stem in found - set(current)
+        if stem.partition("--")[0] in bases and SLUG.fullmatch(stem.partition("--")[2])
+    )
+    return [path for stem in stale for path in figure_paths(figures / stem) if path.exists()]
 
 
 def build_report(
